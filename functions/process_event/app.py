@@ -1,0 +1,113 @@
+"""SQS consumer: applies queued webhook events to PostgreSQL (CONTRACT.md section 4).
+
+A batch is applied in one transaction with one savepoint per message: one commit per batch, and
+a failing message rolls back alone and is reported back to SQS (partial batch response). A
+message that keeps failing is parked in the dead-letter queue by the redrive policy; on its
+last attempt it is written to the sync log as an error so admins see it.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import psycopg
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from portal_sync.aws.clients import client
+from portal_sync.aws.sqs_retry import back_off
+from portal_sync.db.connection import ConnectionProvider, DatabaseUnavailable
+from portal_sync.db.sync_repository import PostgresSyncRepository
+from portal_sync.observability import logger, metrics
+from portal_sync.settings import get_settings
+from portal_sync.sync.ports import LogStatus
+from portal_sync.sync.processor import EventProcessor
+from portal_sync.webhooks.receipts import QueuedEvent, QueueMessage
+from pydantic import TypeAdapter, ValidationError
+
+_messages: TypeAdapter[Any] = TypeAdapter(QueueMessage)
+
+
+@cache
+def connections() -> ConnectionProvider:
+    settings = get_settings()
+    return ConnectionProvider(settings.database_url, settings.database_connect_timeout_seconds)
+
+
+def _failure_reason(exc: Exception, attempts: int) -> str:
+    cause = (
+        "the database was unreachable"
+        if isinstance(exc, DatabaseUnavailable | psycopg.OperationalError)
+        else "an unexpected error occurred"
+    )
+    return (
+        f"Could not be applied after {attempts} attempts: {cause}. "
+        "The event is parked for reprocessing."
+    )
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    settings = get_settings()
+    records = event.get("Records", [])
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    try:
+        conn = connections().get()
+        repo = PostgresSyncRepository(conn)
+        events = EventProcessor(repo)
+
+        def apply_record(record: SQSRecord) -> None:
+            try:
+                message = _messages.validate_json(record.body)
+            except ValidationError:
+                # Not something our ingest queued: nothing to apply and nowhere to log it.
+                logger.error(
+                    "Dropping a malformed queue message", extra={"message_id": record.message_id}
+                )
+                metrics.add_metric(name="MalformedMessage", unit=MetricUnit.Count, value=1)
+                return
+            if isinstance(message, QueuedEvent):
+                logger.append_keys(correlation_id=message.correlation_id, event_id=message.event_id)
+            try:
+                with conn.transaction():
+                    status = events.process(message)
+            except Exception as exc:
+                attempts = int(record.attributes.approximate_receive_count or 1)
+                logger.exception("Event failed", extra={"attempt": attempts})
+                if isinstance(message, QueuedEvent) and attempts >= settings.max_receive_count:
+                    with conn.transaction():
+                        events.record_failure(message, _failure_reason(exc, attempts))
+                raise
+            finally:
+                logger.remove_keys(["correlation_id", "event_id"])
+            if status is not None:
+                name = (
+                    "EventFailed" if status is LogStatus.ERROR else f"Event{status.value.title()}"
+                )
+                metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+
+        with (
+            conn.transaction(),
+            processor(records=records, handler=apply_record, lambda_context=context),
+        ):
+            processor.process()
+        response = processor.response()
+    except (DatabaseUnavailable, psycopg.OperationalError, psycopg.InterfaceError):
+        logger.exception("PostgreSQL unavailable; the whole batch will be retried")
+        connections().discard()
+        response = {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in records]}
+
+    failed = {item["itemIdentifier"] for item in response["batchItemFailures"]}
+    if failed:
+        metrics.add_metric(name="EventRetried", unit=MetricUnit.Count, value=len(failed))
+        back_off(
+            client("sqs"),
+            settings.event_queue_url,
+            [r for r in records if r["messageId"] in failed],
+            base_seconds=settings.retry_base_seconds,
+            max_seconds=settings.retry_max_seconds,
+        )
+    return response

@@ -1,0 +1,76 @@
+"""POST /functions/v1/portal-webhook/{sourceId}: verify, record, queue (CONTRACT.md section 3)."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from portal_sync.aws.clients import client
+from portal_sync.aws.sqs_queue import SqsEventQueue
+from portal_sync.db.connection import ConnectionProvider
+from portal_sync.db.receipt_ledger import PostgresReceiptLedger
+from portal_sync.http import (
+    install_error_handlers,
+    json_response,
+    lower_headers,
+    raw_body,
+    supabase_cors,
+)
+from portal_sync.observability import logger, metrics
+from portal_sync.settings import get_settings
+from portal_sync.webhooks.ingest import IngestLimits, WebhookIngest, WebhookRequest
+from portal_sync.webhooks.receipts import Outcome
+from portal_sync.webhooks.source_store import SourceStore
+
+app = APIGatewayHttpResolver(cors=supabase_cors())
+install_error_handlers(app)
+
+
+@cache
+def ingest() -> WebhookIngest:
+    """Built once per execution environment: the caches and the connection live across calls."""
+    settings = get_settings()
+    return WebhookIngest(
+        sources=SourceStore(
+            client("secretsmanager"),
+            prefix=settings.source_secret_prefix,
+            max_age_seconds=settings.source_cache_seconds,
+            refresh_min_interval_seconds=settings.source_refresh_min_interval_seconds,
+        ),
+        queue=SqsEventQueue(client("sqs"), settings.event_queue_url),
+        ledger=PostgresReceiptLedger(
+            ConnectionProvider(settings.database_url, settings.database_connect_timeout_seconds),
+            retry_after_seconds=settings.database_retry_after_seconds,
+        ),
+        limits=IngestLimits(settings.max_body_bytes, settings.signature_tolerance_seconds),
+    )
+
+
+@app.post("/functions/v1/portal-webhook/<source_id>")
+def receive(source_id: str) -> Response[str]:
+    event = app.current_event
+    result = ingest().handle(WebhookRequest(source_id, lower_headers(event), raw_body(event)))
+    if result.receipt is not None:
+        _count(result.receipt.outcome, result.receipt.reason)
+    return json_response(result.status_code, result.body)
+
+
+def _count(outcome: Outcome, reason: str | None) -> None:
+    metrics.add_metric(name="WebhookReceived", unit=MetricUnit.Count, value=1)
+    if outcome is Outcome.REJECTED:
+        metrics.add_metric(name="WebhookRejected", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=f"WebhookRejected_{reason}", unit=MetricUnit.Count, value=1)
+    elif outcome is Outcome.DUPLICATE:
+        metrics.add_metric(name="WebhookDuplicate", unit=MetricUnit.Count, value=1)
+    else:
+        metrics.add_metric(name="WebhookAccepted", unit=MetricUnit.Count, value=1)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

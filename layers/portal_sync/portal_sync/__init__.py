@@ -1,0 +1,1 @@
+"""Shared code of the portal sync functions (the Lambda layer)."""

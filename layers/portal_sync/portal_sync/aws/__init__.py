@@ -1,0 +1,1 @@
+"""AWS service adapters (boto3 lives only here)."""

@@ -1,0 +1,57 @@
+"""One PostgreSQL connection per execution environment.
+
+Lambda reuses an execution environment for many invocations, one at a time, so a single
+connection kept at module level is both the cheapest and the bounded choice (reserved
+concurrency x 1 connections). `prepare_threshold=None` keeps psycopg from creating server-side
+prepared statements, which a transaction-mode pooler (Supabase's Supavisor, PgBouncer) cannot
+route back to the same backend.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import psycopg
+from psycopg.rows import dict_row
+
+
+class DatabaseUnavailable(Exception):
+    """PostgreSQL could not be reached or dropped the connection; the work can be retried."""
+
+
+class ConnectionProvider:
+    """Hands out one live connection, reconnecting after the server dropped it."""
+
+    def __init__(self, url: str, connect_timeout: int = 3) -> None:
+        self._url = url
+        self._connect_timeout = connect_timeout
+        self._conn: psycopg.Connection[dict[str, object]] | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> psycopg.Connection[dict[str, object]]:
+        with self._lock:
+            conn = self._conn
+            if conn is not None and not conn.closed and not conn.broken:
+                return conn
+            try:
+                self._conn = psycopg.connect(
+                    self._url,
+                    autocommit=False,
+                    prepare_threshold=None,
+                    connect_timeout=self._connect_timeout,
+                    row_factory=dict_row,
+                    application_name="portal-sync",
+                )
+            except psycopg.OperationalError as exc:
+                self._conn = None
+                raise DatabaseUnavailable("PostgreSQL is not reachable") from exc
+            return self._conn
+
+    def discard(self) -> None:
+        """Drops the connection after an error that may have left it unusable."""
+        with self._lock:
+            if self._conn is not None:
+                try:
+                    self._conn.close()
+                finally:
+                    self._conn = None

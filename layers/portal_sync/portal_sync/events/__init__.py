@@ -1,0 +1,1 @@
+"""Membership and course events, whatever format they arrived in."""

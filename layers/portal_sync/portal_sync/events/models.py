@@ -1,0 +1,88 @@
+"""The events the sync applies, independent of the wire format they arrived in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+from uuid import UUID
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+
+def normalize_id(value: str) -> str:
+    """Dynamics GUIDs in one spelling (lower case, hyphenated), other ids as they were sent."""
+    try:
+        return str(UUID(value))
+    except ValueError:
+        return value
+
+
+SourceId = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(normalize_id)]
+
+
+class EventType(StrEnum):
+    MEMBERSHIP_CREATED = "membership.created"
+    MEMBERSHIP_ROLE_UPDATED = "membership.role_updated"
+    MEMBERSHIP_DEACTIVATED = "membership.deactivated"
+    MEMBERSHIP_REACTIVATED = "membership.reactivated"
+    # A change to the member's own details (a Dataverse contact update) that is none of the above.
+    MEMBER_UPDATED = "member.updated"
+    COURSE_ENROLLED = "course.enrolled"
+    COURSE_UNENROLLED = "course.unenrolled"
+
+
+class MemberDetails(BaseModel):
+    """The member as the source knows them. A field left as None was not sent: it is kept as is."""
+
+    model_config = ConfigDict(str_strip_whitespace=True)
+
+    dynamics_contact_id: SourceId
+    first_name: str | None = Field(default=None, max_length=200)
+    last_name: str | None = Field(default=None, max_length=200)
+    email: str | None = Field(default=None, max_length=320)
+    phone: str | None = Field(default=None, max_length=50)
+
+
+class CourseDetails(BaseModel):
+    model_config = ConfigDict(str_strip_whitespace=True)
+
+    dynamics_course_id: SourceId
+    name: str | None = Field(default=None, max_length=500)
+
+
+class SyncEvent(BaseModel):
+    """One change to apply to one member of one organisation."""
+
+    type: EventType
+    occurred_at: datetime
+    member: MemberDetails
+    role: str | None = Field(default=None, max_length=100)
+    course: CourseDetails | None = None
+    # Where it came from, for the sync log: e.g. ("Update", "contact") for Dataverse.
+    source_message: str | None = None
+    source_table: str | None = None
+    # The Dynamics row of a membership table, when the member is only known through it.
+    dynamics_row_id: SourceId | None = None
+
+
+@dataclass(frozen=True)
+class NotApplicable:
+    """A well-formed message that needs nothing applied (unmapped table, echo of our own write)."""
+
+    message: str
+    source_message: str | None = None
+    source_table: str | None = None
+
+
+@dataclass(frozen=True)
+class Unusable:
+    """A message that cannot be applied as it is: shown to admins as an error, not retried."""
+
+    message: str
+    source_message: str | None = None
+    source_table: str | None = None
+
+
+ParsedEvent = SyncEvent | NotApplicable | Unusable

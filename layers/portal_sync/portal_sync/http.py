@@ -1,0 +1,62 @@
+"""What every HTTP function shares: Supabase-style errors and CORS, raw body and headers."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from aws_lambda_powertools.event_handler import (
+    APIGatewayHttpResolver,
+    CORSConfig,
+    Response,
+    content_types,
+)
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
+
+from portal_sync.observability import logger
+
+# The headers supabase-js sends; Supabase Edge Functions allow exactly these in preflight.
+SUPABASE_CORS_HEADERS = ["authorization", "x-client-info", "apikey", "content-type"]
+
+
+def supabase_cors() -> CORSConfig:
+    return CORSConfig(allow_origin="*", allow_headers=SUPABASE_CORS_HEADERS, max_age=86400)
+
+
+def json_response(status_code: int, body: Any) -> Response[str]:
+    return Response(
+        status_code=status_code,
+        content_type=content_types.APPLICATION_JSON,
+        body=json.dumps(body, default=str),
+    )
+
+
+def error_response(status_code: int, message: str, **extra: Any) -> Response[str]:
+    return json_response(status_code, {"code": status_code, "message": message, **extra})
+
+
+def install_error_handlers(app: APIGatewayHttpResolver) -> None:
+    """Errors as `{"code", "message"}`, never a stack trace or a driver message."""
+
+    @app.not_found
+    def _not_found(_: Exception) -> Response[str]:
+        return error_response(404, "Not found")
+
+    @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
+    def _unexpected(exc: Exception) -> Response[str]:
+        logger.exception("Unhandled error")
+        return error_response(500, "Internal error; the request was not completed")
+
+
+def raw_body(event: APIGatewayProxyEventV2) -> bytes:
+    """The body exactly as the sender sent it (signatures are computed over these bytes)."""
+    body = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        return base64.b64decode(body)
+    return body.encode("utf-8")
+
+
+def lower_headers(event: APIGatewayProxyEventV2) -> dict[str, str]:
+    # HTTP APIs (payload v2) already lower-case names and join repeated headers with commas.
+    return {k.lower(): v for k, v in (event.get("headers") or {}).items()}

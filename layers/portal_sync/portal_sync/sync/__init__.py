@@ -1,0 +1,1 @@
+"""Applying queued events to the database: the logic of `process_event`."""

@@ -1,0 +1,180 @@
+"""The semantics of applying one membership or course event (CONTRACT.md section 4).
+
+Order: an event older than the newest change already applied (the source's `modifiedon` /
+`occurred_at`) is skipped as stale, so the result does not depend on delivery order. Membership
+events compare with the membership's timestamp; course events with the enrolment's own.
+Repetition is handled one level up (the sync log remembers every event id).
+Messages are for administrators: no personal data, no driver errors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+from portal_sync.events.models import EventType, SyncEvent
+from portal_sync.sync.ports import LogStatus, MemberState, SyncRepository
+
+DEFAULT_ROLE = "member"
+
+# Events that may create a member who is not known yet (the contract: "rather than failing").
+_CREATING = {
+    EventType.MEMBERSHIP_CREATED,
+    EventType.MEMBERSHIP_ROLE_UPDATED,
+    EventType.MEMBERSHIP_REACTIVATED,
+    EventType.MEMBER_UPDATED,
+    EventType.COURSE_ENROLLED,
+}
+
+
+@dataclass(frozen=True)
+class Applied:
+    status: LogStatus
+    message: str
+    profile_id: UUID | None = None
+
+
+def apply_event(repo: SyncRepository, organization_id: UUID, event: SyncEvent) -> Applied:
+    member = repo.lock_member(organization_id, event.member.dynamics_contact_id)
+    created_profile = False
+    if member is None:
+        if event.type not in _CREATING:
+            return Applied(
+                LogStatus.SKIPPED,
+                f"Member is not known in this organisation; nothing to do for {event.type.value}",
+            )
+        profile_id = repo.create_profile(event.member)
+        if profile_id is None:
+            # Another consumer created this member a moment ago: continue with their row.
+            member = repo.lock_member(organization_id, event.member.dynamics_contact_id)
+            assert member is not None
+        else:
+            member = MemberState(profile_id, None, None, None)
+            created_profile = True
+
+    if event.type in (EventType.COURSE_ENROLLED, EventType.COURSE_UNENROLLED):
+        return _apply_course(repo, organization_id, event, member, created_profile)
+
+    if member.source_modified_at is not None and event.occurred_at < member.source_modified_at:
+        return Applied(
+            LogStatus.SKIPPED,
+            f"Stale: a newer change (from {member.source_modified_at.isoformat()}) "
+            "has already been applied to this member",
+            member.profile_id,
+        )
+
+    if not created_profile:
+        repo.update_profile(member.profile_id, event.member)
+    had_membership = member.membership_status is not None
+    role = member.role or event.role or DEFAULT_ROLE
+    status = member.membership_status or "active"
+    match event.type:
+        case EventType.MEMBERSHIP_CREATED:
+            role, status = event.role or member.role or DEFAULT_ROLE, "active"
+            message = (
+                f"Membership created with role '{role}'"
+                if not had_membership
+                else f"Membership confirmed active with role '{role}'"
+            )
+        case EventType.MEMBERSHIP_ROLE_UPDATED:
+            new_role = event.role or role
+            message = (
+                f"Role changed from '{member.role}' to '{new_role}'"
+                if had_membership and member.role != new_role
+                else f"Role is '{new_role}' (unchanged)"
+                if had_membership
+                else f"Member was not known yet: created with role '{new_role}'"
+            )
+            role = new_role
+        case EventType.MEMBERSHIP_DEACTIVATED:
+            if not had_membership:
+                return Applied(
+                    LogStatus.SKIPPED,
+                    "Member has no membership in this organisation; nothing to deactivate",
+                    member.profile_id,
+                )
+            message = (
+                "Membership deactivated; the member can no longer sign in to the app"
+                if status == "active"
+                else "Membership was already inactive"
+            )
+            status = "inactive"
+        case EventType.MEMBERSHIP_REACTIVATED:
+            message = (
+                "Membership reactivated"
+                if had_membership
+                else f"Member was not known yet: created with role '{role}'"
+            )
+            status = "active"
+        case EventType.MEMBER_UPDATED:
+            message = (
+                "Member details updated"
+                if had_membership
+                else f"Member was not known yet: created with role '{role}'"
+            )
+        case _:  # pragma: no cover - course events are handled above
+            raise AssertionError(event.type)
+
+    repo.upsert_membership(
+        organization_id,
+        member.profile_id,
+        role=role,
+        status=status,
+        source_modified_at=event.occurred_at,
+        dynamics_row_id=event.dynamics_row_id,
+    )
+    return Applied(LogStatus.SUCCESS, message, member.profile_id)
+
+
+def _apply_course(
+    repo: SyncRepository,
+    organization_id: UUID,
+    event: SyncEvent,
+    member: MemberState,
+    created_profile: bool,
+) -> Applied:
+    course = event.course
+    if course is None:
+        return Applied(LogStatus.ERROR, "Course event without a course", member.profile_id)
+    if created_profile:
+        repo.upsert_membership(
+            organization_id,
+            member.profile_id,
+            role=event.role or DEFAULT_ROLE,
+            status="active",
+            source_modified_at=event.occurred_at,
+            dynamics_row_id=None,
+        )
+    current = repo.lock_enrollment(organization_id, member.profile_id, course.dynamics_course_id)
+    if current is None and event.type is EventType.COURSE_UNENROLLED:
+        return Applied(
+            LogStatus.SKIPPED,
+            "Member was not enrolled on this course; nothing to do",
+            member.profile_id,
+        )
+    if (
+        current is not None
+        and current.source_modified_at is not None
+        and event.occurred_at < current.source_modified_at
+    ):
+        return Applied(
+            LogStatus.SKIPPED,
+            f"Stale: a newer change (from {current.source_modified_at.isoformat()}) "
+            "has already been applied to this enrolment",
+            member.profile_id,
+        )
+    enrolled = event.type is EventType.COURSE_ENROLLED
+    repo.upsert_enrollment(
+        organization_id,
+        member.profile_id,
+        course,
+        status="enrolled" if enrolled else "unenrolled",
+        source_modified_at=event.occurred_at,
+        dynamics_row_id=event.dynamics_row_id,
+    )
+    prefix = "Member was not known yet: created and " if created_profile else "Member "
+    return Applied(
+        LogStatus.SUCCESS,
+        prefix + ("enrolled on the course" if enrolled else "unenrolled from the course"),
+        member.profile_id,
+    )

@@ -1,0 +1,100 @@
+"""What the apply logic needs from storage. PostgreSQL implements it (db/sync_repository.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol
+from uuid import UUID
+
+from portal_sync.events.models import CourseDetails, MemberDetails
+from portal_sync.webhooks.receipts import Receipt
+
+
+class LogStatus(StrEnum):
+    SUCCESS = "success"
+    ERROR = "error"
+    SKIPPED = "skipped"
+
+
+class DeliveryClaim(StrEnum):
+    FIRST = "first"  # the first accepted delivery of this id
+    REDELIVERY = "redelivery"  # the same queued message again (SQS at-least-once)
+    DUPLICATE = "duplicate"  # another delivery of an id already accepted
+
+
+@dataclass(frozen=True)
+class MemberState:
+    profile_id: UUID
+    membership_status: str | None  # None: no membership in this organisation
+    role: str | None
+    source_modified_at: datetime | None
+
+
+@dataclass(frozen=True)
+class EnrollmentState:
+    status: str
+    source_modified_at: datetime | None
+
+
+@dataclass(frozen=True)
+class IntegrationSettings:
+    field_mapping: dict[str, Any] | None = None
+    application_user_ids: frozenset[str] = frozenset()
+    dataverse_organization_id: str | None = None
+
+
+@dataclass
+class SyncLogEntry:
+    organization_id: UUID
+    event_id: str
+    event_type: str
+    status: LogStatus
+    message: str
+    received_at: datetime
+    source_message: str | None = None
+    source_table: str | None = None
+    profile_id: UUID | None = None
+    receipt_id: UUID | None = None
+    correlation_id: str | None = None
+    source_modified_at: datetime | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class SyncRepository(Protocol):
+    def claim_delivery(self, receipt: Receipt) -> DeliveryClaim: ...
+    def record_receipt(self, receipt: Receipt) -> None: ...
+    def integration(self, organization_id: UUID) -> IntegrationSettings: ...
+    def logged_status(self, organization_id: UUID, event_id: str) -> LogStatus | None: ...
+    def write_log(self, entry: SyncLogEntry) -> None: ...
+    def keep_payload(self, organization_id: UUID, event_id: str, message: str) -> None: ...
+    def resolve_contact(self, organization_id: UUID, table: str, row_id: str) -> str | None: ...
+    def lock_member(self, organization_id: UUID, contact_id: str) -> MemberState | None: ...
+    def create_profile(self, details: MemberDetails) -> UUID | None:
+        """The new profile's id; None when the contact was created concurrently."""
+
+    def update_profile(self, profile_id: UUID, details: MemberDetails) -> None: ...
+    def upsert_membership(
+        self,
+        organization_id: UUID,
+        profile_id: UUID,
+        *,
+        role: str,
+        status: str,
+        source_modified_at: datetime,
+        dynamics_row_id: str | None,
+    ) -> None: ...
+    def lock_enrollment(
+        self, organization_id: UUID, profile_id: UUID, course_id: str
+    ) -> EnrollmentState | None: ...
+    def upsert_enrollment(
+        self,
+        organization_id: UUID,
+        profile_id: UUID,
+        course: CourseDetails,
+        *,
+        status: str,
+        source_modified_at: datetime,
+        dynamics_row_id: str | None,
+    ) -> None: ...

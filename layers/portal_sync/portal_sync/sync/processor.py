@@ -1,0 +1,157 @@
+"""Processing one queued message: receipt bookkeeping, idempotency, parsing, applying, logging.
+
+Knows nothing of SQS or Lambda: `process_event` calls it once per message, each inside its
+own savepoint, and decides about retries.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import ValidationError
+
+from portal_sync.dataverse.context import DataverseFormatError, looks_like_dataverse, parse_context
+from portal_sync.dataverse.mapping import (
+    DEFAULT_FIELD_MAPPING,
+    FieldMapping,
+    MappingContext,
+    map_context,
+)
+from portal_sync.events.models import NotApplicable, ParsedEvent, SyncEvent, Unusable
+from portal_sync.events.portal_event import parse_portal_event
+from portal_sync.sync.apply import apply_event
+from portal_sync.sync.ports import DeliveryClaim, LogStatus, SyncLogEntry, SyncRepository
+from portal_sync.webhooks.receipts import QueuedEvent, QueuedReceipt
+
+_DONE = (LogStatus.SUCCESS, LogStatus.SKIPPED)
+SIZE_EXCEEDED_HEADER = "x-ms-dynamics-msg-size-exceeded"
+
+
+class EventProcessor:
+    def __init__(self, repo: SyncRepository) -> None:
+        self._repo = repo
+
+    def process(self, message: QueuedEvent | QueuedReceipt) -> LogStatus | None:
+        """Applies the message; returns the logged status, or None when nothing was logged
+        (a receipt, a duplicate delivery, or an event already applied)."""
+        if isinstance(message, QueuedReceipt):
+            self._repo.record_receipt(message.receipt)
+            return None
+        if self._repo.claim_delivery(message.receipt) is DeliveryClaim.DUPLICATE:
+            return None
+        organization_id = message.organization_id
+        if self._repo.logged_status(organization_id, message.event_id) in _DONE:
+            return None
+
+        parsed = self._parse(message)
+        entry = SyncLogEntry(
+            organization_id=organization_id,
+            event_id=message.event_id,
+            event_type="unknown",
+            status=LogStatus.ERROR,
+            message="",
+            received_at=message.receipt.received_at,
+            receipt_id=message.receipt.id,
+            correlation_id=message.correlation_id,
+        )
+        if isinstance(parsed, SyncEvent):
+            applied = apply_event(self._repo, organization_id, parsed)
+            entry.event_type = parsed.type.value
+            entry.source_message, entry.source_table = parsed.source_message, parsed.source_table
+            entry.source_modified_at = parsed.occurred_at
+            entry.status, entry.message, entry.profile_id = (
+                applied.status,
+                applied.message,
+                applied.profile_id,
+            )
+        else:
+            entry.event_type = _unparsed_type(message, parsed)
+            entry.source_message, entry.source_table = parsed.source_message, parsed.source_table
+            entry.message = parsed.message
+            entry.status = (
+                LogStatus.SKIPPED if isinstance(parsed, NotApplicable) else LogStatus.ERROR
+            )
+        self._repo.write_log(entry)
+        if entry.status is LogStatus.ERROR:
+            self._repo.keep_payload(organization_id, message.event_id, message.model_dump_json())
+        return entry.status
+
+    def record_failure(self, message: QueuedEvent, reason: str) -> None:
+        """The last attempt failed too: show the event as an error that an admin can reprocess."""
+        self._repo.write_log(
+            SyncLogEntry(
+                organization_id=message.organization_id,
+                event_id=message.event_id,
+                event_type=_declared_type(message),
+                status=LogStatus.ERROR,
+                message=reason,
+                received_at=message.receipt.received_at,
+                receipt_id=message.receipt.id,
+                correlation_id=message.correlation_id,
+            )
+        )
+        self._repo.keep_payload(
+            message.organization_id, message.event_id, message.model_dump_json()
+        )
+
+    def _parse(self, message: QueuedEvent) -> ParsedEvent:
+        try:
+            payload = json.loads(message.body())
+        except ValueError:
+            return Unusable("The event body is not valid JSON")
+        if not isinstance(payload, dict):
+            return Unusable("The event body is not a JSON object")
+        if not looks_like_dataverse(payload):
+            return parse_portal_event(payload)
+        try:
+            context = parse_context(payload)
+        except DataverseFormatError as exc:
+            return Unusable(str(exc))
+        settings = self._repo.integration(message.organization_id)
+        try:
+            mapping = (
+                FieldMapping.model_validate(settings.field_mapping)
+                if settings.field_mapping
+                else DEFAULT_FIELD_MAPPING
+            )
+        except ValidationError:
+            return Unusable(
+                "The organisation's field mapping is invalid; correct it in the integration settings",
+                context.message_name,
+                context.primary_entity_name,
+            )
+        organization_id = message.organization_id
+        return map_context(
+            context,
+            MappingContext(
+                field_mapping=mapping,
+                application_user_ids=settings.application_user_ids,
+                dataverse_organization_id=settings.dataverse_organization_id,
+                size_exceeded=message.headers.get(SIZE_EXCEEDED_HEADER, "").lower() == "true",
+                resolve_contact=lambda table, row: self._repo.resolve_contact(
+                    organization_id, table, row
+                ),
+            ),
+        )
+
+
+def _unparsed_type(message: QueuedEvent, parsed: NotApplicable | Unusable) -> str:
+    if parsed.source_table or parsed.source_message:
+        return f"dataverse.{parsed.source_table or 'unknown'}.{parsed.source_message or 'unknown'}".lower()
+    return _declared_type(message)
+
+
+def _declared_type(message: QueuedEvent) -> str:
+    """The type the sender declared, for the log of an event that could not be parsed."""
+    try:
+        payload: Any = json.loads(message.body())
+    except ValueError:
+        return "unknown"
+    if isinstance(payload, dict):
+        if isinstance(payload.get("type"), str):
+            return str(payload["type"])[:100]
+        if looks_like_dataverse(payload):
+            table, verb = payload.get("PrimaryEntityName"), payload.get("MessageName")
+            return f"dataverse.{table}.{verb}".lower()[:100]
+    return "unknown"

@@ -1,0 +1,1 @@
+"""Inbound webhooks: verification, source configuration, receipts and the queue envelope."""

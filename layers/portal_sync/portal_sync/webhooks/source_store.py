@@ -1,0 +1,100 @@
+"""Reads webhook source configurations from Secrets Manager, with a short cache.
+
+Written over boto3 rather than Powertools' SecretsProvider because the ingest must tell an
+unknown source (401) from Secrets Manager being unreachable (503, so Dataverse retries), and
+must cache "not found" too, so unknown source ids cannot flood Secrets Manager. Powertools
+folds every failure into one GetParameterError and never caches a miss.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from portal_sync.webhooks.source_config import SourceConfig
+
+
+class SourceStoreUnavailable(Exception):
+    """The secret store could not be asked; the request should be answered 503."""
+
+
+class SecretsClient(Protocol):
+    def get_secret_value(self, **kwargs: Any) -> dict[str, Any]: ...
+
+
+@dataclass
+class _Entry:
+    config: SourceConfig | None
+    fetched_at: float
+
+
+def secret_name(prefix: str, source_id: str) -> str:
+    return f"{prefix}{source_id}"
+
+
+class SourceStore:
+    def __init__(
+        self,
+        client: SecretsClient,
+        prefix: str,
+        max_age_seconds: float,
+        refresh_min_interval_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = client
+        self._prefix = prefix
+        self._max_age = max_age_seconds
+        self._refresh_min_interval = refresh_min_interval_seconds
+        self._clock = clock
+        self._cache: dict[str, _Entry] = {}
+        self._lock = threading.Lock()
+
+    def get(self, source_id: str) -> SourceConfig | None:
+        """The source's configuration, or None when no such source exists."""
+        entry = self._cache.get(source_id)
+        if entry is not None and self._clock() - entry.fetched_at < self._max_age:
+            return entry.config
+        return self._fetch(source_id)
+
+    def refresh(self, source_id: str) -> SourceConfig | None:
+        """Asks Secrets Manager again (after a failed verification), unless it was just asked."""
+        entry = self._cache.get(source_id)
+        if entry is not None and self._clock() - entry.fetched_at < self._refresh_min_interval:
+            return entry.config
+        return self._fetch(source_id)
+
+    def forget(self, source_id: str) -> None:
+        with self._lock:
+            self._cache.pop(source_id, None)
+
+    def _fetch(self, source_id: str) -> SourceConfig | None:
+        if not _valid_source_id(source_id):
+            return None
+        try:
+            response = self._client.get_secret_value(SecretId=secret_name(self._prefix, source_id))
+            config: SourceConfig | None = SourceConfig.model_validate(
+                {**json.loads(response["SecretString"]), "source_id": source_id}
+            )
+        except Exception as exc:
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+            if code == "ResourceNotFoundException":
+                config = None
+            elif isinstance(exc, ValidationError | json.JSONDecodeError | KeyError):
+                # A malformed secret cannot verify anything: treat it as not configured.
+                config = None
+            else:
+                raise SourceStoreUnavailable("the webhook source store is unavailable") from exc
+        with self._lock:
+            self._cache[source_id] = _Entry(config, self._clock())
+        return config
+
+
+def _valid_source_id(source_id: str) -> bool:
+    # Secrets Manager names allow these characters; anything else cannot name a source.
+    return 0 < len(source_id) <= 128 and all(c.isalnum() or c in "-_." for c in source_id)

@@ -1,0 +1,129 @@
+"""Shared fixtures: a real PostgreSQL, AWS emulated by moto's server, the whole local system.
+
+PostgreSQL is the embedded server unless DATABASE_URL names one; then a throwaway database is
+created on that server (and dropped afterwards), so the tests never touch existing data.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psycopg
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from portal_sync_dev.migrations import migrate  # noqa: E402
+from portal_sync_dev.postgres import EmbeddedPostgres  # noqa: E402
+
+T = TypeVar("T")
+
+APP_TABLES = (
+    "audit_logs, webhook_receipts, portal_sync_event_payloads, portal_sync_events, "
+    "integration_configs, course_enrollments, organization_memberships, profiles, "
+    "platform_admins, organizations"
+)
+
+
+class Database:
+    def __init__(self, url: str, server: EmbeddedPostgres | None) -> None:
+        self.url = url
+        self.server = server
+
+    def connect(self) -> psycopg.Connection[Any]:
+        from psycopg.rows import dict_row
+
+        return psycopg.connect(self.url, autocommit=True, row_factory=dict_row)
+
+    def rows(self, sql: str, *params: Any) -> list[dict[str, Any]]:
+        with self.connect() as conn:
+            return list(conn.execute(sql, params or None).fetchall())
+
+    def one(self, sql: str, *params: Any) -> dict[str, Any] | None:
+        found = self.rows(sql, *params)
+        return found[0] if found else None
+
+    def truncate(self) -> None:
+        with self.connect() as conn:
+            conn.execute(f"truncate {APP_TABLES} cascade")
+
+
+@pytest.fixture(scope="session")
+def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+    external = os.environ.get("DATABASE_URL")
+    if external:
+        name = f"portal_sync_test_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(external, autocommit=True) as admin:
+            admin.execute(f'create database "{name}"')
+        url = psycopg.conninfo.make_conninfo(external, dbname=name)
+        migrate(_as_url(url))
+        yield Database(_as_url(url), None)
+        with psycopg.connect(external, autocommit=True) as admin:
+            admin.execute(f'drop database if exists "{name}" with (force)')
+        return
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data").start()
+    migrate(server.url)
+    yield Database(server.url, server)
+    server.destroy()
+
+
+def _as_url(conninfo: str) -> str:
+    """dbmate wants a URL; make_conninfo returns key=value pairs."""
+    params = psycopg.conninfo.conninfo_to_dict(conninfo)
+    user = params.get("user", "postgres")
+    password = f":{params['password']}" if params.get("password") else ""
+    host = params.get("host", "127.0.0.1")
+    port = params.get("port", 5432)
+    sslmode = params.get("sslmode", "disable")
+    return f"postgresql://{user}{password}@{host}:{port}/{params['dbname']}?sslmode={sslmode}"
+
+
+@pytest.fixture
+def db(database: Database) -> Database:
+    """The database, emptied for this test."""
+    database.truncate()
+    return database
+
+
+def eventually(check: Callable[[], T | None], timeout: float = 5.0, interval: float = 0.05) -> T:
+    """Polls until `check` returns something truthy (the system works asynchronously)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def local_system(database: Database, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The whole product as `make run` starts it, on a free loopback port, for the session."""
+    from portal_sync_dev.system import LocalSystem
+
+    system = LocalSystem(
+        state_dir=tmp_path_factory.mktemp("local"), port=0, database_url=database.url
+    ).start()
+    yield system
+    system.stop(stop_database=False)
+
+
+@pytest.fixture
+def system(local_system: Any, db: Database) -> Any:
+    """The running system with an empty database (the demo organisation re-seeded) and queues."""
+    import boto3
+
+    sqs = boto3.client("sqs")
+    for url in (local_system.aws.event_queue_url, local_system.aws.dead_letter_queue_url):
+        sqs.purge_queue(QueueUrl=url)
+    local_system.reseed()
+    return local_system

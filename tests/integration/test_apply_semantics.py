@@ -1,0 +1,150 @@
+"""Applying events against real PostgreSQL through the repository (CONTRACT.md section 4)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from conftest import Database
+from portal_sync.db.sync_repository import PostgresSyncRepository
+from portal_sync.events.models import CourseDetails, EventType, MemberDetails, SyncEvent
+from portal_sync.sync.apply import apply_event
+from portal_sync.sync.ports import LogStatus
+
+T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def org(db: Database) -> uuid.UUID:
+    org_id = uuid.uuid4()
+    with db.connect() as conn:
+        conn.execute("insert into organizations (id, name) values (%s, 'Test chapter')", (org_id,))
+    return org_id
+
+
+def apply(db: Database, org: uuid.UUID, event: SyncEvent) -> Any:
+    import psycopg
+    from psycopg.rows import dict_row
+
+    with psycopg.connect(db.url, row_factory=dict_row) as conn, conn.transaction():
+        return apply_event(PostgresSyncRepository(conn), org, event)
+
+
+def event(kind: EventType, contact: str, minutes: int = 0, **extra: Any) -> SyncEvent:
+    return SyncEvent(
+        type=kind,
+        occurred_at=T0 + timedelta(minutes=minutes),
+        member=MemberDetails(dynamics_contact_id=contact, first_name="Ola", last_name="Nordmann"),
+        **extra,
+    )
+
+
+def membership(db: Database, contact: str) -> dict[str, Any] | None:
+    return db.one(
+        "select p.is_active, p.first_name, p.email, m.* from profiles p"
+        " join organization_memberships m on m.profile_id = p.id where p.dynamics_contact_id = %s",
+        contact,
+    )
+
+
+def test_created_then_repeated_is_stable(db: Database, org: uuid.UUID) -> None:
+    contact = str(uuid.uuid4())
+    first = apply(db, org, event(EventType.MEMBERSHIP_CREATED, contact))
+    before = membership(db, contact)
+    second = apply(db, org, event(EventType.MEMBERSHIP_CREATED, contact))
+    after = membership(db, contact)
+
+    assert first.status is LogStatus.SUCCESS and "created" in first.message
+    assert second.status is LogStatus.SUCCESS
+    assert {k: v for k, v in after.items() if k not in ("updated_at", "last_synced_at")} == {
+        k: v for k, v in before.items() if k not in ("updated_at", "last_synced_at")
+    }
+    assert db.one("select count(*) as n from profiles")["n"] == 1
+
+
+def test_deactivation_of_unknown_member_is_skipped(db: Database, org: uuid.UUID) -> None:
+    result = apply(db, org, event(EventType.MEMBERSHIP_DEACTIVATED, str(uuid.uuid4())))
+    assert result.status is LogStatus.SKIPPED
+    assert db.one("select count(*) as n from profiles")["n"] == 0
+
+
+def test_deactivated_then_reactivated(db: Database, org: uuid.UUID) -> None:
+    contact = str(uuid.uuid4())
+    apply(db, org, event(EventType.MEMBERSHIP_CREATED, contact))
+    apply(db, org, event(EventType.MEMBERSHIP_DEACTIVATED, contact, 1))
+    assert membership(db, contact)["status"] == "inactive"
+    assert membership(db, contact)["is_active"] is False
+
+    apply(db, org, event(EventType.MEMBERSHIP_REACTIVATED, contact, 2))
+    assert membership(db, contact)["status"] == "active"
+    assert membership(db, contact)["is_active"] is True
+
+
+def test_member_stays_active_while_active_in_another_organisation(
+    db: Database, org: uuid.UUID
+) -> None:
+    other = uuid.uuid4()
+    with db.connect() as conn:
+        conn.execute("insert into organizations (id, name) values (%s, 'Other')", (other,))
+    contact = str(uuid.uuid4())
+    apply(db, org, event(EventType.MEMBERSHIP_CREATED, contact))
+    apply(db, other, event(EventType.MEMBERSHIP_CREATED, contact))
+    apply(db, org, event(EventType.MEMBERSHIP_DEACTIVATED, contact, 1))
+
+    profile = db.one("select is_active from profiles where dynamics_contact_id = %s", contact)
+    assert profile["is_active"] is True
+
+
+def test_stale_event_changes_nothing(db: Database, org: uuid.UUID) -> None:
+    contact = str(uuid.uuid4())
+    apply(db, org, event(EventType.MEMBERSHIP_ROLE_UPDATED, contact, 10, role="coordinator"))
+    result = apply(db, org, event(EventType.MEMBERSHIP_DEACTIVATED, contact, 5))
+
+    assert result.status is LogStatus.SKIPPED
+    row = membership(db, contact)
+    assert (row["status"], row["role"]) == ("active", "coordinator")
+    assert row["source_modified_at"] == T0 + timedelta(minutes=10)
+
+
+def test_fields_not_sent_are_kept_and_cleared_fields_are_cleared(
+    db: Database, org: uuid.UUID
+) -> None:
+    contact = str(uuid.uuid4())
+    created = event(EventType.MEMBERSHIP_CREATED, contact)
+    created.member.email = "ola@example.org"
+    apply(db, org, created)
+
+    update = SyncEvent(
+        type=EventType.MEMBER_UPDATED,
+        occurred_at=T0 + timedelta(minutes=1),
+        member=MemberDetails(dynamics_contact_id=contact, first_name="Kari", email=""),
+    )
+    apply(db, org, update)
+
+    row = membership(db, contact)
+    assert row["first_name"] == "Kari"
+    assert row["email"] is None
+
+
+def test_course_enrolment_and_its_own_staleness(db: Database, org: uuid.UUID) -> None:
+    contact = str(uuid.uuid4())
+    course = CourseDetails(dynamics_course_id="course-1", name="Likeperson basic")
+    enrolled = apply(db, org, event(EventType.COURSE_ENROLLED, contact, 5, course=course))
+    stale = apply(db, org, event(EventType.COURSE_UNENROLLED, contact, 1, course=course))
+    unenrolled = apply(db, org, event(EventType.COURSE_UNENROLLED, contact, 6, course=course))
+
+    assert enrolled.status is LogStatus.SUCCESS and "created" in enrolled.message
+    assert stale.status is LogStatus.SKIPPED
+    assert unenrolled.status is LogStatus.SUCCESS
+    row = db.one("select * from course_enrollments")
+    assert (row["status"], row["course_name"]) == ("unenrolled", "Likeperson basic")
+
+
+def test_guid_contact_ids_match_whatever_their_case(db: Database, org: uuid.UUID) -> None:
+    contact = str(uuid.uuid4())
+    apply(db, org, event(EventType.MEMBERSHIP_CREATED, contact.upper()))
+    apply(db, org, event(EventType.MEMBERSHIP_ROLE_UPDATED, contact, 1, role="coordinator"))
+    assert db.one("select count(*) as n from profiles")["n"] == 1
+    assert membership(db, contact)["role"] == "coordinator"

@@ -1,0 +1,54 @@
+"""Helpers for tests: signing like a real sender (the Standard Webhooks reference library)."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from standardwebhooks.webhooks import Webhook
+
+
+def signed_headers(
+    secret: str, body: bytes, webhook_id: str | None = None, timestamp: int | None = None
+) -> dict[str, str]:
+    """Headers as a Standard Webhooks sender computes them, with the reference implementation."""
+    webhook_id = webhook_id or f"msg_{uuid.uuid4().hex}"
+    moment = timestamp if timestamp is not None else int(time.time())
+    signature = Webhook(secret).sign(webhook_id, datetime.fromtimestamp(moment, UTC), body.decode())
+    return {
+        "webhook-id": webhook_id,
+        "webhook-timestamp": str(moment),
+        "webhook-signature": signature,
+        "content-type": "application/json",
+    }
+
+
+def portal_event(
+    event_type: str,
+    contact_id: str,
+    *,
+    occurred_at: str = "2026-11-20T10:00:00Z",
+    role: str | None = None,
+    first_name: str = "Kari",
+    last_name: str = "Nordmann",
+    course: dict[str, str] | None = None,
+) -> bytes:
+    payload: dict[str, Any] = {
+        "type": event_type,
+        "occurred_at": occurred_at,
+        "member": {
+            "dynamics_contact_id": contact_id,
+            "first_name": first_name,
+            "last_name": last_name,
+            "email": "kari@example.org",
+            "phone": "+4790000000",
+        },
+    }
+    if role is not None:
+        payload["role"] = role
+    if course is not None:
+        payload["course"] = course
+    return json.dumps(payload).encode()

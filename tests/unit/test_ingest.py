@@ -1,0 +1,235 @@
+"""The ingest logic with in-memory ports: answers, receipts, and what reaches the queue."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from portal_sync.webhooks.ingest import (
+    IngestLimits,
+    QueueUnavailable,
+    WebhookIngest,
+    WebhookRequest,
+    derive_delivery_id,
+)
+from portal_sync.webhooks.receipts import QueuedEvent, QueuedReceipt, Receipt
+from portal_sync.webhooks.source_config import SignatureMode, SigningKey, SourceConfig
+from support import signed_headers
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+ORG = uuid.uuid4()
+BODY = json.dumps({"type": "membership.created"}).encode()
+
+
+class Sources:
+    def __init__(self, *configs: SourceConfig) -> None:
+        self.configs = {c.source_id: c for c in configs}
+        self.refreshed = 0
+
+    def get(self, source_id: str) -> SourceConfig | None:
+        return self.configs.get(source_id)
+
+    def refresh(self, source_id: str) -> SourceConfig | None:
+        self.refreshed += 1
+        return self.configs.get(source_id)
+
+
+class Queue:
+    def __init__(self, broken: bool = False) -> None:
+        self.messages: list[dict[str, Any]] = []
+        self.broken = broken
+
+    def send(self, message_body: str) -> None:
+        if self.broken:
+            raise QueueUnavailable("down")
+        self.messages.append(json.loads(message_body))
+
+
+class Ledger:
+    def __init__(self, reachable: bool = True) -> None:
+        self.receipts: list[Receipt] = []
+        self.accepted: set[tuple[str, str]] = set()
+        self.reachable = reachable
+
+    def already_accepted(self, source_id: str, delivery_id: str) -> bool | None:
+        return (source_id, delivery_id) in self.accepted if self.reachable else None
+
+    def record(self, receipt: Receipt) -> bool:
+        if self.reachable:
+            self.receipts.append(receipt)
+        return self.reachable
+
+
+def standard(source_id: str = "src", keys: tuple[str, ...] = (SECRET,)) -> SourceConfig:
+    return SourceConfig(
+        source_id=source_id, organization_id=ORG, keys=[SigningKey(value=k) for k in keys]
+    )
+
+
+def make(
+    sources: Sources | None = None, queue: Queue | None = None, ledger: Ledger | None = None
+) -> tuple[WebhookIngest, Queue, Ledger]:
+    queue, ledger = queue or Queue(), ledger or Ledger()
+    ingest = WebhookIngest(
+        sources or Sources(standard()), queue, ledger, IngestLimits(512 * 1024, 300)
+    )
+    return ingest, queue, ledger
+
+
+def test_accepted_event_is_queued_with_its_receipt_and_exact_body() -> None:
+    ingest, queue, ledger = make()
+    headers = signed_headers(SECRET, BODY, webhook_id="msg_1")
+
+    result = ingest.handle(WebhookRequest("src", headers, BODY))
+
+    assert (result.status_code, result.body) == (202, {"status": "accepted", "id": "msg_1"})
+    [message] = queue.messages
+    queued = QueuedEvent.model_validate(message)
+    assert queued.body() == BODY
+    assert queued.event_id == "msg_1"
+    assert queued.receipt.organization_id == ORG
+    assert ledger.receipts == []  # the consumer writes accepted receipts
+
+
+def test_already_accepted_delivery_is_a_duplicate_and_not_queued() -> None:
+    ingest, queue, ledger = make()
+    ledger.accepted.add(("src", "msg_1"))
+
+    result = ingest.handle(
+        WebhookRequest("src", signed_headers(SECRET, BODY, webhook_id="msg_1"), BODY)
+    )
+
+    assert result.body == {"status": "duplicate", "id": "msg_1"}
+    assert queue.messages == []
+    assert [r.outcome for r in ledger.receipts] == ["duplicate"]
+
+
+def test_rejection_with_database_down_travels_on_the_queue() -> None:
+    ingest, queue, _ = make(ledger=Ledger(reachable=False))
+
+    result = ingest.handle(WebhookRequest("src", {}, BODY))
+
+    assert result.status_code == 401
+    [message] = queue.messages
+    assert QueuedReceipt.model_validate(message).receipt.reason == "MISSING_SIGNATURE"
+
+
+def test_accepting_works_with_the_database_down() -> None:
+    ingest, queue, _ = make(ledger=Ledger(reachable=False))
+    result = ingest.handle(WebhookRequest("src", signed_headers(SECRET, BODY), BODY))
+    assert result.status_code == 202
+    assert queue.messages[0]["kind"] == "event"
+
+
+def test_queue_down_is_503_so_dataverse_retries() -> None:
+    ingest, _, ledger = make(queue=Queue(broken=True))
+    result = ingest.handle(WebhookRequest("src", signed_headers(SECRET, BODY), BODY))
+    assert result.status_code == 503
+    assert ledger.receipts[0].reason == "QUEUE_UNAVAILABLE"
+
+
+def test_rotated_secret_is_fetched_again_before_rejecting() -> None:
+    sources = Sources(standard(keys=("whsec_b2xk",)))
+    ingest, _, _ = make(sources)
+    stale_view = sources.configs["src"]
+    sources.get = lambda _id: stale_view  # type: ignore[method-assign]
+    sources.configs["src"] = standard(keys=(SECRET,))
+
+    result = ingest.handle(WebhookRequest("src", signed_headers(SECRET, BODY), BODY))
+
+    assert result.status_code == 202
+    assert sources.refreshed == 1
+
+
+def test_expired_previous_key_no_longer_verifies() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    old = SigningKey(value=SECRET, expires_at=datetime.now(UTC) - timedelta(seconds=1))
+    config = SourceConfig(
+        source_id="src", organization_id=ORG, keys=[SigningKey(value="whsec_bmV3"), old]
+    )
+    ingest, _, ledger = make(Sources(config))
+
+    result = ingest.handle(WebhookRequest("src", signed_headers(SECRET, BODY), BODY))
+
+    assert result.status_code == 401
+    assert ledger.receipts[0].reason == "SIGNATURE_MISMATCH"
+
+
+def test_header_key_mode() -> None:
+    config = SourceConfig(
+        source_id="dv",
+        organization_id=ORG,
+        mode=SignatureMode.HEADER_KEY,
+        header_name="X-Portal-Key",
+        keys=[SigningKey(value="k-123")],
+    )
+    ingest, queue, ledger = make(Sources(config))
+    dataverse = json.dumps(
+        {
+            "MessageName": "Update",
+            "PrimaryEntityName": "contact",
+            "OperationId": "op-1",
+            "OwningExtension": {"Id": "step-9"},
+        }
+    ).encode()
+
+    ok = ingest.handle(WebhookRequest("dv", {"x-portal-key": "k-123"}, dataverse))
+    wrong = ingest.handle(WebhookRequest("dv", {"x-portal-key": "k-124"}, dataverse))
+    missing = ingest.handle(WebhookRequest("dv", {}, dataverse))
+
+    assert ok.body == {"status": "accepted", "id": "dataverse:op-1:step-9"}
+    assert (wrong.status_code, missing.status_code) == (401, 401)
+    assert [r.reason for r in ledger.receipts] == ["SIGNATURE_MISMATCH", "MISSING_SIGNATURE"]
+    assert len(queue.messages) == 1
+
+
+def test_delivery_id_never_uses_the_shared_correlation_id() -> None:
+    payload = {"CorrelationId": "chain", "OperationId": "op", "OwningExtension": {"Id": "s"}}
+    assert derive_delivery_id({}, payload, b"{}") == "dataverse:op:s"
+    assert derive_delivery_id({}, {"CorrelationId": "chain"}, b"{}").startswith("sha256:")
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    headers=st.dictionaries(
+        st.sampled_from(
+            ["webhook-id", "webhook-timestamp", "webhook-signature", "x-portal-key", "content-type"]
+        ),
+        st.text(max_size=80),
+    ),
+    body=st.binary(max_size=2048),
+    source=st.sampled_from(["src", "other", "", "../x"]),
+)
+def test_fuzzed_requests_never_crash_and_never_queue_unsigned_events(
+    headers: dict[str, str], body: bytes, source: str
+) -> None:
+    ingest, queue, _ = make()
+    result = ingest.handle(WebhookRequest(source, headers, body))
+    assert result.status_code in (400, 401, 413)
+    assert not [m for m in queue.messages if m["kind"] == "event"]
+
+
+def test_signed_body_at_the_edge_of_the_limit() -> None:
+    ingest, _, _ = make()
+    body = json.dumps({"padding": "x" * (512 * 1024 - 15)}).encode()
+    assert len(body) == 512 * 1024
+    assert (
+        ingest.handle(WebhookRequest("src", signed_headers(SECRET, body), body)).status_code == 202
+    )
+    bigger = body[:-2] + b'x"}'
+    assert (
+        ingest.handle(WebhookRequest("src", signed_headers(SECRET, bigger), bigger)).status_code
+        == 413
+    )
+
+
+def test_timestamp_is_checked_against_now() -> None:
+    ingest, _, ledger = make()
+    headers = signed_headers(SECRET, BODY, timestamp=int(time.time()) + 400)
+    assert ingest.handle(WebhookRequest("src", headers, BODY)).status_code == 401
+    assert ledger.receipts[0].reason == "TIMESTAMP_OUT_OF_WINDOW"

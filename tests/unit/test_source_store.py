@@ -1,0 +1,113 @@
+"""Source configurations from Secrets Manager (moto): caching, refresh on rotation, failures."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from moto import mock_aws
+from portal_sync.webhooks.source_store import SourceStore, SourceStoreUnavailable
+
+ORG = str(uuid.uuid4())
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def secrets() -> Iterator[Any]:
+    with mock_aws():
+        yield boto3.client("secretsmanager", region_name="eu-north-1")
+
+
+class CountingClient:
+    """Counts the calls reaching Secrets Manager (the real moto client does the work)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.calls = 0
+
+    def get_secret_value(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls += 1
+        return self.client.get_secret_value(**kwargs)  # type: ignore[no-any-return]
+
+
+def put(secrets: Any, source_id: str, keys: list[str]) -> None:
+    body = json.dumps({"organization_id": ORG, "keys": [{"value": k} for k in keys]})
+    try:
+        secrets.put_secret_value(SecretId=f"p/{source_id}", SecretString=body)
+    except secrets.exceptions.ResourceNotFoundException:
+        secrets.create_secret(Name=f"p/{source_id}", SecretString=body)
+
+
+def store(client: Any, clock: Clock) -> SourceStore:
+    return SourceStore(
+        client, "p/", max_age_seconds=60, refresh_min_interval_seconds=1, clock=clock
+    )
+
+
+def test_cached_until_max_age(secrets: Any) -> None:
+    clock, client = Clock(), CountingClient(secrets)
+    put(secrets, "src", ["whsec_a"])
+    sources = store(client, clock)
+
+    assert sources.get("src").active_keys() == ["whsec_a"]
+    put(secrets, "src", ["whsec_b"])
+    assert sources.get("src").active_keys() == ["whsec_a"]
+    clock.now += 61
+    assert sources.get("src").active_keys() == ["whsec_b"]
+    assert client.calls == 2
+
+
+def test_refresh_sees_a_rotated_secret_at_once_but_is_rate_limited(secrets: Any) -> None:
+    clock, client = Clock(), CountingClient(secrets)
+    put(secrets, "src", ["whsec_a"])
+    sources = store(client, clock)
+    sources.get("src")
+    clock.now += 2
+    put(secrets, "src", ["whsec_b", "whsec_a"])
+
+    assert sources.refresh("src").active_keys() == ["whsec_b", "whsec_a"]
+    for _ in range(50):  # a flood of bad signatures
+        sources.refresh("src")
+    assert client.calls == 2
+
+
+def test_unknown_source_is_none_and_the_miss_is_cached(secrets: Any) -> None:
+    clock, client = Clock(), CountingClient(secrets)
+    sources = store(client, clock)
+
+    assert sources.get("nope") is None
+    assert sources.get("nope") is None
+    assert client.calls == 1
+
+
+def test_ids_that_cannot_name_a_secret_never_reach_secrets_manager(secrets: Any) -> None:
+    client = CountingClient(secrets)
+    sources = store(client, Clock())
+    assert sources.get("../../etc") is None
+    assert sources.get("x" * 200) is None
+    assert client.calls == 0
+
+
+def test_unreachable_secrets_manager_is_unavailable_not_unknown() -> None:
+    dead = boto3.client(
+        "secretsmanager",
+        region_name="eu-north-1",
+        endpoint_url="http://127.0.0.1:9",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        config=Config(connect_timeout=0.2, retries={"max_attempts": 1}),
+    )
+    with pytest.raises(SourceStoreUnavailable):
+        store(dead, Clock()).get("src")

@@ -1,0 +1,104 @@
+"""The demo organisation, its webhook source and the demo users `make run` hands out tokens for."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import jwt
+import psycopg
+
+from portal_sync_dev.aws_local import put_source_secret
+
+# Fixed ids, so that a second `make run` finds the same organisation and tokens keep working.
+_NAMESPACE = uuid.UUID("6f3a1c52-4a8e-4c61-9a43-3b2f1f0d7e10")
+DEMO_ORG_ID = uuid.uuid5(_NAMESPACE, "demo-organization")
+DEMO_SOURCE_ID = "demo-portal"
+DEMO_ADMIN_USER_ID = uuid.uuid5(_NAMESPACE, "global-admin")
+DEMO_ORG_ADMIN_USER_ID = uuid.uuid5(_NAMESPACE, "org-admin")
+TOKEN_LIFETIME_SECONDS = 30 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class DemoSeed:
+    org_id: uuid.UUID
+    source_id: str
+    webhook_secret: str
+    admin_token: str
+    org_admin_token: str
+
+
+def new_webhook_secret() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def remembered(path: Path, make: object) -> str:
+    """A value kept under .local so that it survives restarts."""
+    if path.exists():
+        return path.read_text().strip()
+    value = make() if callable(make) else str(make)
+    path.write_text(value)
+    path.chmod(0o600)
+    return value
+
+
+def user_token(jwt_secret: str, user_id: uuid.UUID, email: str) -> str:
+    now = int(time.time())
+    claims = {
+        "sub": str(user_id),
+        "aud": "authenticated",
+        "role": "authenticated",
+        "email": email,
+        "iat": now,
+        "exp": now + TOKEN_LIFETIME_SECONDS,
+        "iss": "portal-sync-local",
+    }
+    return jwt.encode(claims, jwt_secret, algorithm="HS256")
+
+
+def seed_demo(database_url: str, jwt_secret: str, webhook_secret: str) -> DemoSeed:
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "insert into organizations (id, name) values (%s, %s) on conflict (id) do nothing",
+            (DEMO_ORG_ID, "HLF demo chapter"),
+        )
+        conn.execute(
+            "insert into integration_configs (organization_id, source_id) values (%s, %s)"
+            " on conflict (organization_id) do nothing",
+            (DEMO_ORG_ID, DEMO_SOURCE_ID),
+        )
+        conn.execute(
+            "insert into platform_admins (user_id) values (%s) on conflict do nothing",
+            (DEMO_ADMIN_USER_ID,),
+        )
+        profile = conn.execute(
+            "insert into profiles (auth_user_id, first_name, last_name, email) values (%s, %s, %s, %s)"
+            " on conflict (auth_user_id) do update set updated_at = now() returning id",
+            (DEMO_ORG_ADMIN_USER_ID, "Demo", "Administrator", "org-admin@example.org"),
+        ).fetchone()
+        assert profile is not None
+        conn.execute(
+            "insert into organization_memberships (organization_id, profile_id, role) values (%s, %s, 'admin')"
+            " on conflict (organization_id, profile_id) do nothing",
+            (DEMO_ORG_ID, profile[0]),
+        )
+    put_source_secret(
+        DEMO_SOURCE_ID,
+        {
+            "organization_id": str(DEMO_ORG_ID),
+            "enabled": True,
+            "mode": "standard-webhooks",
+            "keys": [{"value": webhook_secret}],
+        },
+    )
+    return DemoSeed(
+        org_id=DEMO_ORG_ID,
+        source_id=DEMO_SOURCE_ID,
+        webhook_secret=webhook_secret,
+        admin_token=user_token(jwt_secret, DEMO_ADMIN_USER_ID, "admin@example.org"),
+        org_admin_token=user_token(jwt_secret, DEMO_ORG_ADMIN_USER_ID, "org-admin@example.org"),
+    )
