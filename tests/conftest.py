@@ -26,6 +26,9 @@ from portal_sync_dev.postgres import EmbeddedPostgres  # noqa: E402
 
 T = TypeVar("T")
 
+# Each test starts from empty queues; real SQS (and moto by default) allow one purge a minute.
+os.environ["MOTO_SQS_ENFORCE_STRICT_QUEUE_PURGE_BEHAVIOUR"] = "false"
+
 APP_TABLES = (
     "audit_logs, webhook_receipts, portal_sync_event_payloads, portal_sync_events, "
     "integration_configs, course_enrollments, organization_memberships, profiles, "

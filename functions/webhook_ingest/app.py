@@ -39,7 +39,7 @@ def ingest() -> WebhookIngest:
             client("secretsmanager"),
             prefix=settings.source_secret_prefix,
             max_age_seconds=settings.source_cache_seconds,
-            refresh_min_interval_seconds=settings.source_refresh_min_interval_seconds,
+            refresh_interval_seconds=settings.source_refresh_interval_seconds,
         ),
         queue=SqsEventQueue(client("sqs"), settings.event_queue_url),
         ledger=PostgresReceiptLedger(

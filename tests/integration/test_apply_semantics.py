@@ -148,3 +148,72 @@ def test_guid_contact_ids_match_whatever_their_case(db: Database, org: uuid.UUID
     apply(db, org, event(EventType.MEMBERSHIP_ROLE_UPDATED, contact, 1, role="coordinator"))
     assert db.one("select count(*) as n from profiles")["n"] == 1
     assert membership(db, contact)["role"] == "coordinator"
+
+
+def test_contact_edits_and_membership_changes_keep_their_own_order(
+    db: Database, org: uuid.UUID
+) -> None:
+    """Dynamics stamps the contact and the membership row separately: a contact edit at 10:05
+    must not make a role change stamped 10:03 (delivered later) look stale, and vice versa."""
+    contact = str(uuid.uuid4())
+    apply(db, org, event(EventType.MEMBERSHIP_CREATED, contact, role="member"))
+    edit = SyncEvent(
+        type=EventType.MEMBER_UPDATED,
+        occurred_at=T0 + timedelta(minutes=5),
+        member=MemberDetails(dynamics_contact_id=contact, email="ola@example.org"),
+    )
+    assert apply(db, org, edit).status is LogStatus.SUCCESS
+
+    late_role = apply(
+        db, org, event(EventType.MEMBERSHIP_ROLE_UPDATED, contact, 3, role="peer_mentor")
+    )
+
+    assert late_role.status is LogStatus.SUCCESS
+    row = membership(db, contact)
+    assert (row["role"], row["email"]) == ("peer_mentor", "ola@example.org")
+
+
+def test_older_contact_details_are_skipped_as_stale(db: Database, org: uuid.UUID) -> None:
+    contact = str(uuid.uuid4())
+    apply(db, org, event(EventType.MEMBERSHIP_CREATED, contact))
+    newer = MemberDetails(dynamics_contact_id=contact, email="new@example.org")
+    older = MemberDetails(dynamics_contact_id=contact, email="old@example.org")
+    apply(
+        db,
+        org,
+        SyncEvent(
+            type=EventType.MEMBER_UPDATED, occurred_at=T0 + timedelta(minutes=9), member=newer
+        ),
+    )
+
+    result = apply(
+        db,
+        org,
+        SyncEvent(
+            type=EventType.MEMBER_UPDATED, occurred_at=T0 + timedelta(minutes=4), member=older
+        ),
+    )
+
+    assert result.status is LogStatus.SKIPPED and "Stale" in result.message
+    assert membership(db, contact)["email"] == "new@example.org"
+
+
+def test_details_of_a_contact_without_membership_add_them_to_the_organisation(
+    db: Database, org: uuid.UUID
+) -> None:
+    """A contact change is the first we hear of a member: they join with the default role, and
+    the membership keeps no source time, so their real membership event is never 'stale'."""
+    contact = str(uuid.uuid4())
+    edit = SyncEvent(
+        type=EventType.MEMBER_UPDATED,
+        occurred_at=T0 + timedelta(minutes=30),
+        member=MemberDetails(dynamics_contact_id=contact, first_name="Kari"),
+    )
+    assert "created" in apply(db, org, edit).message
+
+    result = apply(
+        db, org, event(EventType.MEMBERSHIP_ROLE_UPDATED, contact, 1, role="coordinator")
+    )
+
+    assert result.status is LogStatus.SUCCESS
+    assert membership(db, contact)["role"] == "coordinator"

@@ -11,7 +11,7 @@ import boto3
 import pytest
 from botocore.config import Config
 from moto import mock_aws
-from portal_sync.webhooks.source_store import SourceStore, SourceStoreUnavailable
+from portal_sync.webhooks.source_store import REFRESH_BURST, SourceStore, SourceStoreUnavailable
 
 ORG = str(uuid.uuid4())
 
@@ -51,9 +51,7 @@ def put(secrets: Any, source_id: str, keys: list[str]) -> None:
 
 
 def store(client: Any, clock: Clock) -> SourceStore:
-    return SourceStore(
-        client, "p/", max_age_seconds=60, refresh_min_interval_seconds=1, clock=clock
-    )
+    return SourceStore(client, "p/", max_age_seconds=60, refresh_interval_seconds=1, clock=clock)
 
 
 def test_cached_until_max_age(secrets: Any) -> None:
@@ -74,13 +72,16 @@ def test_refresh_sees_a_rotated_secret_at_once_but_is_rate_limited(secrets: Any)
     put(secrets, "src", ["whsec_a"])
     sources = store(client, clock)
     sources.get("src")
-    clock.now += 2
-    put(secrets, "src", ["whsec_b", "whsec_a"])
+    put(secrets, "src", ["whsec_b", "whsec_a"])  # rotated right after it was cached
 
     assert sources.refresh("src").active_keys() == ["whsec_b", "whsec_a"]
     for _ in range(50):  # a flood of bad signatures
         sources.refresh("src")
-    assert client.calls == 2
+    assert client.calls == 1 + REFRESH_BURST  # the burst, then nothing within the same second
+    clock.now += 3
+    for _ in range(50):
+        sources.refresh("src")
+    assert client.calls == 1 + REFRESH_BURST + 3  # one more per second of flood
 
 
 def test_unknown_source_is_none_and_the_miss_is_cached(secrets: Any) -> None:

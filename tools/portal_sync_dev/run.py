@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import threading
@@ -19,6 +20,9 @@ def main() -> None:
         database_url=os.environ.get("DATABASE_URL") or None,
         verbose=bool(os.environ.get("VERBOSE")),
     )
+    if not os.environ.get("VERBOSE"):
+        # moto's server logs every SQS poll of the consumer; VERBOSE=1 brings that back.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())

@@ -23,9 +23,9 @@ class Settings(BaseSettings):
     # How long a source's secret is cached before Secrets Manager is asked again. A signature
     # that fails against the cached secret forces one refresh, so rotation works at once.
     source_cache_seconds: int = 60
-    # Forced refreshes for one source are spaced by at least this much, so that a flood of bad
-    # signatures cannot turn into a flood of Secrets Manager calls.
-    source_refresh_min_interval_seconds: float = 1.0
+    # Forced refreshes for one source: a small burst, then one per this interval, so that a
+    # flood of bad signatures cannot turn into a flood of Secrets Manager calls.
+    source_refresh_interval_seconds: float = 1.0
     # After PostgreSQL failed, ingest stops asking it for this long (receipts ride on the queue).
     database_retry_after_seconds: float = 15.0
     database_connect_timeout_seconds: int = 3

@@ -158,7 +158,7 @@ class PostgresSyncRepository:
         # Locking the profile row serialises concurrent events for one member.
         row = self._one(
             """
-            select p.id, m.status, m.role, m.source_modified_at
+            select p.id, m.status, m.role, m.source_modified_at, p.details_modified_at
               from profiles p
               left join organization_memberships m
                 on m.profile_id = p.id and m.organization_id = %s
@@ -169,28 +169,38 @@ class PostgresSyncRepository:
         )
         if row is None:
             return None
-        return MemberState(row["id"], row["status"], row["role"], row["source_modified_at"])
+        return MemberState(
+            row["id"],
+            row["status"],
+            row["role"],
+            row["source_modified_at"],
+            row["details_modified_at"],
+        )
 
-    def create_profile(self, details: MemberDetails) -> UUID | None:
+    def create_profile(self, details: MemberDetails, modified_at: datetime) -> UUID | None:
         row = self._one(
             """
-            insert into profiles (dynamics_contact_id, first_name, last_name, email, phone)
+            insert into profiles
+                (dynamics_contact_id, first_name, last_name, email, phone, details_modified_at)
             values (%(contact)s, nullif(%(first_name)s, ''), nullif(%(last_name)s, ''),
-                    nullif(%(email)s, ''), nullif(%(phone)s, ''))
+                    nullif(%(email)s, ''), nullif(%(phone)s, ''), %(at)s)
             on conflict (dynamics_contact_id) do nothing
             returning id
             """,
-            {"contact": details.dynamics_contact_id, **_profile_params(details)},
+            {"contact": details.dynamics_contact_id, "at": modified_at, **_profile_params(details)},
         )
         return row["id"] if row else None
 
-    def update_profile(self, profile_id: UUID, details: MemberDetails) -> None:
+    def update_profile(
+        self, profile_id: UUID, details: MemberDetails, modified_at: datetime
+    ) -> None:
         params = _profile_params(details)
         if all(value is None for value in params.values()):
             return
         self._conn.execute(
-            f"update profiles set {_KEEP_OR_SET}, updated_at = now() where id = %(id)s",  # noqa: S608
-            {**params, "id": profile_id},
+            f"update profiles set {_KEEP_OR_SET}, updated_at = now(),"  # noqa: S608
+            " details_modified_at = greatest(details_modified_at, %(at)s) where id = %(id)s",
+            {**params, "at": modified_at, "id": profile_id},
         )
 
     def upsert_membership(
@@ -200,7 +210,7 @@ class PostgresSyncRepository:
         *,
         role: str,
         status: str,
-        source_modified_at: datetime,
+        source_modified_at: datetime | None,
         dynamics_row_id: str | None,
     ) -> None:
         self._conn.execute(

@@ -43,17 +43,20 @@ def apply_event(repo: SyncRepository, organization_id: UUID, event: SyncEvent) -
                 LogStatus.SKIPPED,
                 f"Member is not known in this organisation; nothing to do for {event.type.value}",
             )
-        profile_id = repo.create_profile(event.member)
+        profile_id = repo.create_profile(event.member, event.occurred_at)
         if profile_id is None:
             # Another consumer created this member a moment ago: continue with their row.
             member = repo.lock_member(organization_id, event.member.dynamics_contact_id)
             assert member is not None
         else:
-            member = MemberState(profile_id, None, None, None)
+            member = MemberState(profile_id, None, None, None, event.occurred_at)
             created_profile = True
 
     if event.type in (EventType.COURSE_ENROLLED, EventType.COURSE_UNENROLLED):
         return _apply_course(repo, organization_id, event, member, created_profile)
+
+    if event.type is EventType.MEMBER_UPDATED:
+        return _apply_details(repo, organization_id, event, member, created_profile)
 
     if member.source_modified_at is not None and event.occurred_at < member.source_modified_at:
         return Applied(
@@ -63,29 +66,30 @@ def apply_event(repo: SyncRepository, organization_id: UUID, event: SyncEvent) -
             member.profile_id,
         )
 
-    if not created_profile:
-        repo.update_profile(member.profile_id, event.member)
+    if not created_profile and _details_are_newer(event, member):
+        repo.update_profile(member.profile_id, event.member, event.occurred_at)
     had_membership = member.membership_status is not None
-    role = member.role or event.role or DEFAULT_ROLE
+    role = event.role or member.role or DEFAULT_ROLE
     status = member.membership_status or "active"
     match event.type:
         case EventType.MEMBERSHIP_CREATED:
-            role, status = event.role or member.role or DEFAULT_ROLE, "active"
-            message = (
-                f"Membership created with role '{role}'"
-                if not had_membership
-                else f"Membership confirmed active with role '{role}'"
-            )
+            status = "active"
+            if not had_membership:
+                message = f"Membership created with role '{role}'"
+            elif member.role != role:
+                message = (
+                    f"Membership confirmed active; role changed from '{member.role}' to '{role}'"
+                )
+            else:
+                message = f"Membership confirmed active with role '{role}'"
         case EventType.MEMBERSHIP_ROLE_UPDATED:
-            new_role = event.role or role
             message = (
-                f"Role changed from '{member.role}' to '{new_role}'"
-                if had_membership and member.role != new_role
-                else f"Role is '{new_role}' (unchanged)"
+                f"Role changed from '{member.role}' to '{role}'"
+                if had_membership and member.role != role
+                else f"Role is '{role}' (unchanged)"
                 if had_membership
-                else f"Member was not known yet: created with role '{new_role}'"
+                else f"Member was not known yet: created with role '{role}'"
             )
-            role = new_role
         case EventType.MEMBERSHIP_DEACTIVATED:
             if not had_membership:
                 return Applied(
@@ -106,13 +110,7 @@ def apply_event(repo: SyncRepository, organization_id: UUID, event: SyncEvent) -
                 else f"Member was not known yet: created with role '{role}'"
             )
             status = "active"
-        case EventType.MEMBER_UPDATED:
-            message = (
-                "Member details updated"
-                if had_membership
-                else f"Member was not known yet: created with role '{role}'"
-            )
-        case _:  # pragma: no cover - course events are handled above
+        case _:  # pragma: no cover - course and detail events are handled above
             raise AssertionError(event.type)
 
     repo.upsert_membership(
@@ -124,6 +122,48 @@ def apply_event(repo: SyncRepository, organization_id: UUID, event: SyncEvent) -
         dynamics_row_id=event.dynamics_row_id,
     )
     return Applied(LogStatus.SUCCESS, message, member.profile_id)
+
+
+def _details_are_newer(event: SyncEvent, member: MemberState) -> bool:
+    return member.details_modified_at is None or event.occurred_at >= member.details_modified_at
+
+
+def _apply_details(
+    repo: SyncRepository,
+    organization_id: UUID,
+    event: SyncEvent,
+    member: MemberState,
+    created_profile: bool,
+) -> Applied:
+    """A change to the member's own details: ordered by the details' own time, and leaving the
+    membership's role, state and time alone (they have their own table and clock in Dynamics)."""
+    if not created_profile:
+        if not _details_are_newer(event, member):
+            assert member.details_modified_at is not None
+            return Applied(
+                LogStatus.SKIPPED,
+                f"Stale: newer member details (from {member.details_modified_at.isoformat()}) "
+                "have already been applied",
+                member.profile_id,
+            )
+        repo.update_profile(member.profile_id, event.member, event.occurred_at)
+    if member.membership_status is not None:
+        return Applied(LogStatus.SUCCESS, "Member details updated", member.profile_id)
+    repo.upsert_membership(
+        organization_id,
+        member.profile_id,
+        role=DEFAULT_ROLE,
+        status="active",
+        source_modified_at=None,
+        dynamics_row_id=None,
+    )
+    return Applied(
+        LogStatus.SUCCESS,
+        f"Member was not known yet: created with role '{DEFAULT_ROLE}'"
+        if created_profile
+        else f"Member details updated; added to the organisation with role '{DEFAULT_ROLE}'",
+        member.profile_id,
+    )
 
 
 def _apply_course(

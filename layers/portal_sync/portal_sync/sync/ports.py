@@ -29,7 +29,8 @@ class MemberState:
     profile_id: UUID
     membership_status: str | None  # None: no membership in this organisation
     role: str | None
-    source_modified_at: datetime | None
+    source_modified_at: datetime | None  # of the newest membership change applied
+    details_modified_at: datetime | None = None  # of the newest profile-details change applied
 
 
 @dataclass(frozen=True)
@@ -71,10 +72,12 @@ class SyncRepository(Protocol):
     def keep_payload(self, organization_id: UUID, event_id: str, message: str) -> None: ...
     def resolve_contact(self, organization_id: UUID, table: str, row_id: str) -> str | None: ...
     def lock_member(self, organization_id: UUID, contact_id: str) -> MemberState | None: ...
-    def create_profile(self, details: MemberDetails) -> UUID | None:
+    def create_profile(self, details: MemberDetails, modified_at: datetime) -> UUID | None:
         """The new profile's id; None when the contact was created concurrently."""
 
-    def update_profile(self, profile_id: UUID, details: MemberDetails) -> None: ...
+    def update_profile(
+        self, profile_id: UUID, details: MemberDetails, modified_at: datetime
+    ) -> None: ...
     def upsert_membership(
         self,
         organization_id: UUID,
@@ -82,7 +85,7 @@ class SyncRepository(Protocol):
         *,
         role: str,
         status: str,
-        source_modified_at: datetime,
+        source_modified_at: datetime | None,
         dynamics_row_id: str | None,
     ) -> None: ...
     def lock_enrollment(

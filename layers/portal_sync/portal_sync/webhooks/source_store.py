@@ -34,6 +34,17 @@ class _Entry:
     fetched_at: float
 
 
+@dataclass
+class _RefreshBudget:
+    tokens: float
+    updated_at: float
+
+
+# Forced refreshes a source may spend at once: the first signature after a rotation always
+# refreshes, even if the secret was read a moment ago.
+REFRESH_BURST = 5
+
+
 def secret_name(prefix: str, source_id: str) -> str:
     return f"{prefix}{source_id}"
 
@@ -44,15 +55,16 @@ class SourceStore:
         client: SecretsClient,
         prefix: str,
         max_age_seconds: float,
-        refresh_min_interval_seconds: float,
+        refresh_interval_seconds: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
         self._prefix = prefix
         self._max_age = max_age_seconds
-        self._refresh_min_interval = refresh_min_interval_seconds
+        self._refresh_interval = refresh_interval_seconds
         self._clock = clock
         self._cache: dict[str, _Entry] = {}
+        self._refresh_budgets: dict[str, _RefreshBudget] = {}
         self._lock = threading.Lock()
 
     def get(self, source_id: str) -> SourceConfig | None:
@@ -63,10 +75,26 @@ class SourceStore:
         return self._fetch(source_id)
 
     def refresh(self, source_id: str) -> SourceConfig | None:
-        """Asks Secrets Manager again (after a failed verification), unless it was just asked."""
-        entry = self._cache.get(source_id)
-        if entry is not None and self._clock() - entry.fetched_at < self._refresh_min_interval:
-            return entry.config
+        """Asks Secrets Manager again (after a failed verification).
+
+        A token bucket per source (REFRESH_BURST, one token back per refresh interval) makes a
+        rotation visible on the very next webhook while a flood of bad signatures costs at most
+        one Secrets Manager call per interval.
+        """
+        now = self._clock()
+        with self._lock:
+            budget = self._refresh_budgets.setdefault(source_id, _RefreshBudget(REFRESH_BURST, now))
+            budget.tokens = min(
+                REFRESH_BURST,
+                budget.tokens + (now - budget.updated_at) / max(self._refresh_interval, 1e-9),
+            )
+            budget.updated_at = now
+            allowed = budget.tokens >= 1
+            if allowed:
+                budget.tokens -= 1
+        if not allowed:
+            entry = self._cache.get(source_id)
+            return entry.config if entry is not None else None
         return self._fetch(source_id)
 
     def forget(self, source_id: str) -> None:

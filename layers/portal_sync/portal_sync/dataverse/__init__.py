@@ -1,0 +1,1 @@
+"""Dataverse webhooks: the `RemoteExecutionContext` wire format and its mapping to sync events."""

@@ -1,0 +1,219 @@
+"""Dataverse posting its own `RemoteExecutionContext` with header-key auth, end to end.
+
+Dataverse cannot sign (DATAVERSE.md): the source is configured for its HttpHeader option. The
+bodies are Microsoft's documented sample and the captures under tests/fixtures/dataverse/.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from conftest import ROOT, Database, eventually
+
+SAMPLE = ROOT.parent / "shared" / "fixtures" / "dataverse" / "contact-update-async.json"
+CAPTURES = ROOT / "tests" / "fixtures" / "dataverse"
+SOURCE_ID = "hlf-dataverse"
+KEY_HEADER = "x-hlf-portal-key"
+KEY = "dv-key-2f9c1e7a5b3d4c6e8f0a1b2c3d4e5f60"
+SAMPLE_CONTACT = "6d81597f-0f9f-e711-8122-000d3aa2331c"
+CAPTURED_CONTACT = "8f1c2a3b-4d5e-4f60-9a7b-1c2d3e4f5a6b"
+
+
+@pytest.fixture
+def dataverse_source(system: Any) -> str:
+    from portal_sync_dev.aws_local import put_source_secret
+
+    put_source_secret(
+        SOURCE_ID,
+        {
+            "organization_id": str(system.seed.org_id),
+            "mode": "header-key",
+            "header_name": KEY_HEADER,
+            "keys": [{"value": KEY}],
+        },
+    )
+    return f"{system.base_url}/functions/v1/portal-webhook/{SOURCE_ID}"
+
+
+def post(url: str, body: bytes, key: str | None = KEY) -> httpx.Response:
+    payload = json.loads(body)
+    headers = {
+        "content-type": "application/json",
+        "x-ms-dynamics-organization": "org2f3a1c.crm4.dynamics.com",
+        "x-ms-dynamics-entity-name": payload["PrimaryEntityName"],
+        "x-ms-dynamics-request-name": payload["MessageName"],
+        "x-ms-correlation-request-id": payload["CorrelationId"],
+    }
+    if key is not None:
+        headers[KEY_HEADER.upper()] = key  # Dataverse's header names arrive in any case
+    return httpx.post(url, content=body, headers=headers, timeout=10)
+
+
+def logged(db: Database, event_id: str) -> dict[str, Any] | None:
+    return db.one("select * from portal_sync_events where event_id = %s", event_id)
+
+
+def test_documented_sample_is_applied_and_its_redelivery_is_a_duplicate(
+    system: Any, db: Database, dataverse_source: str
+) -> None:
+    body = SAMPLE.read_bytes()
+
+    response = post(dataverse_source, body)
+
+    assert response.status_code == 202
+    event_id = response.json()["id"]
+    # One delivery of one event: OperationId with the step, never the shared CorrelationId.
+    assert event_id == (
+        "dataverse:4af10637-4ea2-e711-8122-000d3aa2331c:75417616-4ea2-e711-8122-000d3aa2331c"
+    )
+    entry = eventually(lambda: logged(db, event_id))
+    assert entry["status"] == "success"
+    assert (entry["event_type"], entry["source_message"], entry["source_table"]) == (
+        "member.updated",
+        "Update",
+        "contact",
+    )
+    profile = db.one("select * from profiles where dynamics_contact_id = %s", SAMPLE_CONTACT)
+    assert profile["first_name"] == "James"
+    # Ordered by the row's modifiedon (/Date(1506384247000)/), not by OperationCreatedOn.
+    assert profile["details_modified_at"] == datetime(2017, 9, 26, 0, 4, 7, tzinfo=UTC)
+
+    again = post(dataverse_source, body)
+
+    assert again.status_code == 202 and again.json()["status"] == "duplicate"
+    assert db.one("select count(*) as n from portal_sync_events")["n"] == 1
+
+
+def test_captured_tables_are_applied_or_skipped_never_errors(
+    system: Any, db: Database, dataverse_source: str
+) -> None:
+    ids = {}
+    for name in (
+        "contact-create-sync",
+        "membership-create",
+        "account-update-unmapped",
+        "email-create-activityparty",
+        "contact-deactivate-setstate",
+        "membership-delete",
+    ):
+        # One at a time, as a member's changes happen: each is applied before the next is sent.
+        response = post(dataverse_source, (CAPTURES / f"{name}.json").read_bytes())
+        assert response.status_code == 202, name
+        ids[name] = response.json()["id"]
+        eventually(lambda name=name: logged(db, ids[name]))
+
+    entries = {name: logged(db, event_id) for name, event_id in ids.items()}
+    assert {name: e["status"] for name, e in entries.items()} == {
+        "contact-create-sync": "success",
+        "membership-create": "success",
+        "account-update-unmapped": "skipped",
+        "email-create-activityparty": "skipped",
+        "contact-deactivate-setstate": "success",
+        "membership-delete": "success",
+    }
+    assert entries["account-update-unmapped"]["message"] == (
+        "Table 'account' is not in the field mapping"
+    )
+    # The contact's Create made them a member with the default role; their membership row says more.
+    assert entries["membership-create"]["message"] == (
+        "Membership confirmed active; role changed from 'member' to 'peer_mentor'"
+    )
+    member = db.one(
+        "select p.first_name, p.last_name, p.email, p.phone, p.is_active, m.role, m.status,"
+        " m.source_modified_at from profiles p join organization_memberships m"
+        " on m.profile_id = p.id where p.dynamics_contact_id = %s",
+        CAPTURED_CONTACT,
+    )
+    assert (member["first_name"], member["last_name"], member["email"], member["phone"]) == (
+        "Ingrid",
+        "Ødegård",
+        "ingrid@example.no",
+        "+47 912 34 567",
+    )
+    assert (member["role"], member["status"], member["is_active"]) == (
+        "peer_mentor",
+        "inactive",
+        False,
+    )
+    # The membership delete is timed by OperationCreatedOn, /Date(1795360000000)/.
+    assert member["source_modified_at"] == datetime.fromtimestamp(1795360000, UTC)
+
+
+def test_deactivation_is_ordered_by_modifiedon_not_the_offset_operation_time(
+    system: Any, db: Database, dataverse_source: str
+) -> None:
+    """The deactivation's OperationCreatedOn is /Date(1795340000000+0100)/: read naively it would
+    be older than the membership it deactivates; its Target's modifiedon is what counts."""
+    for name in ("contact-create-sync", "membership-create", "contact-deactivate-setstate"):
+        event_id = post(dataverse_source, (CAPTURES / f"{name}.json").read_bytes()).json()["id"]
+        eventually(lambda event_id=event_id: logged(db, event_id))
+
+    member = db.one(
+        "select m.status, m.source_modified_at from profiles p join organization_memberships m"
+        " on m.profile_id = p.id where p.dynamics_contact_id = %s",
+        CAPTURED_CONTACT,
+    )
+    assert member["status"] == "inactive"
+    assert member["source_modified_at"] == datetime.fromtimestamp(1795343600, UTC)
+
+
+def test_wrong_or_missing_key_is_rejected_and_recorded(
+    system: Any, db: Database, dataverse_source: str
+) -> None:
+    body = SAMPLE.read_bytes()
+
+    wrong = post(dataverse_source, body, key="dv-key-guessed")
+    missing = post(dataverse_source, body, key=None)
+
+    assert (wrong.status_code, missing.status_code) == (401, 401)
+    assert wrong.json() == missing.json() == {"code": 401, "message": "Webhook verification failed"}
+    reasons = sorted(r["reason"] for r in db.rows("select reason from webhook_receipts"))
+    assert reasons == ["MISSING_SIGNATURE", "SIGNATURE_MISMATCH"]
+    assert db.one("select count(*) as n from portal_sync_events")["n"] == 0
+
+
+def test_echo_of_our_own_write_back_is_skipped(
+    system: Any, db: Database, dataverse_source: str
+) -> None:
+    """When the organisation's Dynamics application user made the change, it is our own echo."""
+    payload = json.loads(SAMPLE.read_bytes())
+    with db.connect() as conn:
+        conn.execute(
+            "update integration_configs set application_user_ids = %s where organization_id = %s",
+            ([payload["UserId"].upper()], system.seed.org_id),
+        )
+
+    event_id = post(dataverse_source, SAMPLE.read_bytes()).json()["id"]
+
+    entry = eventually(lambda: logged(db, event_id))
+    assert entry["status"] == "skipped"
+    assert "Echo" in entry["message"]
+    assert db.one("select id from profiles where dynamics_contact_id = %s", SAMPLE_CONTACT) is None
+
+
+def test_truncated_context_is_an_error_kept_for_reprocessing(
+    system: Any, db: Database, dataverse_source: str
+) -> None:
+    """Over 256 KB Dataverse strips the row data and says so in a header: nothing to apply yet,
+    and the event must not be lost, so it is shown as an error with its payload kept."""
+    payload = json.loads(SAMPLE.read_bytes())
+    for key in ("InputParameters", "PreEntityImages", "PostEntityImages"):
+        payload[key] = []
+    payload["ParentContext"] = None
+    headers = {
+        "content-type": "application/json",
+        KEY_HEADER: KEY,
+        "x-ms-dynamics-msg-size-exceeded": "True",
+    }
+
+    response = httpx.post(dataverse_source, content=json.dumps(payload), headers=headers)
+
+    entry = eventually(lambda: logged(db, response.json()["id"]))
+    assert entry["status"] == "error"
+    assert "256 KB" in entry["message"]
+    kept = db.one("select count(*) as n from portal_sync_event_payloads")
+    assert kept["n"] == 1
