@@ -14,8 +14,8 @@ import httpx
 import pytest
 from conftest import ROOT, Database, eventually
 
-SAMPLE = ROOT.parent / "shared" / "fixtures" / "dataverse" / "contact-update-async.json"
 CAPTURES = ROOT / "tests" / "fixtures" / "dataverse"
+SAMPLE = CAPTURES / "contact-update-async.json"  # Microsoft's documented sample
 SOURCE_ID = "hlf-dataverse"
 KEY_HEADER = "x-hlf-portal-key"
 KEY = "dv-key-2f9c1e7a5b3d4c6e8f0a1b2c3d4e5f60"
