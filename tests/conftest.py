@@ -28,6 +28,8 @@ T = TypeVar("T")
 
 # Each test starts from empty queues; real SQS (and moto by default) allow one purge a minute.
 os.environ["MOTO_SQS_ENFORCE_STRICT_QUEUE_PURGE_BEHAVIOUR"] = "false"
+# A retired webhook secret stops verifying when a warm ingest's cache expires; tests wait 2 s.
+os.environ.setdefault("SOURCE_CACHE_SECONDS", "2")
 
 APP_TABLES = (
     "audit_logs, webhook_receipts, portal_sync_event_payloads, portal_sync_events, "

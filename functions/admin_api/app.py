@@ -1,21 +1,276 @@
 """Admin API (`/functions/v1/admin-api/...`), CONTRACT.md section 5.
 
-Only the shell so far: the routes come with the admin API issue. Until then every path answers
-the contract's JSON 404 and CORS preflight works, so clients see the final error format.
+Thin: Powertools routes and validates, a middleware authenticates the Supabase JWT, each route
+calls one AdminService method inside one transaction, and domain errors become the contract's
+`{"code", "message"}` answers.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+from typing import Annotated, Any, Literal
+from uuid import UUID
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+import psycopg
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer, Server
+from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from portal_sync.http import install_error_handlers, supabase_cors
+from portal_sync.admin.models import (
+    AuditPage,
+    FeatureList,
+    IntegrationUpdate,
+    IntegrationView,
+    MemberPage,
+    OrganizationCreate,
+    OrganizationCreated,
+    ReprocessResult,
+    RotatedSecret,
+    RotateSecretRequest,
+    SecretTestResult,
+    SyncEventPage,
+    SyncStatus,
+    WebhookHealth,
+)
+from portal_sync.admin.service import AdminService, Conflict, InvalidSettings, NotFound
+from portal_sync.auth.authority import Forbidden
+from portal_sync.auth.supabase_jwt import Caller, SupabaseJwtVerifier, Unauthenticated
+from portal_sync.aws.clients import client
+from portal_sync.aws.event_requeue import SqsEventRequeue
+from portal_sync.aws.secret_vault import SecretsManagerVault
+from portal_sync.db.admin_repository import InvalidCursor, PostgresAdminRepository
+from portal_sync.db.connection import ConnectionProvider, DatabaseUnavailable
+from portal_sync.http import error_response, install_error_handlers, supabase_cors
+from portal_sync.http_sender import HttpxWebhookSender
 from portal_sync.observability import logger
+from portal_sync.settings import get_settings
 
-app = APIGatewayHttpResolver(cors=supabase_cors())
+PREFIX = "/functions/v1/admin-api"
+OPENAPI_PATH = "/openapi.json"
+
+app = APIGatewayHttpResolver(cors=supabase_cors(), enable_validation=True, strip_prefixes=[PREFIX])
 install_error_handlers(app)
+
+Limit = Annotated[int, Query(ge=1, le=200, description="Page size")]
+Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]
+
+
+@cache
+def connections() -> ConnectionProvider:
+    settings = get_settings()
+    return ConnectionProvider(settings.database_url, settings.database_connect_timeout_seconds)
+
+
+@cache
+def verifier() -> SupabaseJwtVerifier:
+    settings = get_settings()
+    return SupabaseJwtVerifier(settings.supabase_jwt_secret, settings.supabase_jwks_url)
+
+
+@contextmanager
+def admin() -> Iterator[AdminService]:
+    """One transaction per request: a failed change leaves nothing half-written."""
+    settings = get_settings()
+    try:
+        conn = connections().get()
+        with conn.transaction():
+            yield AdminService(
+                PostgresAdminRepository(conn),
+                SecretsManagerVault(
+                    client("secretsmanager"),
+                    settings.source_secret_prefix,
+                    settings.dynamics_secret_prefix,
+                ),
+                SqsEventRequeue(
+                    client("sqs"), settings.event_queue_url, settings.dead_letter_queue_url
+                ),
+                HttpxWebhookSender(),
+                public_base_url=settings.public_base_url or _request_base_url(),
+            )
+    except psycopg.OperationalError as exc:
+        connections().discard()
+        raise DatabaseUnavailable("PostgreSQL is not reachable") from exc
+
+
+def caller() -> Caller:
+    found: Caller = app.context["caller"]
+    return found
+
+
+def _request_base_url() -> str:
+    domain = app.current_event.request_context.domain_name
+    return f"https://{domain}" if domain else ""
+
+
+def authenticate(router: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
+    if router.current_event.path in (OPENAPI_PATH, PREFIX + OPENAPI_PATH):
+        return next_middleware(router)
+    router.append_context(
+        caller=verifier().verify(router.current_event.headers.get("authorization"))
+    )
+    return next_middleware(router)
+
+
+app.use(middlewares=[authenticate])
+
+
+# -- routes ------------------------------------------------------------------------------------
+
+
+@app.get(OPENAPI_PATH, include_in_schema=False)
+def openapi() -> Response[str]:
+    return Response(
+        status_code=200,
+        content_type="application/json",
+        body=app.get_openapi_json_schema(
+            title="portal sync admin API",
+            version="1.0.0",
+            description="Organisation-scoped integration settings, sync history and webhook "
+            "health. Bearer: a Supabase access token.",
+            servers=[Server(url=PREFIX)],
+            security_schemes={"supabase": HTTPBearer(bearerFormat="JWT")},
+            security=[{"supabase": []}],
+        ),
+    )
+
+
+@app.get("/orgs/<org_id>/integration", tags=["integration"])
+def get_integration(org_id: UUID) -> IntegrationView:
+    with admin() as service:
+        return service.get_integration(caller(), org_id)
+
+
+@app.put("/orgs/<org_id>/integration", tags=["integration"])
+def put_integration(org_id: UUID, update: IntegrationUpdate) -> IntegrationView:
+    with admin() as service:
+        return service.update_integration(caller(), org_id, update)
+
+
+@app.post("/orgs/<org_id>/integration/webhook-secret", tags=["integration"])
+def rotate_webhook_secret(
+    org_id: UUID, request: RotateSecretRequest | None = None
+) -> RotatedSecret:
+    with admin() as service:
+        return service.rotate_secret(caller(), org_id, request or RotateSecretRequest())
+
+
+@app.post("/orgs/<org_id>/integration/webhook-secret/test", tags=["integration"])
+def test_webhook_secret(org_id: UUID) -> SecretTestResult:
+    with admin() as service:
+        return service.test_secret(caller(), org_id)
+
+
+@app.get("/orgs/<org_id>/sync/status", tags=["sync"])
+def sync_status(org_id: UUID) -> SyncStatus:
+    with admin() as service:
+        return service.sync_status(caller(), org_id)
+
+
+@app.get("/orgs/<org_id>/sync/events", tags=["sync"])
+def sync_events(
+    org_id: UUID,
+    status: Annotated[Literal["success", "error", "skipped"] | None, Query()] = None,
+    type: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> SyncEventPage:
+    with admin() as service:
+        return service.sync_events(
+            caller(), org_id, status=status, event_type=type, limit=limit, cursor=cursor
+        )
+
+
+@app.post("/orgs/<org_id>/sync/events/<event_id>/reprocess", tags=["sync"], status_code=202)
+def reprocess_event(org_id: UUID, event_id: UUID) -> ReprocessResult:
+    with admin() as service:
+        return service.reprocess(caller(), org_id, event_id)
+
+
+@app.get("/orgs/<org_id>/webhook-health", tags=["health"])
+def webhook_health(org_id: UUID) -> WebhookHealth:
+    with admin() as service:
+        return service.webhook_health(caller(), org_id)
+
+
+@app.post("/orgs", tags=["organisations"], status_code=201)
+def create_organization(request: OrganizationCreate) -> OrganizationCreated:
+    with admin() as service:
+        return service.create_organization(caller(), request)
+
+
+@app.get("/orgs/<org_id>/features", tags=["app"])
+def features(org_id: UUID) -> FeatureList:
+    with admin() as service:
+        return service.features(caller(), org_id)
+
+
+@app.get("/orgs/<org_id>/members", tags=["organisations"])
+def members(org_id: UUID, limit: Limit = 100, cursor: Cursor = None) -> MemberPage:
+    with admin() as service:
+        return service.members(caller(), org_id, limit=limit, cursor=cursor)
+
+
+@app.get("/orgs/<org_id>/audit-log", tags=["organisations"])
+def audit_log(org_id: UUID, limit: Limit = 50, cursor: Cursor = None) -> AuditPage:
+    with admin() as service:
+        return service.audit_log(caller(), org_id, limit=limit, cursor=cursor)
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+
+@app.exception_handler(Unauthenticated)  # type: ignore[untyped-decorator]
+def _unauthenticated(exc: Unauthenticated) -> Response[str]:
+    return error_response(401, exc.message)
+
+
+@app.exception_handler(Forbidden)  # type: ignore[untyped-decorator]
+def _forbidden(exc: Forbidden) -> Response[str]:
+    return error_response(403, str(exc))
+
+
+@app.exception_handler(NotFound)  # type: ignore[untyped-decorator]
+def _not_found(exc: NotFound) -> Response[str]:
+    return error_response(404, str(exc))
+
+
+@app.exception_handler(Conflict)  # type: ignore[untyped-decorator]
+def _conflict(exc: Conflict) -> Response[str]:
+    return error_response(409, str(exc))
+
+
+@app.exception_handler(InvalidSettings)  # type: ignore[untyped-decorator]
+def _invalid_settings(exc: InvalidSettings) -> Response[str]:
+    errors = [{"path": path, "message": message} for path, message in exc.errors]
+    return error_response(422, "The request is invalid", errors=errors)
+
+
+@app.exception_handler(InvalidCursor)  # type: ignore[untyped-decorator]
+def _invalid_cursor(exc: InvalidCursor) -> Response[str]:
+    return error_response(
+        422, "The request is invalid", errors=[{"path": "cursor", "message": str(exc)}]
+    )
+
+
+@app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
+def _invalid_request(exc: RequestValidationError) -> Response[str]:
+    errors = []
+    for error in exc.errors():
+        location = [str(part) for part in error.get("loc", ())]
+        # "body", "query", "path" say where; the rest is the field path an admin can fix.
+        path = ".".join(location[1:]) if len(location) > 1 else ".".join(location)
+        errors.append({"path": path or "body", "message": error.get("msg", "is invalid")})
+    return error_response(422, "The request is invalid", errors=errors)
+
+
+@app.exception_handler(DatabaseUnavailable)  # type: ignore[untyped-decorator]
+def _database_down(_: DatabaseUnavailable) -> Response[str]:
+    return error_response(503, "The database is unavailable; try again shortly")
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from portal_sync.settings import get_settings
+
 from portal_sync_dev.aws_local import (
     MAX_RECEIVE_COUNT,
     SOURCE_SECRET_PREFIX,
@@ -94,6 +96,9 @@ class LocalSystem:
             verbose=self.verbose,
         )
         self.port = int(self._api.server_address[1])
+        # Known only now when the port was chosen by the OS (tests); the settings are re-read.
+        os.environ["PUBLIC_BASE_URL"] = self.base_url
+        get_settings.cache_clear()
         self._api.start()
         self.consumer = QueueConsumer(self.aws.event_queue_url, self.functions["process_event"])
         if self.consume:
@@ -104,6 +109,10 @@ class LocalSystem:
         """Writes the demo organisation, users and webhook source (idempotent)."""
         assert self.database_url is not None
         self.seed = seed_demo(self.database_url, self.jwt_secret, self.webhook_secret)
+        if self.functions:
+            # Warm functions keep caches (webhook sources, connections) of the state just replaced.
+            for name in self.functions:
+                _clear_caches(importlib.import_module(f"functions.{name}.app"))
         return self.seed
 
     @contextmanager
@@ -152,6 +161,7 @@ class LocalSystem:
             {
                 "DATABASE_URL": self.database_url,
                 "EVENT_QUEUE_URL": self.aws.event_queue_url,
+                "DEAD_LETTER_QUEUE_URL": self.aws.dead_letter_queue_url,
                 "SOURCE_SECRET_PREFIX": SOURCE_SECRET_PREFIX,
                 "MAX_RECEIVE_COUNT": str(MAX_RECEIVE_COUNT),
                 # Locally a failed event comes back within seconds, not minutes.
@@ -178,8 +188,12 @@ def _load_handler(name: str) -> Any:
         sys.path.insert(0, str(ROOT))
     module = importlib.import_module(f"functions.{name}.app")
     # Cached dependencies were built for another environment (a previous test's system).
+    _clear_caches(module)
+    return module.handler
+
+
+def _clear_caches(module: Any) -> None:
     for attribute in vars(module).values():
         clear = getattr(attribute, "cache_clear", None)
         if callable(clear):
             clear()
-    return module.handler

@@ -22,7 +22,8 @@ class Settings(BaseSettings):
     signature_tolerance_seconds: int = 300
     # How long a source's secret is cached before Secrets Manager is asked again. A signature
     # that fails against the cached secret forces one refresh, so rotation works at once.
-    source_cache_seconds: int = 60
+    # It is also how long a retired secret may still verify on a warm Lambda.
+    source_cache_seconds: int = 30
     # Forced refreshes for one source: a small burst, then one per this interval, so that a
     # flood of bad signatures cannot turn into a flood of Secrets Manager calls.
     source_refresh_interval_seconds: float = 1.0
@@ -34,6 +35,15 @@ class Settings(BaseSettings):
     # A message that failed for a transient reason comes back after base * 2^(n-1) seconds.
     retry_base_seconds: int = 30
     retry_max_seconds: int = 900
+    dead_letter_queue_url: str = Field(
+        default="", description="Where SQS parks events; admins reprocess them from there."
+    )
+    dynamics_secret_prefix: str = Field(
+        default="portal-sync/dynamics/",
+        description="Secrets Manager name prefix of the Dynamics credentials (one per org).",
+    )
+    supabase_jwt_secret: str = Field(default="", description="HS256 secret of the project.")
+    supabase_jwks_url: str = Field(default="", description="JWKS for ES256/RS256 tokens.")
     public_base_url: str = Field(
         default="", description="Base URL the webhook endpoint is served at."
     )

@@ -1,0 +1,1 @@
+"""The admin API's logic: organisation settings, secrets, sync history, health, onboarding."""

@@ -1,0 +1,281 @@
+"""The admin API's request and response bodies (CONTRACT.md section 5).
+
+They are the OpenAPI document too: field descriptions are what an admin console developer reads.
+Secrets are write-only: requests carry them as SecretStr, responses only as `SecretStatus`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal, Self
+from uuid import UUID
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    model_validator,
+)
+
+from portal_sync.dataverse.mapping import FieldMapping
+from portal_sync.webhooks.source_config import SignatureMode
+
+FeatureName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,49}$")]
+Owner = Literal["app", "portal"]
+SourceIdText = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$"),
+    Field(description="Names the organisation's webhook endpoint: /portal-webhook/{source_id}"),
+]
+HeaderName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{1,64}$", to_lower=True)]
+
+
+def _https(value: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value)
+    if parts.scheme != "https" or not parts.hostname:
+        raise ValueError("must be an https:// URL")
+    return value
+
+
+HttpsUrl = Annotated[str, StringConstraints(max_length=2000), AfterValidator(_https)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DynamicsConnectionUpdate(Strict):
+    base_url: HttpsUrl = Field(description="The environment, e.g. https://hlf.crm4.dynamics.com")
+    auth_type: Literal["oauth_client_credentials", "api_key"]
+    tenant_id: str | None = Field(default=None, description="Entra ID tenant (OAuth only)")
+    client_id: str | None = Field(default=None, description="App registration (OAuth only)")
+    client_secret: SecretStr | None = Field(
+        default=None, description="Write-only. Omit to keep the stored one."
+    )
+    api_key: SecretStr | None = Field(
+        default=None, description="Write-only. Omit to keep the stored one."
+    )
+
+    @model_validator(mode="after")
+    def _complete(self) -> Self:
+        if self.auth_type == "oauth_client_credentials":
+            if not self.tenant_id or not self.client_id:
+                raise ValueError("OAuth client credentials need tenant_id and client_id")
+            if self.api_key is not None:
+                raise ValueError("api_key does not belong to OAuth client credentials")
+        elif self.client_secret is not None:
+            raise ValueError("client_secret does not belong to API key authentication")
+        return self
+
+    def secret(self) -> str | None:
+        value = self.client_secret if self.auth_type == "oauth_client_credentials" else self.api_key
+        return value.get_secret_value() if value is not None else None
+
+
+class IntegrationUpdate(Strict):
+    """Fields present are changed; fields left out keep their value."""
+
+    enabled: bool | None = None
+    source_id: SourceIdText | None = None
+    signature_mode: SignatureMode | None = None
+    header_name: HeaderName | None = Field(
+        default=None, description="header-key mode: the header Dataverse sends the key in"
+    )
+    dataverse_organization_id: UUID | None = Field(
+        default=None, description="Dataverse OrganizationId that webhooks must come from"
+    )
+    application_user_ids: list[UUID] | None = Field(
+        default=None, description="Our Dynamics application users: their changes are echoes"
+    )
+    dynamics: DynamicsConnectionUpdate | None = None
+    field_mapping: FieldMapping | None = None
+    feature_ownership: dict[FeatureName, Owner] | None = None
+    deep_links: dict[FeatureName, HttpsUrl] | None = Field(
+        default=None,
+        description="Per portal-owned feature, an https URL template; {org_id}, {contact_id} "
+        "and {feature} are filled in (URL-encoded) for the member who opens it",
+    )
+
+
+class SecretStatus(BaseModel):
+    configured: bool
+    fingerprint: str | None = Field(default=None, description="First 12 hex of its SHA-256")
+    updated_at: datetime | None = None
+
+
+class WebhookSecretStatus(SecretStatus):
+    previous_valid_until: datetime | None = Field(
+        default=None, description="The previous secret still verifies until then"
+    )
+
+
+class DynamicsConnectionView(BaseModel):
+    base_url: str
+    auth_type: str
+    tenant_id: str | None
+    client_id: str | None
+    credentials: SecretStatus
+
+
+class IntegrationView(BaseModel):
+    organization_id: UUID
+    enabled: bool
+    source_id: str
+    webhook_url: str
+    signature_mode: SignatureMode
+    header_name: str
+    webhook_secret: WebhookSecretStatus
+    dataverse_organization_id: str | None
+    application_user_ids: list[str]
+    dynamics: DynamicsConnectionView | None
+    field_mapping: FieldMapping
+    field_mapping_is_default: bool
+    feature_ownership: dict[str, Owner]
+    deep_links: dict[str, str]
+    updated_at: datetime
+
+
+class RotateSecretRequest(Strict):
+    grace_period_hours: float = Field(
+        default=24, ge=0, le=24 * 14, description="How long the previous secret stays valid"
+    )
+
+
+class RotatedSecret(BaseModel):
+    secret: str = Field(description="Shown once: store it in Dynamics (or the relay) now")
+    fingerprint: str
+    signature_mode: SignatureMode
+    header_name: str | None
+    previous_valid_until: datetime | None
+
+
+class SecretTestResult(BaseModel):
+    verified: bool
+    status_code: int | None
+    endpoint: str
+    message: str
+
+
+class SyncStatus(BaseModel):
+    organization_id: UUID
+    last_processed_at: datetime | None
+    last_success_at: datetime | None
+    pending: int | None = Field(
+        description="Events queued and not yet applied, across all organisations (SQS's "
+        "approximate count); null when the queue cannot be asked"
+    )
+    failed: int = Field(description="Events whose latest attempt ended in error")
+    last_24h: dict[str, int] = Field(description="Events processed in 24 h, by status")
+
+
+class SyncEventView(BaseModel):
+    id: UUID
+    event_id: str
+    event_type: str
+    source_message: str | None
+    source_table: str | None
+    status: str
+    message: str
+    received_at: datetime
+    processed_at: datetime
+    attempts: int
+    can_reprocess: bool
+
+
+class SyncEventPage(BaseModel):
+    items: list[SyncEventView]
+    next_cursor: str | None
+
+
+class ReprocessResult(BaseModel):
+    event_id: str
+    status: Literal["queued"]
+    removed_from_dead_letter_queue: int
+
+
+class RejectionRate(BaseModel):
+    received: int
+    rejected: int
+    rate_percent: float
+    alert: bool
+    minimum_volume: int
+
+
+class OutageStatus(BaseModel):
+    alert: bool
+    last_healthy_at: datetime | None
+    reason: str | None
+
+
+class WebhookHealth(BaseModel):
+    organization_id: UUID
+    endpoint_url: str
+    signature_mode: SignatureMode
+    replay_protection: bool
+    note: str | None
+    received_24h: int
+    accepted_24h: int
+    duplicate_24h: int
+    rejected_24h: int
+    rejected_by_reason_24h: dict[str, int]
+    last_hour: RejectionRate
+    outage: OutageStatus
+
+
+class OrganizationCreate(Strict):
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=200)]
+    source_id: SourceIdText | None = Field(
+        default=None, description="Defaults to a name derived from the organisation's name"
+    )
+
+
+class OrganizationCreated(BaseModel):
+    id: UUID
+    name: str
+    integration: IntegrationView
+
+
+class Feature(BaseModel):
+    feature: str
+    owner: Owner
+    deep_link: str | None
+
+
+class FeatureList(BaseModel):
+    organization_id: UUID
+    features: list[Feature]
+
+
+class MemberView(BaseModel):
+    profile_id: UUID
+    dynamics_contact_id: str | None
+    first_name: str | None
+    last_name: str | None
+    email: str | None
+    phone: str | None
+    role: str
+    status: str
+    last_synced_at: datetime | None
+
+
+class MemberPage(BaseModel):
+    items: list[MemberView]
+    next_cursor: str | None
+
+
+class AuditEntry(BaseModel):
+    id: UUID
+    actor: str
+    action: str
+    details: dict[str, object]
+    created_at: datetime
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntry]
+    next_cursor: str | None

@@ -1,0 +1,74 @@
+"""Puts kept events back on the queue for reprocessing, and takes them out of the DLQ."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from uuid import UUID
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+# A reprocess looks through this many dead-letter messages at most (10 per receive call).
+_DLQ_SCAN_ROUNDS = 10
+
+
+class SqsEventRequeue:
+    def __init__(self, sqs: Any, queue_url: str, dead_letter_queue_url: str) -> None:
+        self._sqs = sqs
+        self._queue_url = queue_url
+        self._dlq_url = dead_letter_queue_url
+
+    def send(self, message_body: str) -> None:
+        self._sqs.send_message(QueueUrl=self._queue_url, MessageBody=message_body)
+
+    def remove_parked(self, organization_id: UUID, event_id: str) -> int:
+        if not self._dlq_url:
+            return 0
+        removed, others = 0, []
+        # Messages looked at stay invisible during the scan, so each is seen once; the others
+        # are made visible again at the end.
+        for _ in range(_DLQ_SCAN_ROUNDS):
+            messages = self._sqs.receive_message(
+                QueueUrl=self._dlq_url, MaxNumberOfMessages=10, VisibilityTimeout=60
+            ).get("Messages", [])
+            if not messages:
+                break
+            for message in messages:
+                if _is_event(message["Body"], organization_id, event_id):
+                    self._sqs.delete_message(
+                        QueueUrl=self._dlq_url, ReceiptHandle=message["ReceiptHandle"]
+                    )
+                    removed += 1
+                else:
+                    others.append(message["ReceiptHandle"])
+        for handle in others:
+            self._sqs.change_message_visibility(
+                QueueUrl=self._dlq_url, ReceiptHandle=handle, VisibilityTimeout=0
+            )
+        return removed
+
+    def approximate_pending(self) -> int | None:
+        try:
+            attributes = self._sqs.get_queue_attributes(
+                QueueUrl=self._queue_url,
+                AttributeNames=[
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                ],
+            )["Attributes"]
+        except (BotoCoreError, ClientError):
+            return None
+        return int(attributes["ApproximateNumberOfMessages"]) + int(
+            attributes["ApproximateNumberOfMessagesNotVisible"]
+        )
+
+
+def _is_event(body: str, organization_id: UUID, event_id: str) -> bool:
+    try:
+        message = json.loads(body)
+        return bool(
+            message.get("event_id") == event_id
+            and message["receipt"]["organization_id"] == str(organization_id)
+        )
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return False

@@ -1,0 +1,20 @@
+"""Sends a webhook over HTTP (the admin console's secret test) and reports what came back."""
+
+from __future__ import annotations
+
+import httpx
+
+from portal_sync.admin.ports import DeliveryAttempt
+
+
+class HttpxWebhookSender:
+    def __init__(self, timeout_seconds: float = 10.0) -> None:
+        self._timeout = timeout_seconds
+
+    def post(self, url: str, headers: dict[str, str], body: bytes) -> DeliveryAttempt:
+        try:
+            response = httpx.post(url, headers=headers, content=body, timeout=self._timeout)
+        except httpx.HTTPError as exc:
+            # The kind of failure only (timeout, refused...): never a body or a header.
+            return DeliveryAttempt(status_code=None, error=type(exc).__name__)
+        return DeliveryAttempt(status_code=response.status_code, error=None)

@@ -1,0 +1,637 @@
+"""The admin API end to end over loopback HTTP (CONTRACT.md sections 2 and 5).
+
+Real JWTs signed with the local project secret, authority from PostgreSQL, secrets in moto's
+Secrets Manager, events through the real queue and consumer.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from conftest import Database, eventually
+from support import portal_event, signed_headers
+
+
+@dataclass
+class Api:
+    base: str
+    org_id: uuid.UUID
+
+    def call(self, method: str, path: str, token: str | None, **kwargs: Any) -> httpx.Response:
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        return httpx.request(
+            method,
+            f"{self.base}/functions/v1/admin-api{path}",
+            headers=headers,
+            timeout=15,
+            **kwargs,
+        )
+
+
+def token(system: Any, user_id: uuid.UUID, **overrides: Any) -> str:
+    now = int(time.time())
+    claims = {
+        "sub": str(user_id),
+        "aud": "authenticated",
+        "role": "authenticated",
+        "exp": now + 600,
+    }
+    claims.update(overrides)
+    return jwt.encode(claims, overrides.pop("_secret", system.jwt_secret), algorithm="HS256")
+
+
+def add_member(db: Database, org_id: uuid.UUID, role: str, status: str = "active") -> uuid.UUID:
+    """A signed-up app user with a membership: returns their auth user id."""
+    user_id = uuid.uuid4()
+    with db.connect() as conn:
+        profile = conn.execute(
+            "insert into profiles (auth_user_id, dynamics_contact_id, first_name)"
+            " values (%s, %s, 'Test') returning id",
+            (user_id, str(uuid.uuid4())),
+        ).fetchone()
+        conn.execute(
+            "insert into organization_memberships (organization_id, profile_id, role, status)"
+            " values (%s, %s, %s, %s)",
+            (org_id, profile["id"], role, status),
+        )
+    return user_id
+
+
+def add_org(db: Database, name: str = "Other chapter") -> uuid.UUID:
+    org_id = uuid.uuid4()
+    with db.connect() as conn:
+        conn.execute("insert into organizations (id, name) values (%s, %s)", (org_id, name))
+        conn.execute(
+            "insert into integration_configs (organization_id, source_id) values (%s, %s)",
+            (org_id, f"other-{org_id.hex[:8]}"),
+        )
+    return org_id
+
+
+@pytest.fixture
+def api(system: Any) -> Api:
+    return Api(system.base_url, system.seed.org_id)
+
+
+def send_webhook(system: Any, body: bytes, secret: str | None = None) -> httpx.Response:
+    url = f"{system.base_url}/functions/v1/portal-webhook/{system.seed.source_id}"
+    headers = signed_headers(secret or system.seed.webhook_secret, body)
+    return httpx.post(url, content=body, headers=headers, timeout=10)
+
+
+ORG_ROUTES = [
+    ("GET", "/orgs/{org}/integration", None),
+    ("PUT", "/orgs/{org}/integration", {"enabled": True}),
+    ("POST", "/orgs/{org}/integration/webhook-secret", {}),
+    ("POST", "/orgs/{org}/integration/webhook-secret/test", None),
+    ("GET", "/orgs/{org}/sync/status", None),
+    ("GET", "/orgs/{org}/sync/events", None),
+    ("POST", f"/orgs/{{org}}/sync/events/{uuid.uuid4()}/reprocess", None),
+    ("GET", "/orgs/{org}/webhook-health", None),
+    ("GET", "/orgs/{org}/features", None),
+    ("GET", "/orgs/{org}/members", None),
+    ("GET", "/orgs/{org}/audit-log", None),
+]
+
+
+# -- authentication ---------------------------------------------------------------------------
+
+
+def test_missing_and_bad_tokens_answer_401_with_supabase_messages(system: Any, api: Api) -> None:
+    admin = uuid.UUID(
+        jwt.decode(system.seed.admin_token, options={"verify_signature": False})["sub"]
+    )
+    path = f"/orgs/{api.org_id}/integration"
+
+    missing = api.call("GET", path, None)
+    assert missing.status_code == 401
+    assert missing.json() == {"code": 401, "message": "Missing authorization header"}
+
+    for bad in (
+        token(system, admin, _secret="not-the-project-secret-but-long-enough-for-hs256"),
+        token(system, admin, aud="anon"),
+        token(system, admin, exp=int(time.time()) - 60),
+        jwt.encode({"sub": str(admin), "aud": "authenticated", "exp": 9999999999}, None, "none"),
+        "not-a-jwt",
+    ):
+        response = api.call("GET", path, bad)
+        assert response.status_code == 401
+        assert response.json() == {"code": 401, "message": "Invalid JWT"}
+
+
+@pytest.mark.parametrize(("method", "path", "body"), ORG_ROUTES)
+def test_an_admin_of_another_organisation_gets_403_on_every_route(
+    system: Any, db: Database, api: Api, method: str, path: str, body: Any
+) -> None:
+    other_org = add_org(db)
+    outsider = token(system, add_member(db, other_org, "admin"))
+
+    response = api.call(method, path.format(org=api.org_id), outsider, json=body)
+
+    assert response.status_code == 403
+    assert response.json()["code"] == 403
+
+
+def test_roles_inside_the_organisation(system: Any, db: Database, api: Api) -> None:
+    member = token(system, add_member(db, api.org_id, "member"))
+    coordinator = token(system, add_member(db, api.org_id, "coordinator"))
+    deactivated_admin = token(system, add_member(db, api.org_id, "admin", status="inactive"))
+    org = api.org_id
+
+    assert api.call("GET", f"/orgs/{org}/features", member).status_code == 200
+    assert api.call("GET", f"/orgs/{org}/members", member).status_code == 403
+    assert api.call("GET", f"/orgs/{org}/members", coordinator).status_code == 200
+    assert api.call("GET", f"/orgs/{org}/integration", coordinator).status_code == 403
+    assert api.call("GET", f"/orgs/{org}/integration", deactivated_admin).status_code == 403
+    # Webhook health is for platform administrators only.
+    assert (
+        api.call("GET", f"/orgs/{org}/webhook-health", system.seed.org_admin_token).status_code
+        == 403
+    )
+    assert (
+        api.call("GET", f"/orgs/{org}/webhook-health", system.seed.admin_token).status_code == 200
+    )
+
+
+def test_openapi_document_describes_every_route(api: Api) -> None:
+    response = api.call("GET", "/openapi.json", None)
+
+    assert response.status_code == 200
+    document = response.json()
+    paths = document["paths"]
+    for method, path, _ in ORG_ROUTES:
+        template = path.replace("{org}", "{org_id}")
+        if "reprocess" in template:
+            template = "/orgs/{org_id}/sync/events/{event_id}/reprocess"
+        assert method.lower() in paths[template], template
+    assert "post" in paths["/orgs"]
+    assert document["servers"][0]["url"] == "/functions/v1/admin-api"
+
+
+# -- integration settings and secrets -------------------------------------------------------------
+
+
+def test_integration_shows_secrets_only_as_configured_and_fingerprint(
+    system: Any, api: Api
+) -> None:
+    response = api.call("GET", f"/orgs/{api.org_id}/integration", system.seed.org_admin_token)
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["source_id"] == system.seed.source_id
+    assert body["webhook_url"].endswith(f"/functions/v1/portal-webhook/{system.seed.source_id}")
+    assert body["webhook_secret"]["configured"] is True
+    assert len(body["webhook_secret"]["fingerprint"]) == 12
+    assert body["field_mapping_is_default"] is True
+    assert system.seed.webhook_secret not in response.text
+    assert system.seed.webhook_secret.removeprefix("whsec_") not in response.text
+
+
+def test_settings_are_validated_with_field_paths(system: Any, api: Api) -> None:
+    path = f"/orgs/{api.org_id}/integration"
+
+    insecure = api.call(
+        "PUT", path, system.seed.org_admin_token, json={"deep_links": {"courses": "http://x.no"}}
+    )
+    unlinked = api.call(
+        "PUT",
+        path,
+        system.seed.org_admin_token,
+        json={"feature_ownership": {"courses": "portal"}, "deep_links": {}},
+    )
+    bad_mapping = api.call(
+        "PUT",
+        path,
+        system.seed.org_admin_token,
+        json={"field_mapping": {"tables": {"hlf_membership": {"kind": "membership"}}}},
+    )
+    unknown = api.call("PUT", path, system.seed.org_admin_token, json={"colour": "blue"})
+
+    assert insecure.status_code == 422
+    assert insecure.json()["errors"][0]["path"] == "deep_links.courses"
+    assert "https" in insecure.json()["errors"][0]["message"]
+    assert unlinked.status_code == 422
+    assert unlinked.json()["errors"] == [
+        {"path": "deep_links.courses", "message": "a portal-owned feature needs a deep link"}
+    ]
+    assert bad_mapping.status_code == 422
+    assert "contact_column" in bad_mapping.text
+    assert unknown.status_code == 422
+
+
+def test_dynamics_credentials_are_write_only_and_audited_without_their_value(
+    system: Any, db: Database, api: Api
+) -> None:
+    import boto3
+
+    client_secret = "s3cr3t-value-" + uuid.uuid4().hex
+    response = api.call(
+        "PUT",
+        f"/orgs/{api.org_id}/integration",
+        system.seed.org_admin_token,
+        json={
+            "dynamics": {
+                "base_url": "https://hlf.crm4.dynamics.com",
+                "auth_type": "oauth_client_credentials",
+                "tenant_id": "5f3c7a2e-1111-4222-8333-444455556666",
+                "client_id": "app-portal-sync",
+                "client_secret": client_secret,
+            }
+        },
+    )
+
+    assert response.status_code == 200, response.text
+    credentials = response.json()["dynamics"]["credentials"]
+    assert credentials["configured"] is True and len(credentials["fingerprint"]) == 12
+    assert client_secret not in response.text
+    audit = db.rows("select action, details::text as details from audit_logs")
+    assert [a["action"] for a in audit] == ["integration.updated"]
+    assert client_secret not in audit[0]["details"]
+    stored = boto3.client("secretsmanager").get_secret_value(
+        SecretId=f"portal-sync/dynamics/{api.org_id}"
+    )
+    assert client_secret in stored["SecretString"]  # encrypted at rest by Secrets Manager
+    assert client_secret not in json.dumps(
+        db.rows("select * from integration_configs"), default=str
+    )
+
+    # Changing the URL without resending the secret keeps it.
+    again = api.call(
+        "PUT",
+        f"/orgs/{api.org_id}/integration",
+        system.seed.org_admin_token,
+        json={
+            "dynamics": {
+                "base_url": "https://hlf-test.crm4.dynamics.com",
+                "auth_type": "oauth_client_credentials",
+                "tenant_id": "5f3c7a2e-1111-4222-8333-444455556666",
+                "client_id": "app-portal-sync",
+            }
+        },
+    )
+    assert again.status_code == 200
+    assert again.json()["dynamics"]["credentials"]["fingerprint"] == credentials["fingerprint"]
+
+
+def test_rotated_secret_is_used_for_the_very_next_webhook(
+    system: Any, db: Database, api: Api
+) -> None:
+    rotated = api.call(
+        "POST",
+        f"/orgs/{api.org_id}/integration/webhook-secret",
+        system.seed.org_admin_token,
+        json={"grace_period_hours": 1},
+    )
+
+    assert rotated.status_code == 200
+    new_secret = rotated.json()["secret"]
+    assert new_secret.startswith("whsec_") and new_secret != system.seed.webhook_secret
+    assert (
+        send_webhook(
+            system, portal_event("membership.created", str(uuid.uuid4())), new_secret
+        ).status_code
+        == 202
+    )
+    # The previous one stays valid through the grace period.
+    assert (
+        send_webhook(system, portal_event("membership.created", str(uuid.uuid4()))).status_code
+        == 202
+    )
+    view = api.call("GET", f"/orgs/{api.org_id}/integration", system.seed.org_admin_token).json()
+    assert view["webhook_secret"]["fingerprint"] == rotated.json()["fingerprint"]
+    assert view["webhook_secret"]["previous_valid_until"] is not None
+    assert new_secret not in json.dumps(view)
+    [entry] = db.rows("select action, details::text as details from audit_logs")
+    assert entry["action"] == "webhook_secret.rotated" and new_secret not in entry["details"]
+
+    # Rotating again without a grace period retires every previous secret at once.
+    api.call(
+        "POST",
+        f"/orgs/{api.org_id}/integration/webhook-secret",
+        system.seed.org_admin_token,
+        json={"grace_period_hours": 0},
+    )
+    # A warm ingest may verify with its cached copy until the cache expires (SOURCE_CACHE_SECONDS).
+    eventually(
+        lambda: (
+            send_webhook(
+                system, portal_event("membership.created", str(uuid.uuid4())), new_secret
+            ).status_code
+            == 401
+        ),
+        timeout=4,
+    )
+
+
+def test_secret_test_sends_a_signed_delivery_to_the_endpoint(
+    system: Any, db: Database, api: Api
+) -> None:
+    path = f"/orgs/{api.org_id}/integration/webhook-secret/test"
+
+    result = api.call("POST", path, system.seed.org_admin_token)
+
+    assert result.status_code == 200
+    assert result.json()["verified"] is True, result.json()
+    assert result.json()["status_code"] == 202
+    assert "verified" in result.json()["message"]
+    entry = eventually(
+        lambda: db.one("select * from portal_sync_events where event_type = 'webhook.test'")
+    )
+    assert entry["status"] == "skipped"
+
+    api.call(
+        "PUT",
+        f"/orgs/{api.org_id}/integration",
+        system.seed.org_admin_token,
+        json={"enabled": False},
+    )
+    # Disabling reaches a warm ingest when its cached source expires (SOURCE_CACHE_SECONDS).
+    refused = eventually(
+        lambda: (
+            (r := api.call("POST", path, system.seed.org_admin_token).json())
+            and not r["verified"]
+            and r
+        ),
+        timeout=4,
+    )
+    assert refused["status_code"] == 401
+    assert "disabled" in refused["message"]
+
+
+# -- sync history ------------------------------------------------------------------------------
+
+
+def test_sync_log_is_filtered_paginated_and_failed_events_reprocess(
+    system: Any, db: Database, api: Api
+) -> None:
+    token_ = system.seed.org_admin_token
+    contact = str(uuid.uuid4())
+    for minute in range(3):
+        send_webhook(
+            system,
+            portal_event(
+                "membership.created", str(uuid.uuid4()), occurred_at=f"2026-11-20T10:0{minute}:00Z"
+            ),
+        )
+    # A Dataverse membership whose role value the mapping does not know: an error to fix.
+    unknown_role = {
+        "type": "membership.role_updated",
+        "occurred_at": "2026-11-20T11:00:00Z",
+        "member": {"dynamics_contact_id": contact},
+    }
+    failed_id = send_webhook(system, json.dumps(unknown_role).encode()).json()["id"]
+    eventually(lambda: db.one("select count(*) as n from portal_sync_events")["n"] == 4)
+
+    first = api.call("GET", f"/orgs/{api.org_id}/sync/events?limit=2", token_).json()
+    second = api.call(
+        "GET", f"/orgs/{api.org_id}/sync/events?limit=2&cursor={first['next_cursor']}", token_
+    ).json()
+    errors = api.call("GET", f"/orgs/{api.org_id}/sync/events?status=error", token_).json()
+
+    assert len(first["items"]) == 2 and len(second["items"]) == 2 and second["next_cursor"] is None
+    seen = [item["event_id"] for item in first["items"] + second["items"]]
+    assert len(set(seen)) == 4
+    received = [item["received_at"] for item in first["items"] + second["items"]]
+    assert received == sorted(received, reverse=True)
+    [failed] = errors["items"]
+    assert failed["event_id"] == failed_id and failed["can_reprocess"] is True
+    assert "role" in failed["message"]
+    bad_cursor = api.call("GET", f"/orgs/{api.org_id}/sync/events?cursor=zzz", token_)
+    assert bad_cursor.status_code == 422
+
+    status = api.call("GET", f"/orgs/{api.org_id}/sync/status", token_).json()
+    assert status["failed"] == 1 and status["last_24h"]["success"] == 3
+    assert status["last_success_at"] is not None
+
+    # Reprocessing puts the kept original back on the queue: it fails the same way (the sender
+    # must fix it), is logged again, and the attempt count shows it was tried again.
+    response = api.call("POST", f"/orgs/{api.org_id}/sync/events/{failed['id']}/reprocess", token_)
+    assert response.status_code == 202
+    assert response.json()["status"] == "queued"
+    entry = eventually(
+        lambda: (
+            (row := db.one("select * from portal_sync_events where event_id = %s", failed_id))
+            and row["attempts"] == 2
+            and row
+        )
+    )
+    assert entry["status"] == "error"
+    succeeded = next(i for i in first["items"] + second["items"] if i["status"] == "success")
+    done = api.call("POST", f"/orgs/{api.org_id}/sync/events/{succeeded['id']}/reprocess", token_)
+    assert done.status_code == 409
+    actions = [r["action"] for r in db.rows("select action from audit_logs")]
+    assert actions == ["sync_event.reprocessed"]
+
+
+def test_reprocessing_a_parked_event_takes_it_out_of_the_dead_letter_queue(
+    system: Any, db: Database, api: Api
+) -> None:
+    """An event parked after repeated failures (e.g. a database outage) applies on reprocess."""
+    import boto3
+    from portal_sync.webhooks.receipts import Outcome, QueuedEvent, Receipt
+
+    contact = str(uuid.uuid4())
+    body = portal_event("membership.created", contact)
+    message = QueuedEvent(
+        receipt=Receipt(
+            id=uuid.uuid4(),
+            source_id=system.seed.source_id,
+            organization_id=system.seed.org_id,
+            delivery_id="msg_parked",
+            outcome=Outcome.ACCEPTED,
+            received_at=datetime.now(UTC) - timedelta(hours=1),
+        ),
+        event_id="msg_parked",
+        correlation_id=str(uuid.uuid4()),
+        body_b64=__import__("base64").b64encode(body).decode(),
+    )
+    sqs = boto3.client("sqs")
+    sqs.send_message(QueueUrl=system.aws.dead_letter_queue_url, MessageBody="unrelated")
+    sqs.send_message(
+        QueueUrl=system.aws.dead_letter_queue_url, MessageBody=message.model_dump_json()
+    )
+    with db.connect() as conn:
+        row = conn.execute(
+            "insert into portal_sync_events (organization_id, event_id, event_type, status, message,"
+            " received_at, attempts) values (%s, 'msg_parked', 'membership.created', 'error',"
+            " 'Could not be applied after 10 attempts', now(), 10) returning id",
+            (system.seed.org_id,),
+        ).fetchone()
+        conn.execute(
+            "insert into portal_sync_event_payloads (organization_id, event_id, message)"
+            " values (%s, 'msg_parked', %s)",
+            (system.seed.org_id, message.model_dump_json()),
+        )
+
+    response = api.call(
+        "POST", f"/orgs/{api.org_id}/sync/events/{row['id']}/reprocess", system.seed.admin_token
+    )
+
+    assert response.status_code == 202
+    assert response.json()["removed_from_dead_letter_queue"] == 1
+    entry = eventually(
+        lambda: (
+            (r := db.one("select * from portal_sync_events where event_id = 'msg_parked'"))
+            and r["status"] == "success"
+            and r
+        )
+    )
+    assert entry["attempts"] == 11
+    assert db.one("select id from profiles where dynamics_contact_id = %s", contact) is not None
+    left = sqs.get_queue_attributes(
+        QueueUrl=system.aws.dead_letter_queue_url, AttributeNames=["All"]
+    )["Attributes"]
+    assert (
+        int(left["ApproximateNumberOfMessages"])
+        + int(left["ApproximateNumberOfMessagesNotVisible"])
+        == 1
+    )
+
+
+# -- webhook health ----------------------------------------------------------------------------
+
+
+def test_webhook_health_alerts_turn_on_and_off(system: Any, db: Database, api: Api) -> None:
+    def health() -> dict[str, Any]:
+        response = api.call("GET", f"/orgs/{api.org_id}/webhook-health", system.seed.admin_token)
+        assert response.status_code == 200
+        return response.json()
+
+    quiet = health()
+    assert quiet["received_24h"] == 0
+    assert quiet["last_hour"]["alert"] is False and quiet["outage"]["alert"] is False
+
+    for _ in range(3):
+        send_webhook(
+            system, portal_event("membership.created", str(uuid.uuid4())), "whsec_d3Jvbmc="
+        )
+    outage = health()
+    assert outage["outage"]["alert"] is True
+    assert "SIGNATURE_MISMATCH" in outage["outage"]["reason"]
+    # Three of three rejected is 100 %, but below the minimum volume nobody is paged.
+    assert outage["last_hour"]["rate_percent"] == 100.0 and outage["last_hour"]["alert"] is False
+
+    for _ in range(17):
+        send_webhook(system, portal_event("membership.created", str(uuid.uuid4())))
+    eventually(lambda: health()["accepted_24h"] == 17)
+    recovered = health()
+    assert recovered["outage"]["alert"] is False
+    assert recovered["outage"]["last_healthy_at"] is not None
+    assert recovered["last_hour"] == {
+        "received": 20,
+        "rejected": 3,
+        "rate_percent": 15.0,
+        "alert": True,
+        "minimum_volume": 20,
+    }
+    assert recovered["rejected_by_reason_24h"] == {"SIGNATURE_MISMATCH": 3}
+
+    for _ in range(10):
+        send_webhook(system, portal_event("membership.created", str(uuid.uuid4())))
+    eventually(lambda: health()["accepted_24h"] == 27)
+    assert health()["last_hour"]["alert"] is False  # 3 of 30 is 10 %: not above it
+
+
+# -- organisations, features, members, audit ----------------------------------------------------
+
+
+def test_onboarding_uses_the_platform_template_and_touches_no_other_organisation(
+    system: Any, db: Database, api: Api
+) -> None:
+    before = db.one("select * from integration_configs where organization_id = %s", api.org_id)
+
+    created = api.call("POST", "/orgs", system.seed.admin_token, json={"name": "HLF Bergen"})
+    refused = api.call("POST", "/orgs", system.seed.org_admin_token, json={"name": "Sneaky"})
+
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert body["integration"]["field_mapping_is_default"] is True
+    assert body["integration"]["feature_ownership"]["courses"] == "portal"
+    assert body["integration"]["webhook_secret"]["configured"] is False
+    assert refused.status_code == 403
+    after = db.one("select * from integration_configs where organization_id = %s", api.org_id)
+    assert after == before
+    duplicate = api.call(
+        "POST",
+        "/orgs",
+        system.seed.admin_token,
+        json={"name": "Again", "source_id": body["integration"]["source_id"]},
+    )
+    assert duplicate.status_code == 409
+
+    # Its own admin can now rotate a secret and receive webhooks.
+    new_org = uuid.UUID(body["id"])
+    rotated = api.call(
+        "POST", f"/orgs/{new_org}/integration/webhook-secret", system.seed.admin_token
+    ).json()
+    url = f"{system.base_url}/functions/v1/portal-webhook/{body['integration']['source_id']}"
+    event = portal_event("membership.created", str(uuid.uuid4()))
+    assert (
+        httpx.post(url, content=event, headers=signed_headers(rotated["secret"], event)).status_code
+        == 202
+    )
+
+
+def test_features_give_the_app_owners_and_encoded_deep_links(
+    system: Any, db: Database, api: Api
+) -> None:
+    member_user = add_member(db, api.org_id, "peer_mentor")
+    api.call(
+        "PUT",
+        f"/orgs/{api.org_id}/integration",
+        system.seed.org_admin_token,
+        json={
+            "feature_ownership": {"courses": "portal", "events": "app"},
+            "deep_links": {"courses": "https://minside.hlf.no/kurs/{contact_id}?lang=nb"},
+        },
+    )
+
+    response = api.call("GET", f"/orgs/{api.org_id}/features", token(system, member_user))
+
+    assert response.status_code == 200
+    features = {f["feature"]: f for f in response.json()["features"]}
+    assert features["events"] == {"feature": "events", "owner": "app", "deep_link": None}
+    contact = db.one(
+        "select dynamics_contact_id from profiles where auth_user_id = %s", member_user
+    )
+    link = features["courses"]["deep_link"]
+    assert link == (
+        f"https://minside.hlf.no/kurs/{contact['dynamics_contact_id']}"
+        f"?lang=nb&org_id={api.org_id}&feature=courses"
+    )
+
+
+def test_members_view_and_audit_log(system: Any, db: Database, api: Api) -> None:
+    send_webhook(system, portal_event("membership.created", str(uuid.uuid4()), role="peer_mentor"))
+    eventually(lambda: db.one("select count(*) as n from profiles")["n"] == 2)
+    for enabled in (False, True):
+        api.call(
+            "PUT",
+            f"/orgs/{api.org_id}/integration",
+            system.seed.org_admin_token,
+            json={"enabled": enabled},
+        )
+
+    members = api.call("GET", f"/orgs/{api.org_id}/members", system.seed.org_admin_token).json()
+    audit = api.call(
+        "GET", f"/orgs/{api.org_id}/audit-log?limit=1", system.seed.org_admin_token
+    ).json()
+    rest = api.call(
+        "GET",
+        f"/orgs/{api.org_id}/audit-log?cursor={audit['next_cursor']}",
+        system.seed.org_admin_token,
+    ).json()
+
+    roles = sorted((m["role"], m["status"]) for m in members["items"])
+    assert roles == [("admin", "active"), ("peer_mentor", "active")]
+    assert [e["action"] for e in audit["items"] + rest["items"]] == ["integration.updated"] * 2
+    assert audit["items"][0]["details"] == {"changed": ["enabled"]}
+    assert audit["items"][0]["actor"] != rest["items"][0]["id"]
