@@ -635,3 +635,60 @@ def test_members_view_and_audit_log(system: Any, db: Database, api: Api) -> None
     assert [e["action"] for e in audit["items"] + rest["items"]] == ["integration.updated"] * 2
     assert audit["items"][0]["details"] == {"changed": ["enabled"]}
     assert audit["items"][0]["actor"] != rest["items"][0]["id"]
+
+
+def test_logs_never_contain_secrets_tokens_or_member_details(
+    system: Any, db: Database, api: Api
+) -> None:
+    """With every function logging at DEBUG, a whole admin and webhook flow leaves no secret,
+    token or personal detail in the logs (they are shipped to CloudWatch)."""
+    import io
+    import logging
+
+    from portal_sync.observability import logger
+
+    captured = io.StringIO()
+    # The same JSON formatter the functions log with, so extra fields are rendered too.
+    handler = logging.StreamHandler(captured)
+    handler.setFormatter(logger.registered_formatter)
+    python_logger = logging.getLogger(logger.name)
+    previous = logger.log_level
+    python_logger.addHandler(handler)
+    logger.setLevel("DEBUG")
+    try:
+        client_secret = "client-secret-" + uuid.uuid4().hex
+        api.call(
+            "PUT",
+            f"/orgs/{api.org_id}/integration",
+            system.seed.org_admin_token,
+            json={
+                "dynamics": {
+                    "base_url": "https://hlf.crm4.dynamics.com",
+                    "auth_type": "api_key",
+                    "api_key": client_secret,
+                }
+            },
+        )
+        rotated = api.call(
+            "POST", f"/orgs/{api.org_id}/integration/webhook-secret", system.seed.org_admin_token
+        ).json()["secret"]
+        body = portal_event("membership.created", str(uuid.uuid4()), first_name="Solveig")
+        send_webhook(system, body, rotated)
+        send_webhook(system, body, "whsec_d3Jvbmc=")  # a rejection is logged too
+        eventually(lambda: db.one("select 1 as ok from profiles where first_name = 'Solveig'"))
+    finally:
+        logger.setLevel(previous)
+        python_logger.removeHandler(handler)
+
+    logs = captured.getvalue()
+    assert "Webhook accepted" in logs and "SIGNATURE_MISMATCH" in logs  # it did log the flow
+    for secret in (
+        client_secret,
+        rotated,
+        rotated.removeprefix("whsec_"),
+        system.seed.org_admin_token,
+        "Solveig",
+        "kari@example.org",
+        "+4790000000",
+    ):
+        assert secret not in logs

@@ -61,7 +61,3 @@ def outage(recent: ReceiptCounts, last_healthy_at: datetime | None, now: datetim
             f"(most often {top_reason}); check the secret configured in Dynamics"
         )
     return OutageStatus(alert=True, last_healthy_at=last_healthy_at, reason=reason)
-
-
-def since(now: datetime, window: timedelta) -> datetime:
-    return now - window

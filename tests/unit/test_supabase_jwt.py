@@ -1,0 +1,137 @@
+"""Supabase access tokens: HS256 with the project secret, ES256/RS256 via a JWKS served over HTTP."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+from portal_sync.auth.supabase_jwt import (
+    INVALID_JWT,
+    MISSING_AUTHORIZATION,
+    SupabaseJwtVerifier,
+    Unauthenticated,
+)
+
+SECRET = "super-secret-jwt-token-with-at-least-32-characters-long"
+EC_KEY = ec.generate_private_key(ec.SECP256R1())
+RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def claims(**overrides: Any) -> dict[str, Any]:
+    base = {
+        "sub": str(uuid.uuid4()),
+        "aud": "authenticated",
+        "role": "authenticated",
+        "email": "kari@example.org",
+        "exp": int(time.time()) + 300,
+    }
+    return {**base, **overrides}
+
+
+@pytest.fixture(scope="module")
+def jwks_url() -> Iterator[str]:
+    """The project's JWKS endpoint, as Supabase serves it, on loopback."""
+    keys = []
+    for kid, algorithm, key in (("ec-1", ECAlgorithm, EC_KEY), ("rsa-1", RSAAlgorithm, RSA_KEY)):
+        jwk = json.loads(algorithm.to_jwk(key.public_key()))
+        keys.append({**jwk, "kid": kid, "use": "sig"})
+    body = json.dumps({"keys": keys}).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/auth/v1/.well-known/jwks.json"
+    server.shutdown()
+
+
+def bearer(token: str) -> str:
+    return f"Bearer {token}"
+
+
+def test_hs256_token_of_the_project_is_accepted() -> None:
+    token_claims = claims()
+    caller = SupabaseJwtVerifier(SECRET).verify(bearer(jwt.encode(token_claims, SECRET, "HS256")))
+    assert str(caller.user_id) == token_claims["sub"]
+    assert caller.email == "kari@example.org"
+
+
+@pytest.mark.parametrize(
+    ("kid", "algorithm", "key"), [("ec-1", "ES256", EC_KEY), ("rsa-1", "RS256", RSA_KEY)]
+)
+def test_asymmetric_tokens_verify_with_the_jwks(
+    jwks_url: str, kid: str, algorithm: str, key: Any
+) -> None:
+    token_claims = claims()
+    token = jwt.encode(token_claims, key, algorithm, headers={"kid": kid})
+
+    caller = SupabaseJwtVerifier("", jwks_url).verify(bearer(token))
+
+    assert str(caller.user_id) == token_claims["sub"]
+
+
+def test_a_key_not_in_the_jwks_is_refused(jwks_url: str) -> None:
+    stranger = ec.generate_private_key(ec.SECP256R1())
+    token = jwt.encode(claims(), stranger, "ES256", headers={"kid": "ec-1"})
+    unknown_kid = jwt.encode(claims(), EC_KEY, "ES256", headers={"kid": "nope"})
+
+    for candidate in (token, unknown_kid):
+        with pytest.raises(Unauthenticated) as refused:
+            SupabaseJwtVerifier("", jwks_url).verify(bearer(candidate))
+        assert refused.value.message == INVALID_JWT
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        jwt.encode(claims(exp=int(time.time()) - 1), SECRET, "HS256"),
+        jwt.encode(claims(aud="anon"), SECRET, "HS256"),
+        jwt.encode({k: v for k, v in claims().items() if k != "exp"}, SECRET, "HS256"),
+        jwt.encode(claims(sub="not-a-user-id"), SECRET, "HS256"),
+        jwt.encode(claims(), "another-projects-secret-of-sufficient-length!!", "HS256"),
+        jwt.encode(claims(), None, "none"),
+        "garbage",
+    ],
+    ids=["expired", "wrong-audience", "no-exp", "bad-sub", "other-secret", "alg-none", "garbage"],
+)
+def test_bad_tokens_are_invalid_jwt(token: str) -> None:
+    with pytest.raises(Unauthenticated) as refused:
+        SupabaseJwtVerifier(SECRET).verify(bearer(token))
+    assert refused.value.message == INVALID_JWT
+
+
+def test_an_hs256_token_is_refused_when_only_a_jwks_is_configured(jwks_url: str) -> None:
+    """Otherwise anyone could sign tokens with an empty secret."""
+    token = jwt.encode(claims(), SECRET, "HS256")
+    with pytest.raises(Unauthenticated):
+        SupabaseJwtVerifier("", jwks_url).verify(bearer(token))
+
+
+@pytest.mark.parametrize("header", [None, ""])
+def test_missing_header(header: str | None) -> None:
+    with pytest.raises(Unauthenticated) as refused:
+        SupabaseJwtVerifier(SECRET).verify(header)
+    assert refused.value.message == MISSING_AUTHORIZATION
+
+
+def test_a_scheme_other_than_bearer_is_invalid() -> None:
+    with pytest.raises(Unauthenticated) as refused:
+        SupabaseJwtVerifier(SECRET).verify("Basic dXNlcjpwYXNz")
+    assert refused.value.message == INVALID_JWT
