@@ -692,3 +692,51 @@ def test_logs_never_contain_secrets_tokens_or_member_details(
         "+4790000000",
     ):
         assert secret not in logs
+
+
+def test_switching_to_header_key_mode_and_a_new_source_id(
+    system: Any, db: Database, api: Api
+) -> None:
+    """Dataverse's own HttpHeader auth: the admin moves the endpoint and rotates a static key."""
+    token_ = system.seed.org_admin_token
+    updated = api.call(
+        "PUT",
+        f"/orgs/{api.org_id}/integration",
+        token_,
+        json={
+            "source_id": "hlf-oslo-dataverse",
+            "signature_mode": "header-key",
+            "header_name": "X-HLF-Key",
+        },
+    )
+    assert updated.status_code == 200, updated.text
+    assert updated.json()["webhook_url"].endswith("/portal-webhook/hlf-oslo-dataverse")
+    assert updated.json()["header_name"] == "x-hlf-key"
+
+    rotated = api.call("POST", f"/orgs/{api.org_id}/integration/webhook-secret", token_).json()
+    assert rotated["signature_mode"] == "header-key" and rotated["header_name"] == "x-hlf-key"
+    body = portal_event("membership.created", str(uuid.uuid4()))
+    new_url = f"{system.base_url}/functions/v1/portal-webhook/hlf-oslo-dataverse"
+    old_url = f"{system.base_url}/functions/v1/portal-webhook/{system.seed.source_id}"
+
+    accepted = httpx.post(new_url, content=body, headers={"x-hlf-key": rotated["secret"]})
+    assert accepted.status_code == 202
+    # The old endpoint is gone (its secret was moved), once a warm ingest's cache expires.
+    eventually(
+        lambda: (
+            httpx.post(
+                old_url, content=body, headers=signed_headers(system.seed.webhook_secret, body)
+            ).status_code
+            == 401
+        ),
+        timeout=4,
+    )
+    health = api.call("GET", f"/orgs/{api.org_id}/webhook-health", system.seed.admin_token).json()
+    assert health["replay_protection"] is False and "replay" in health["note"]
+
+    taken = add_org(db)
+    other = db.one("select source_id from integration_configs where organization_id = %s", taken)
+    clash = api.call(
+        "PUT", f"/orgs/{api.org_id}/integration", token_, json={"source_id": other["source_id"]}
+    )
+    assert clash.status_code == 409

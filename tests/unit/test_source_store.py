@@ -112,3 +112,11 @@ def test_unreachable_secrets_manager_is_unavailable_not_unknown() -> None:
     )
     with pytest.raises(SourceStoreUnavailable):
         store(dead, Clock()).get("src")
+
+
+def test_a_source_whose_secret_is_pending_deletion_is_unknown_not_an_outage(secrets: Any) -> None:
+    """Deleted in the console with a recovery window: 401 for the sender, not a 503 retry loop."""
+    put(secrets, "gone", ["whsec_a"])
+    secrets.delete_secret(SecretId="p/gone", RecoveryWindowInDays=7)
+
+    assert store(CountingClient(secrets), Clock()).get("gone") is None

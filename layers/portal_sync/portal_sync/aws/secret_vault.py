@@ -41,8 +41,11 @@ class SecretsManagerVault:
 
     def delete_source(self, source_id: str) -> None:
         try:
+            # At once: a secret pending deletion cannot be read, which the ingest would have to
+            # tell apart from an outage. Its keys live on in the source's new secret.
             self._client.delete_secret(
-                SecretId=secret_name(self._source_prefix, source_id), RecoveryWindowInDays=7
+                SecretId=secret_name(self._source_prefix, source_id),
+                ForceDeleteWithoutRecovery=True,
             )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":

@@ -121,7 +121,7 @@ def decode_value(value: Any) -> Any:
     if isinstance(value, str):
         match = _DATE.match(value)
         if match:
-            return _from_millis(int(match.group(1)))
+            return _from_millis(match.group(1))
         return value
     if isinstance(value, list):
         return [decode_value(item) for item in value]
@@ -166,17 +166,20 @@ def decode_operation_created_on(value: Any) -> datetime | None:
     match = _DATE.match(value)
     if not match:
         return None
-    instant = _from_millis(int(match.group(1)))
-    if instant is None or not match.group(2):
-        return instant
-    offset = timedelta(hours=int(match.group(3)), minutes=int(match.group(4)))
-    return instant + offset if match.group(2) == "+" else instant - offset
+    offset = timedelta()
+    if match.group(2):
+        offset = timedelta(hours=int(match.group(3)), minutes=int(match.group(4)))
+        if match.group(2) == "-":
+            offset = -offset
+    return _from_millis(match.group(1), offset)
 
 
-def _from_millis(millis: int) -> datetime | None:
+def _from_millis(millis: str, offset: timedelta = timedelta()) -> datetime | None:
+    """Epoch milliseconds (as written) plus an offset; None when no datetime can hold it."""
     try:
-        return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=millis)
-    except OverflowError:
+        return datetime(1970, 1, 1, tzinfo=UTC) + (timedelta(milliseconds=int(millis)) + offset)
+    except (OverflowError, ValueError):
+        # ValueError: more digits than int() converts from text (a junk or hostile value).
         return None
 
 

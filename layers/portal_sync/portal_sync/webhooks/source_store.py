@@ -111,7 +111,7 @@ class SourceStore:
             )
         except Exception as exc:
             code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
-            if code == "ResourceNotFoundException":
+            if code == "ResourceNotFoundException" or _pending_deletion(exc):
                 config = None
             elif isinstance(exc, ValidationError | json.JSONDecodeError | KeyError):
                 # A malformed secret cannot verify anything: treat it as not configured.
@@ -121,6 +121,13 @@ class SourceStore:
         with self._lock:
             self._cache[source_id] = _Entry(config, self._clock())
         return config
+
+
+def _pending_deletion(exc: Exception) -> bool:
+    """A secret deleted with a recovery window: its source is gone, Secrets Manager is not."""
+    error = getattr(exc, "response", {}).get("Error", {})
+    # AWS says "marked for deletion", moto "marked deleted".
+    return error.get("Code") == "InvalidRequestException" and "marked" in error.get("Message", "")
 
 
 def _valid_source_id(source_id: str) -> bool:
