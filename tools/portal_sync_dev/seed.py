@@ -11,6 +11,8 @@ from pathlib import Path
 
 import jwt
 import psycopg
+from portal_sync.admin.service import PLATFORM_DEFAULT_TEMPLATE
+from psycopg.types.json import Jsonb
 
 from portal_sync_dev.aws_local import put_source_secret
 
@@ -66,10 +68,17 @@ def seed_demo(database_url: str, jwt_secret: str, webhook_secret: str) -> DemoSe
             "insert into organizations (id, name) values (%s, %s) on conflict (id) do nothing",
             (DEMO_ORG_ID, "HLF demo chapter"),
         )
+        # The demo organisation starts from the platform default template, as onboarding does.
         conn.execute(
-            "insert into integration_configs (organization_id, source_id) values (%s, %s)"
+            "insert into integration_configs"
+            " (organization_id, source_id, feature_ownership, deep_links) values (%s, %s, %s, %s)"
             " on conflict (organization_id) do nothing",
-            (DEMO_ORG_ID, DEMO_SOURCE_ID),
+            (
+                DEMO_ORG_ID,
+                DEMO_SOURCE_ID,
+                Jsonb(PLATFORM_DEFAULT_TEMPLATE["feature_ownership"]),
+                Jsonb(PLATFORM_DEFAULT_TEMPLATE["deep_links"]),
+            ),
         )
         conn.execute(
             "insert into platform_admins (user_id) values (%s) on conflict do nothing",
