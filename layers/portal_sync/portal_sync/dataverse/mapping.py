@@ -228,9 +228,15 @@ def _member_event(ctx: ExecutionContext, table: TableMapping, occurred_at: datet
     attributes = ctx.attributes() if ctx.message_name != "Delete" else {}
     details: dict[str, Any] = {"dynamics_contact_id": contact_id}
     for field_name, column in table.profile_columns.items():
-        if column in attributes:
-            # A column sent as null was cleared in Dynamics: clear it here too.
-            details[field_name] = _text(attributes[column]) or ""
+        if column not in attributes:
+            continue
+        raw, text = attributes[column], _text(attributes[column])
+        if raw is None:
+            details[field_name] = ""  # cleared in Dynamics: clear it here too
+        elif text is not None:
+            details[field_name] = text
+        # A value that is not text (a mis-mapped money or lookup column) is left alone rather
+        # than clearing what the member had.
     event_type = _state_event(
         ctx, table, EventType.MEMBERSHIP_REACTIVATED, EventType.MEMBERSHIP_DEACTIVATED
     )

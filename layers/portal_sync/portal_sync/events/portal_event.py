@@ -3,9 +3,16 @@ and Power Automate flows that build their own JSON instead of forwarding Dataver
 
 from __future__ import annotations
 
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 from portal_sync.events.models import (
     CourseDetails,
@@ -30,7 +37,9 @@ class PortalEvent(BaseModel):
     # RFC 3339 with an offset: a time without one is ambiguous and would break ordering.
     occurred_at: AwareDatetime
     member: MemberDetails
-    role: str | None = None
+    # Trimmed like the member's details, and no longer than SyncEvent.role allows: a longer one
+    # must be reported here, not fail when the SyncEvent is built.
+    role: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None = None
     course: CourseDetails | None = None
 
     @model_validator(mode="after")
