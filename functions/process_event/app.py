@@ -20,10 +20,12 @@ from portal_sync.aws.clients import client
 from portal_sync.aws.sqs_retry import back_off
 from portal_sync.db.connection import ConnectionProvider, DatabaseUnavailable
 from portal_sync.db.sync_repository import PostgresSyncRepository
+from portal_sync.db.visibility_repository import PostgresVisibilityRepository
 from portal_sync.observability import logger, metrics
 from portal_sync.settings import get_settings
 from portal_sync.sync.ports import LogStatus
 from portal_sync.sync.processor import EventProcessor
+from portal_sync.visibility.service import VisibilityService
 from portal_sync.webhooks.receipts import QueuedEvent, QueueMessage
 from pydantic import TypeAdapter, ValidationError
 
@@ -48,6 +50,22 @@ def _failure_reason(exc: Exception, attempts: int) -> str:
     )
 
 
+def _start_visibility_changes(state_machine_arn: str) -> None:
+    """Mentors hidden by a deactivation: start the deliveries now (the schedule would too)."""
+    if not state_machine_arn:
+        return
+    from portal_sync.aws.step_functions import StepFunctionsStarter
+
+    try:
+        conn = connections().get()
+        with conn.transaction():
+            VisibilityService(PostgresVisibilityRepository(conn)).dispatch(
+                StepFunctionsStarter(client("stepfunctions"), state_machine_arn)
+            )
+    except Exception:  # the changes wait safely in the outbox
+        logger.exception("Could not start website visibility changes; the schedule will")
+
+
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
@@ -57,7 +75,13 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
         conn = connections().get()
         repo = PostgresSyncRepository(conn)
-        events = EventProcessor(repo)
+        mentors = VisibilityService(PostgresVisibilityRepository(conn))
+        events = EventProcessor(
+            repo,
+            on_membership_change=lambda org, profile: mentors.reconsider(
+                org, profile, "system:inbound"
+            ),
+        )
 
         def apply_record(record: SQSRecord) -> None:
             try:
@@ -100,6 +124,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         connections().discard()
         response = {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in records]}
 
+    _start_visibility_changes(settings.website_state_machine_arn)
     failed = {item["itemIdentifier"] for item in response["batchItemFailures"]}
     if failed:
         metrics.add_metric(name="EventRetried", unit=MetricUnit.Count, value=len(failed))

@@ -610,8 +610,9 @@ def test_features_give_the_app_owners_and_encoded_deep_links(
 
 
 def test_members_view_and_audit_log(system: Any, db: Database, api: Api) -> None:
-    send_webhook(system, portal_event("membership.created", str(uuid.uuid4()), role="peer_mentor"))
-    eventually(lambda: db.one("select count(*) as n from profiles")["n"] == 2)
+    contact = str(uuid.uuid4())
+    send_webhook(system, portal_event("membership.created", contact, role="coordinator"))
+    eventually(lambda: db.one("select id from profiles where dynamics_contact_id = %s", contact))
     for enabled in (False, True):
         api.call(
             "PUT",
@@ -630,8 +631,11 @@ def test_members_view_and_audit_log(system: Any, db: Database, api: Api) -> None
         system.seed.org_admin_token,
     ).json()
 
-    roles = sorted((m["role"], m["status"]) for m in members["items"])
-    assert roles == [("admin", "active"), ("peer_mentor", "active")]
+    by_contact = {m["dynamics_contact_id"]: m for m in members["items"]}
+    assert (by_contact[contact]["role"], by_contact[contact]["status"]) == ("coordinator", "active")
+    assert by_contact[contact]["first_name"] == "Kari" and by_contact[contact]["last_synced_at"]
+    # The seeded administrator and the demo peer mentor are members too.
+    assert sorted(m["role"] for m in members["items"]) == ["admin", "coordinator", "peer_mentor"]
     assert [e["action"] for e in audit["items"] + rest["items"]] == ["integration.updated"] * 2
     assert audit["items"][0]["details"] == {"changed": ["enabled"]}
     assert audit["items"][0]["actor"] != rest["items"][0]["id"]

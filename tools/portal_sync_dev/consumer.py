@@ -89,3 +89,30 @@ class QueueConsumer:
 
                 traceback.print_exc()
                 self._stop.wait(1)
+
+
+class Scheduler:
+    """Calls `job` every `interval` seconds, as an EventBridge schedule invokes a function."""
+
+    def __init__(self, interval: float, job: Any) -> None:
+        self._interval = interval
+        self._job = job
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="schedule", daemon=True)
+
+    def start(self) -> Scheduler:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self._job()
+            except Exception:
+                import traceback
+
+                traceback.print_exc()

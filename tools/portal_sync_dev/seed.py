@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import secrets
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import jwt
 import psycopg
 from portal_sync.admin.service import PLATFORM_DEFAULT_TEMPLATE
 from psycopg.types.json import Jsonb
 
-from portal_sync_dev.aws_local import put_source_secret
+from portal_sync_dev.aws_local import put_secret, put_source_secret
+from portal_sync_dev.dataverse_standin import DataverseStandIn
 
 # Fixed ids, so that a second `make run` finds the same organisation and tokens keep working.
 _NAMESPACE = uuid.UUID("6f3a1c52-4a8e-4c61-9a43-3b2f1f0d7e10")
@@ -23,6 +26,10 @@ DEMO_SOURCE_ID = "demo-portal"
 DEMO_ADMIN_USER_ID = uuid.uuid5(_NAMESPACE, "global-admin")
 DEMO_ORG_ADMIN_USER_ID = uuid.uuid5(_NAMESPACE, "org-admin")
 TOKEN_LIFETIME_SECONDS = 30 * 24 * 3600
+DEMO_MENTOR_CONTACT_ID = str(uuid.uuid5(_NAMESPACE, "demo-mentor-contact"))
+DEMO_DYNAMICS_TENANT = "demo-tenant"
+DEMO_DYNAMICS_CLIENT_ID = "portal-sync-local"
+VISIBILITY_COLUMN = "hlf_showonwebsite"
 
 
 @dataclass(frozen=True)
@@ -32,6 +39,7 @@ class DemoSeed:
     webhook_secret: str
     admin_token: str
     org_admin_token: str
+    mentor_id: uuid.UUID | None = None
 
 
 def new_webhook_secret() -> str:
@@ -62,7 +70,13 @@ def user_token(jwt_secret: str, user_id: uuid.UUID, email: str) -> str:
     return jwt.encode(claims, jwt_secret, algorithm="HS256")
 
 
-def seed_demo(database_url: str, jwt_secret: str, webhook_secret: str) -> DemoSeed:
+def seed_demo(
+    database_url: str,
+    jwt_secret: str,
+    webhook_secret: str,
+    dynamics: DataverseStandIn | None = None,
+) -> DemoSeed:
+    mentor_id = None
     with psycopg.connect(database_url) as conn:
         conn.execute(
             "insert into organizations (id, name) values (%s, %s) on conflict (id) do nothing",
@@ -95,6 +109,8 @@ def seed_demo(database_url: str, jwt_secret: str, webhook_secret: str) -> DemoSe
             " on conflict (organization_id, profile_id) do nothing",
             (DEMO_ORG_ID, profile[0]),
         )
+        if dynamics is not None:
+            mentor_id = _seed_dynamics(conn, dynamics)
     put_source_secret(
         DEMO_SOURCE_ID,
         {
@@ -110,4 +126,56 @@ def seed_demo(database_url: str, jwt_secret: str, webhook_secret: str) -> DemoSe
         webhook_secret=webhook_secret,
         admin_token=user_token(jwt_secret, DEMO_ADMIN_USER_ID, "admin@example.org"),
         org_admin_token=user_token(jwt_secret, DEMO_ORG_ADMIN_USER_ID, "org-admin@example.org"),
+        mentor_id=mentor_id,
     )
+
+
+def _seed_dynamics(conn: psycopg.Connection[Any], dynamics: DataverseStandIn) -> uuid.UUID:
+    """The demo organisation's Dynamics is the local stand-in, with one certified peer mentor
+    who is visible on the (pretend) public website."""
+    client_secret = secrets.token_urlsafe(24)
+    dynamics.add_client(DEMO_DYNAMICS_TENANT, DEMO_DYNAMICS_CLIENT_ID, client_secret)
+    put_secret(f"portal-sync/dynamics/{DEMO_ORG_ID}", {"secret": client_secret})
+    conn.execute(
+        """
+        update integration_configs set dynamics_base_url = %s,
+               dynamics_auth_type = 'oauth_client_credentials', dynamics_tenant_id = %s,
+               dynamics_client_id = %s, dynamics_credentials_fingerprint = %s,
+               dynamics_credentials_updated_at = now(), website_visibility_column = %s
+         where organization_id = %s
+        """,
+        (
+            dynamics.url,
+            DEMO_DYNAMICS_TENANT,
+            DEMO_DYNAMICS_CLIENT_ID,
+            hashlib.sha256(client_secret.encode()).hexdigest()[:12],
+            VISIBILITY_COLUMN,
+            DEMO_ORG_ID,
+        ),
+    )
+    row = conn.execute(
+        "insert into profiles (dynamics_contact_id, first_name, last_name) values (%s, 'Demo', 'Mentor')"
+        " on conflict (dynamics_contact_id) do update set updated_at = now() returning id",
+        (DEMO_MENTOR_CONTACT_ID,),
+    ).fetchone()
+    assert row is not None
+    conn.execute(
+        "insert into organization_memberships (organization_id, profile_id, role)"
+        " values (%s, %s, 'peer_mentor') on conflict (organization_id, profile_id) do nothing",
+        (DEMO_ORG_ID, row[0]),
+    )
+    conn.execute(
+        """
+        insert into peer_mentor_status (organization_id, profile_id, certified_until,
+            website_visible_desired, website_visible_applied, sync_state, last_synced_at)
+        values (%s, %s, current_date + 365, true, true, 'in_sync', now())
+        on conflict do nothing
+        """,
+        (DEMO_ORG_ID, row[0]),
+    )
+    if dynamics.contact(DEMO_MENTOR_CONTACT_ID) is None:
+        dynamics.add_contact(
+            DEMO_MENTOR_CONTACT_ID, firstname="Demo", lastname="Mentor", **{VISIBILITY_COLUMN: True}
+        )
+    mentor_id: uuid.UUID = row[0]
+    return mentor_id

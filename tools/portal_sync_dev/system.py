@@ -8,7 +8,7 @@ import secrets
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +17,16 @@ from portal_sync.settings import get_settings
 from portal_sync_dev.aws_local import (
     MAX_RECEIVE_COUNT,
     SOURCE_SECRET_PREFIX,
+    WEBSITE_SYNC_FUNCTION,
     AwsResources,
+    LocalLambdaRuntime,
     provision,
+    provision_website_sync,
     start_moto,
     use_endpoint,
 )
-from portal_sync_dev.consumer import QueueConsumer
+from portal_sync_dev.consumer import QueueConsumer, Scheduler
+from portal_sync_dev.dataverse_standin import DataverseStandIn
 from portal_sync_dev.lambda_http import LocalApiServer, LocalFunction
 from portal_sync_dev.migrations import migrate
 from portal_sync_dev.postgres import EmbeddedPostgres
@@ -45,8 +49,10 @@ class LocalSystem:
     consumer: QueueConsumer | None = field(default=None, init=False)
     jwt_secret: str = field(default="", init=False)
     webhook_secret: str = field(default="", init=False)
+    dynamics: DataverseStandIn | None = field(default=None, init=False)
     _moto: Any = field(default=None, init=False)
     _api: LocalApiServer | None = field(default=None, init=False)
+    _scheduler: Scheduler | None = field(default=None, init=False)
 
     @property
     def base_url(self) -> str:
@@ -65,6 +71,22 @@ class LocalSystem:
             self._moto, endpoint = start_moto()
             use_endpoint(endpoint)
         self.aws = provision(endpoint)
+        self.dynamics = DataverseStandIn(
+            port=int(os.environ.get("DYNAMICS_SANDBOX_PORT", "0")),
+            timeout_seconds=float(os.environ.get("DYNAMICS_SANDBOX_TIMEOUT_SECONDS", "15")),
+        ).start()
+        if self._moto is not None:
+            # Locally a failed visibility change is retried after ~1 s instead of minutes.
+            topic, inbox, machine = provision_website_sync(
+                max_retries=int(os.environ.get("VISIBILITY_MAX_RETRIES", "3")),
+                retry_interval_seconds=int(os.environ.get("VISIBILITY_RETRY_SECONDS", "1")),
+            )
+            self.aws = replace(
+                self.aws,
+                on_call_topic_arn=topic,
+                on_call_inbox_url=inbox,
+                state_machine_arn=machine,
+            )
 
         self.jwt_secret = remembered(
             self.state_dir / "jwt_secret", lambda: secrets.token_urlsafe(48)
@@ -100,15 +122,27 @@ class LocalSystem:
         os.environ["PUBLIC_BASE_URL"] = self.base_url
         get_settings.cache_clear()
         self._api.start()
+        LocalLambdaRuntime.register(WEBSITE_SYNC_FUNCTION, self.functions["website_sync"].invoke)
         self.consumer = QueueConsumer(self.aws.event_queue_url, self.functions["process_event"])
         if self.consume:
             self.consumer.start()
+            self._scheduler = Scheduler(
+                float(os.environ.get("SCHEDULE_SECONDS", "30")), self.run_schedule
+            ).start()
         return self
+
+    def run_schedule(self) -> Any:
+        """What the EventBridge schedule does on AWS: certificate sweep, undelivered changes."""
+        return self.functions["website_sync"].invoke(
+            {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
+        )
 
     def reseed(self) -> DemoSeed:
         """Writes the demo organisation, users and webhook source (idempotent)."""
         assert self.database_url is not None
-        self.seed = seed_demo(self.database_url, self.jwt_secret, self.webhook_secret)
+        self.seed = seed_demo(
+            self.database_url, self.jwt_secret, self.webhook_secret, dynamics=self.dynamics
+        )
         if self.functions:
             # Warm functions keep caches (webhook sources, connections) of the state just replaced.
             for name in self.functions:
@@ -136,16 +170,20 @@ class LocalSystem:
             "webhook_secret": self.seed.webhook_secret,
             "admin_token": self.seed.admin_token,
             "org_admin_token": self.seed.org_admin_token,
-            # The Dataverse stand-in arrives with the website visibility sync.
-            "dynamics_sandbox_url": None,
+            "dynamics_sandbox_url": self.dynamics.url if self.dynamics else None,
+            "demo_mentor_id": str(self.seed.mentor_id),
             "webhook_url": f"{self.base_url}/functions/v1/portal-webhook/{self.seed.source_id}",
             "event_queue_url": self.aws.event_queue_url if self.aws else None,
             "aws_endpoint_url": self.aws.endpoint_url if self.aws else None,
         }
 
     def stop(self, stop_database: bool = True) -> None:
+        if self._scheduler is not None:
+            self._scheduler.stop()
         if self.consumer is not None:
             self.consumer.stop()
+        if self.dynamics is not None:
+            self.dynamics.stop()
         if self._api is not None:
             self._api.shutdown()
             self._api.server_close()
@@ -169,6 +207,9 @@ class LocalSystem:
                 "RETRY_MAX_SECONDS": os.environ.get("RETRY_MAX_SECONDS", "4"),
                 "DATABASE_RETRY_AFTER_SECONDS": os.environ.get("DATABASE_RETRY_AFTER_SECONDS", "2"),
                 "PUBLIC_BASE_URL": self.base_url,
+                "WEBSITE_STATE_MACHINE_ARN": self.aws.state_machine_arn,
+                "ENTRA_AUTHORITY_URL": self.dynamics.url,
+                "DYNAMICS_TIMEOUT_SECONDS": os.environ.get("DYNAMICS_TIMEOUT_SECONDS", "5"),
                 "SUPABASE_JWT_SECRET": jwt_secret,
                 "POWERTOOLS_SERVICE_NAME": "portal-sync",
                 "POWERTOOLS_METRICS_NAMESPACE": "PortalSync",

@@ -44,6 +44,17 @@ class Settings(BaseSettings):
     )
     supabase_jwt_secret: str = Field(default="", description="HS256 secret of the project.")
     supabase_jwks_url: str = Field(default="", description="JWKS for ES256/RS256 tokens.")
+    website_state_machine_arn: str = Field(
+        default="", description="The state machine that delivers mentor visibility changes."
+    )
+    entra_authority_url: str = Field(
+        default="https://login.microsoftonline.com",
+        description="Microsoft Entra ID, where Dynamics OAuth tokens come from.",
+    )
+    dynamics_timeout_seconds: float = 10.0
+    # Per Dynamics environment and execution environment; Dataverse allows 6,000 requests per
+    # 5 minutes per user, so 10/s keeps a burst of changes well inside its limits.
+    dynamics_max_requests_per_second: float = 10.0
     public_base_url: str = Field(
         default="", description="Base URL the webhook endpoint is served at."
     )

@@ -45,12 +45,25 @@ def _https(value: str) -> str:
 HttpsUrl = Annotated[str, StringConstraints(max_length=2000), AfterValidator(_https)]
 
 
+def _https_or_loopback(value: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value)
+    # Plain http only for a Dynamics stand-in on this machine (`make run`, tests).
+    if parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost"):
+        return value.rstrip("/")
+    return _https(value).rstrip("/")
+
+
+DynamicsUrl = Annotated[str, StringConstraints(max_length=2000), AfterValidator(_https_or_loopback)]
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
 class DynamicsConnectionUpdate(Strict):
-    base_url: HttpsUrl = Field(description="The environment, e.g. https://hlf.crm4.dynamics.com")
+    base_url: DynamicsUrl = Field(description="The environment, e.g. https://hlf.crm4.dynamics.com")
     auth_type: Literal["oauth_client_credentials", "api_key"]
     tenant_id: str | None = Field(default=None, description="Entra ID tenant (OAuth only)")
     client_id: str | None = Field(default=None, description="App registration (OAuth only)")

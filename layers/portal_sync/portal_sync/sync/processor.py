@@ -7,7 +7,9 @@ own savepoint, and decides about retries.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
+from uuid import UUID
 
 from pydantic import ValidationError
 
@@ -18,7 +20,7 @@ from portal_sync.dataverse.mapping import (
     MappingContext,
     map_context,
 )
-from portal_sync.events.models import NotApplicable, ParsedEvent, SyncEvent, Unusable
+from portal_sync.events.models import EventType, NotApplicable, ParsedEvent, SyncEvent, Unusable
 from portal_sync.events.portal_event import parse_portal_event
 from portal_sync.sync.apply import apply_event
 from portal_sync.sync.ports import DeliveryClaim, LogStatus, SyncLogEntry, SyncRepository
@@ -28,9 +30,25 @@ _DONE = (LogStatus.SUCCESS, LogStatus.SKIPPED)
 SIZE_EXCEEDED_HEADER = "x-ms-dynamics-msg-size-exceeded"
 
 
+# Events after which a peer mentor's website visibility may have to change.
+_MEMBERSHIP_CHANGES = {
+    EventType.MEMBERSHIP_CREATED,
+    EventType.MEMBERSHIP_ROLE_UPDATED,
+    EventType.MEMBERSHIP_DEACTIVATED,
+    EventType.MEMBERSHIP_REACTIVATED,
+}
+
+
 class EventProcessor:
-    def __init__(self, repo: SyncRepository) -> None:
+    def __init__(
+        self,
+        repo: SyncRepository,
+        on_membership_change: Callable[[UUID, UUID], None] | None = None,
+    ) -> None:
         self._repo = repo
+        # Told (organisation, profile) after a successful membership change, in the same
+        # transaction: website visibility follows the membership (CONTRACT.md section 6).
+        self._on_membership_change = on_membership_change
 
     def process(self, message: QueuedEvent | QueuedReceipt) -> LogStatus | None:
         """Applies the message; returns the logged status, or None when nothing was logged
@@ -65,6 +83,13 @@ class EventProcessor:
                 applied.message,
                 applied.profile_id,
             )
+            if (
+                self._on_membership_change is not None
+                and applied.status is LogStatus.SUCCESS
+                and applied.profile_id is not None
+                and parsed.type in _MEMBERSHIP_CHANGES
+            ):
+                self._on_membership_change(organization_id, applied.profile_id)
         else:
             entry.event_type = _unparsed_type(message, parsed)
             entry.source_message, entry.source_table = parsed.source_message, parsed.source_table

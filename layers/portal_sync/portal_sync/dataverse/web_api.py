@@ -1,0 +1,504 @@
+"""Outbound client for the Dataverse Web API: updates one contact row with one PATCH.
+
+There is deliberately no retry loop here. The caller (the website visibility Step Functions
+state machine) retries with exponential backoff and jitter; this module only says whether a
+failure is worth retrying (`DynamicsError.retryable`) and how long Dataverse asked us to wait
+(`retry_after`). The single exception is a 401 with a cached token: the token is dropped and the
+PATCH is sent once more with a fresh one.
+
+Service protection: every request to an organisation first takes a token from a `RateLimiter`
+keyed by the organisation's URL, and a 429 blocks that key until its `Retry-After` has passed,
+so no request reaches Dataverse before the moment it asked for.
+
+Error messages are for administrators: they say what to check and never contain the response
+body (Dataverse's error text can echo data) or a secret. Only the Dataverse error code is
+logged.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import httpx
+
+from portal_sync.observability import logger
+
+API_PATH = "/api/data/v9.2"
+DEFAULT_RETRY_AFTER_SECONDS = 5.0
+# A cached token is used until this long before it expires.
+TOKEN_EXPIRY_MARGIN_SECONDS = 60.0
+# Dataverse allows 6,000 requests per user per web server over 5 minutes (20 a second on
+# average); a Lambda container stays well under that on its own.
+DEFAULT_RATE_PER_SECOND = 20.0
+DEFAULT_BURST = 10
+
+CREDENTIALS_MESSAGE = (
+    "Dynamics rejected the credentials: check the client id and client secret in the "
+    "integration settings"
+)
+
+_EPSILON = 1e-9
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], None]
+
+
+@dataclass(frozen=True)
+class DynamicsConnection:
+    base_url: str
+    auth_type: Literal["oauth_client_credentials", "api_key"]
+    secret: str = field(repr=False)  # client secret or API key; never printed
+    tenant_id: str | None = None
+    client_id: str | None = None
+    authority_url: str = "https://login.microsoftonline.com"  # the stand-in's URL locally
+
+
+class DynamicsError(Exception):
+    """A failed Dynamics call. `str(error)` is meant for administrators."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        status_code: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+        self.status_code = status_code
+        self.retry_after = retry_after
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    updated_at: float
+    blocked_until: float
+
+
+class RateLimiter:
+    """A token bucket per key (one organisation's URL), shared by threads.
+
+    `acquire` sleeps until a request may be sent: `rate_per_second` on average, at most `burst`
+    at once. `block_until` (after a 429) holds every request for the key until `moment`; no
+    tokens accrue while blocked, so the block does not end in a burst.
+    """
+
+    def __init__(
+        self,
+        rate_per_second: float,
+        burst: int,
+        *,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = time.sleep,
+    ) -> None:
+        if rate_per_second <= 0 or burst < 1:
+            raise ValueError("rate_per_second must be positive and burst at least 1")
+        self._rate = rate_per_second
+        self._burst = float(burst)
+        self._clock = clock
+        self._sleep = sleep
+        self._buckets: dict[str, _Bucket] = {}
+        self._lock = threading.Lock()
+
+    def now(self) -> float:
+        """The limiter's clock: the time base of `block_until`."""
+        return self._clock()
+
+    def acquire(self, key: str) -> None:
+        while True:
+            with self._lock:
+                now = self._clock()
+                bucket = self._refilled(key, now)
+                # The epsilon absorbs float rounding, so a wait never shrinks to nothing.
+                if now < bucket.blocked_until - _EPSILON:
+                    wait = bucket.blocked_until - now
+                elif bucket.tokens >= 1.0 - _EPSILON:
+                    bucket.tokens = max(0.0, bucket.tokens - 1.0)
+                    return
+                else:
+                    wait = (1.0 - bucket.tokens) / self._rate
+            self._sleep(wait)
+
+    def block_until(self, key: str, moment: float) -> None:
+        with self._lock:
+            bucket = self._refilled(key, self._clock())
+            bucket.blocked_until = max(bucket.blocked_until, moment)
+            bucket.updated_at = max(bucket.updated_at, moment)
+
+    def _refilled(self, key: str, now: float) -> _Bucket:
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = _Bucket(tokens=self._burst, updated_at=now, blocked_until=now)
+            self._buckets[key] = bucket
+        elif now > bucket.updated_at:
+            elapsed = now - bucket.updated_at
+            bucket.tokens = min(self._burst, bucket.tokens + elapsed * self._rate)
+            bucket.updated_at = now
+        return bucket
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float:
+    """Seconds to wait from a `Retry-After` header: delta-seconds or an HTTP-date."""
+    if value is None or not value.strip():
+        return DEFAULT_RETRY_AFTER_SECONDS
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            moment = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return DEFAULT_RETRY_AFTER_SECONDS
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        seconds = (moment - (now or datetime.now(UTC))).total_seconds()
+    if not math.isfinite(seconds):
+        return DEFAULT_RETRY_AFTER_SECONDS
+    return max(0.0, seconds)
+
+
+@dataclass
+class _Token:
+    value: str
+    usable_until: float
+
+
+class DataverseWebApi:
+    def __init__(
+        self,
+        http: httpx.Client | None = None,
+        *,
+        timeout_seconds: float = 10.0,
+        rate_limiter: RateLimiter | None = None,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self._owns_http = http is None
+        self._http = http if http is not None else httpx.Client(timeout=timeout_seconds)
+        self._timeout = timeout_seconds
+        self._clock = clock
+        # One limiter per client instance (keep one instance per Lambda container). Its clock
+        # is real time unless a limiter is given: `clock` only dates tokens.
+        self._limiter = rate_limiter or RateLimiter(DEFAULT_RATE_PER_SECOND, DEFAULT_BURST)
+        self._tokens: dict[tuple[str, str, str, str], _Token] = {}
+        self._tokens_lock = threading.Lock()
+        # One token request at a time per key: concurrent callers wait for it, not send more.
+        self._fetch_locks: dict[tuple[str, str, str, str], threading.Lock] = {}
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+
+    def update_contact(
+        self, connection: DynamicsConnection, contact_id: str, fields: dict[str, Any]
+    ) -> None:
+        """Sets `fields` on an existing contact; raises DynamicsError on any failure."""
+        base_url = _checked_base_url(connection.base_url)
+        try:
+            contact = str(uuid.UUID(contact_id))
+        except (ValueError, TypeError, AttributeError):
+            raise DynamicsError(
+                "The contact id is not a valid Dynamics id (a GUID)", retryable=False
+            ) from None
+        url = f"{base_url}{API_PATH}/contacts({contact})"
+        headers = {
+            "OData-MaxVersion": "4.0",
+            "OData-Version": "4.0",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            # Without If-Match a PATCH is an upsert and would create a missing contact.
+            "If-Match": "*",
+        }
+
+        if connection.auth_type == "api_key":
+            # Dataverse itself has no API keys: this mode is for an API-management front
+            # (e.g. Azure API Management) that holds the OAuth credentials and checks this key.
+            response = self._send(
+                base_url, url, {**headers, "x-api-key": connection.secret}, fields
+            )
+            if response.status_code == 401:
+                raise DynamicsError(
+                    "Dynamics rejected the API key: check the API key in the integration settings",
+                    retryable=False,
+                    status_code=401,
+                )
+        elif connection.auth_type == "oauth_client_credentials":
+            token = self._token(connection, base_url)
+            response = self._send(base_url, url, {**headers, **_bearer(token)}, fields)
+            if response.status_code == 401:
+                # The token may have been revoked or expired early: one fresh token, one retry.
+                self._drop_token(connection, base_url)
+                token = self._token(connection, base_url)
+                response = self._send(base_url, url, {**headers, **_bearer(token)}, fields)
+                if response.status_code == 401:
+                    raise DynamicsError(
+                        f"{CREDENTIALS_MESSAGE}, and that the app registration is an application "
+                        "user in the Dynamics environment",
+                        retryable=False,
+                        status_code=401,
+                    )
+        else:
+            raise DynamicsError(
+                "The integration settings name an unknown Dynamics authentication type",
+                retryable=False,
+            )
+
+        if response.is_success:
+            return
+        raise self._failure(base_url, response)
+
+    # -- Web API ---------------------------------------------------------------------------
+
+    def _send(
+        self, base_url: str, url: str, headers: dict[str, str], fields: dict[str, Any]
+    ) -> httpx.Response:
+        self._limiter.acquire(base_url)
+        try:
+            return self._http.patch(url, headers=headers, json=fields, timeout=self._timeout)
+        except httpx.TimeoutException:
+            raise DynamicsError(
+                f"Dynamics did not answer within {self._timeout:g} seconds; "
+                "the change will be retried",
+                retryable=True,
+            ) from None
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL):
+            raise DynamicsError(
+                "The Dynamics URL in the integration settings is not valid", retryable=False
+            ) from None
+        except httpx.HTTPError as exc:
+            raise DynamicsError(
+                f"Dynamics could not be reached ({type(exc).__name__}); the change will be retried",
+                retryable=True,
+            ) from None
+
+    def _failure(self, base_url: str, response: httpx.Response) -> DynamicsError:
+        status = response.status_code
+        code = _dataverse_error_code(response)
+        if status == 429:
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            self._limiter.block_until(base_url, self._limiter.now() + retry_after)
+            error = DynamicsError(
+                "Dynamics is limiting our requests (HTTP 429, service protection limits); "
+                f"the change will be retried after {retry_after:g} seconds",
+                retryable=True,
+                status_code=429,
+                retry_after=retry_after,
+            )
+        elif status == 404:
+            error = DynamicsError(
+                "The contact does not exist in Dynamics (it may have been deleted or merged)",
+                retryable=False,
+                status_code=404,
+            )
+        elif status == 403:
+            error = DynamicsError(
+                "Dynamics refused access (HTTP 403): check that the application user has a "
+                "security role that allows updating contacts",
+                retryable=False,
+                status_code=403,
+            )
+        elif status == 412:
+            error = DynamicsError(
+                "Dynamics reported a conflicting change (HTTP 412); the change will be retried",
+                retryable=True,
+                status_code=412,
+            )
+        elif status >= 500:
+            error = DynamicsError(
+                f"Dynamics is unavailable right now (HTTP {status}); the change will be retried",
+                retryable=True,
+                status_code=status,
+            )
+        elif status >= 400:
+            error = DynamicsError(
+                f"Dynamics refused the change (HTTP {status}): check the visibility column name "
+                "in the integration settings",
+                retryable=False,
+                status_code=status,
+            )
+        else:  # 1xx/3xx: redirects are not followed; a Dataverse URL does not redirect
+            error = DynamicsError(
+                f"Dynamics answered unexpectedly (HTTP {status}): check the Dynamics URL in the "
+                "integration settings",
+                retryable=False,
+                status_code=status,
+            )
+        logger.warning(
+            "Dynamics contact update failed",
+            extra={
+                "status_code": status,
+                "dataverse_error_code": code,
+                "retryable": error.retryable,
+            },
+        )
+        return error
+
+    # -- tokens ----------------------------------------------------------------------------
+
+    def _token(self, connection: DynamicsConnection, base_url: str) -> str:
+        key = _token_key(connection, base_url)
+        cached = self._cached_token(key)
+        if cached is not None:
+            return cached
+        with self._tokens_lock:
+            fetch_lock = self._fetch_locks.setdefault(key, threading.Lock())
+        with fetch_lock:
+            cached = self._cached_token(key)  # another thread may have fetched it meanwhile
+            if cached is not None:
+                return cached
+            token = self._fetch_token(connection, key)
+            with self._tokens_lock:
+                self._tokens[key] = token
+            return token.value
+
+    def _cached_token(self, key: tuple[str, str, str, str]) -> str | None:
+        with self._tokens_lock:
+            cached = self._tokens.get(key)
+            if cached is not None and self._clock() < cached.usable_until:
+                return cached.value
+            return None
+
+    def _drop_token(self, connection: DynamicsConnection, base_url: str) -> None:
+        with self._tokens_lock:
+            self._tokens.pop(_token_key(connection, base_url), None)
+
+    def _fetch_token(
+        self, connection: DynamicsConnection, key: tuple[str, str, str, str]
+    ) -> _Token:
+        authority, tenant, client_id, scope = key
+        if not tenant or not client_id or not connection.secret:
+            raise DynamicsError(
+                "The integration settings lack the tenant id, client id or client secret "
+                "for Dynamics",
+                retryable=False,
+            )
+        requested_at = self._clock()
+        try:
+            response = self._http.post(
+                f"{authority}/{tenant}/oauth2/v2.0/token",
+                data={
+                    "grant_type": "client_credentials",
+                    "client_id": client_id,
+                    "client_secret": connection.secret,
+                    "scope": scope,
+                },
+                headers={"Accept": "application/json"},
+                timeout=self._timeout,
+            )
+        except httpx.TimeoutException:
+            raise DynamicsError(
+                f"Microsoft Entra ID did not issue a token within {self._timeout:g} seconds; "
+                "the change will be retried",
+                retryable=True,
+            ) from None
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL):
+            raise DynamicsError(
+                "The sign-in authority URL in the integration settings is not valid",
+                retryable=False,
+            ) from None
+        except httpx.HTTPError as exc:
+            raise DynamicsError(
+                f"Microsoft Entra ID could not be reached ({type(exc).__name__}); "
+                "the change will be retried",
+                retryable=True,
+            ) from None
+
+        status = response.status_code
+        if status in (400, 401):
+            logger.warning(
+                "Dynamics token request refused",
+                extra={"status_code": status, "oauth_error": _oauth_error(response)},
+            )
+            raise DynamicsError(CREDENTIALS_MESSAGE, retryable=False, status_code=status)
+        if status == 429:
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            raise DynamicsError(
+                "Microsoft Entra ID is limiting token requests (HTTP 429); the change will be "
+                f"retried after {retry_after:g} seconds",
+                retryable=True,
+                status_code=429,
+                retry_after=retry_after,
+            )
+        if status >= 500:
+            raise DynamicsError(
+                f"Microsoft Entra ID is unavailable right now (HTTP {status}); "
+                "the change will be retried",
+                retryable=True,
+                status_code=status,
+            )
+        if status != 200:
+            raise DynamicsError(
+                f"Microsoft Entra ID refused the token request (HTTP {status}): check the tenant "
+                "id and the sign-in authority URL in the integration settings",
+                retryable=False,
+                status_code=status,
+            )
+        try:
+            body = response.json()
+            value = body["access_token"]
+            expires_in = float(body.get("expires_in", 3599))
+            if not isinstance(value, str) or not value:
+                raise ValueError("no access token")
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise DynamicsError(
+                "Microsoft Entra ID answered the token request without a usable token; "
+                "the change will be retried",
+                retryable=True,
+                status_code=status,
+            ) from None
+        return _Token(value, requested_at + expires_in - TOKEN_EXPIRY_MARGIN_SECONDS)
+
+
+def _checked_base_url(base_url: str) -> str:
+    url = base_url.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.netloc:
+        raise DynamicsError(
+            "The Dynamics URL in the integration settings is not valid "
+            "(expected e.g. https://<org>.crm4.dynamics.com)",
+            retryable=False,
+        )
+    return url
+
+
+def _token_key(connection: DynamicsConnection, base_url: str) -> tuple[str, str, str, str]:
+    return (
+        connection.authority_url.strip().rstrip("/"),
+        (connection.tenant_id or "").strip(),
+        (connection.client_id or "").strip(),
+        f"{base_url}/.default",
+    )
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _dataverse_error_code(response: httpx.Response) -> str | None:
+    """The `error.code` of a Dataverse error body (may be empty); never its message."""
+    try:
+        error = response.json().get("error")
+        code = error.get("code") if isinstance(error, dict) else None
+    except (ValueError, AttributeError):
+        return None
+    return code[:32] if isinstance(code, str) else None
+
+
+def _oauth_error(response: httpx.Response) -> str | None:
+    """The OAuth `error` (e.g. invalid_client); never the description."""
+    try:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):
+        return None
+    return error[:64] if isinstance(error, str) else None

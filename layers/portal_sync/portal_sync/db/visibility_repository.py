@@ -1,0 +1,226 @@
+"""PostgreSQL side of mentor website visibility: status, outbox, log, Dynamics settings."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+import psycopg
+
+from portal_sync.visibility.ports import Change, MentorStatus
+
+MENTOR_ROLE = "peer_mentor"
+
+
+class PostgresVisibilityRepository:
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
+
+    def _one(self, sql: str, params: Any = None) -> dict[str, Any] | None:
+        row: dict[str, Any] | None = self._conn.execute(sql, params).fetchone()
+        return row
+
+    def mentor_organizations(self, profile_id: UUID) -> list[UUID]:
+        rows = self._conn.execute(
+            "select organization_id from organization_memberships"
+            " where profile_id = %s and role = %s order by organization_id",
+            (profile_id, MENTOR_ROLE),
+        ).fetchall()
+        return [row["organization_id"] for row in rows]
+
+    def lock_mentor(self, organization_id: UUID, profile_id: UUID) -> MentorStatus | None:
+        # A peer mentor gets a status row the first time anything concerns them.
+        self._conn.execute(
+            """
+            insert into peer_mentor_status (organization_id, profile_id)
+            select organization_id, profile_id from organization_memberships
+             where organization_id = %s and profile_id = %s and role = %s
+            on conflict do nothing
+            """,
+            (organization_id, profile_id, MENTOR_ROLE),
+        )
+        row = self._one(
+            """
+            select s.*, p.dynamics_contact_id, coalesce(m.status = 'active', false) as active
+              from peer_mentor_status s
+              join profiles p on p.id = s.profile_id
+              left join organization_memberships m
+                on m.organization_id = s.organization_id and m.profile_id = s.profile_id
+             where s.organization_id = %s and s.profile_id = %s
+               for update of s
+            """,
+            (organization_id, profile_id),
+        )
+        if row is None:
+            return None
+        return MentorStatus(
+            organization_id=row["organization_id"],
+            profile_id=row["profile_id"],
+            contact_id=row["dynamics_contact_id"],
+            membership_active=row["active"],
+            paused=row["paused"],
+            hidden_manually=row["hidden_manually"],
+            certified_until=row["certified_until"],
+            desired=row["website_visible_desired"],
+            applied=row["website_visible_applied"],
+            sync_state=row["sync_state"],
+            current_change_id=row["current_change_id"],
+            attempts=row["attempts"],
+            last_synced_at=row["last_synced_at"],
+            last_error=row["last_error"],
+        )
+
+    def save_mentor(self, status: MentorStatus) -> None:
+        self._conn.execute(
+            """
+            update peer_mentor_status set
+                paused = %(paused)s, hidden_manually = %(hidden)s,
+                certified_until = %(certified_until)s,
+                website_visible_desired = %(desired)s, website_visible_applied = %(applied)s,
+                sync_state = %(state)s, current_change_id = %(change)s, attempts = %(attempts)s,
+                last_synced_at = %(synced)s, last_error = %(error)s, updated_at = now()
+             where organization_id = %(org)s and profile_id = %(profile)s
+            """,
+            {
+                "paused": status.paused,
+                "hidden": status.hidden_manually,
+                "certified_until": status.certified_until,
+                "desired": status.desired,
+                "applied": status.applied,
+                "state": status.sync_state,
+                "change": status.current_change_id,
+                "attempts": status.attempts,
+                "synced": status.last_synced_at,
+                "error": status.last_error,
+                "org": status.organization_id,
+                "profile": status.profile_id,
+            },
+        )
+
+    def add_change(
+        self, organization_id: UUID, profile_id: UUID, desired: bool, reason: str
+    ) -> UUID:
+        row = self._one(
+            "insert into website_visibility_outbox (organization_id, profile_id, desired, reason)"
+            " values (%s, %s, %s, %s) returning id",
+            (organization_id, profile_id, desired, reason),
+        )
+        assert row is not None
+        change_id: UUID = row["id"]
+        return change_id
+
+    def change(self, change_id: UUID) -> Change | None:
+        row = self._one("select * from website_visibility_outbox where id = %s", (change_id,))
+        return _change(row) if row else None
+
+    def log(
+        self,
+        status: MentorStatus,
+        action: str,
+        message: str,
+        actor: str,
+        change_id: UUID | None = None,
+    ) -> None:
+        self._conn.execute(
+            """
+            insert into peer_mentor_sync_log
+                (organization_id, profile_id, action, desired, applied, message, actor, change_id)
+            values (%s, %s, %s, %s, %s, %s, %s, %s)
+            """,
+            (
+                status.organization_id,
+                status.profile_id,
+                action,
+                status.desired,
+                status.applied,
+                message,
+                actor,
+                change_id,
+            ),
+        )
+
+    def undispatched_changes(self, limit: int, older_than_seconds: float) -> list[Change]:
+        # SKIP LOCKED: concurrent dispatchers share the rows instead of starting them twice
+        # (a second start would be refused anyway: executions are named after the row).
+        rows = self._conn.execute(
+            """
+            select * from website_visibility_outbox
+             where dispatched_at is null
+               and created_at <= now() - make_interval(secs => %s)
+             order by created_at limit %s
+               for update skip locked
+            """,
+            (older_than_seconds, limit),
+        ).fetchall()
+        return [_change(row) for row in rows]
+
+    def mark_dispatched(
+        self, change_id: UUID, execution_arn: str | None, error: str | None
+    ) -> None:
+        self._conn.execute(
+            """
+            update website_visibility_outbox set
+                dispatched_at = case when %(arn)s::text is null then null else now() end,
+                execution_arn = %(arn)s,
+                dispatch_attempts = dispatch_attempts + 1,
+                last_dispatch_error = %(error)s
+             where id = %(id)s
+            """,
+            {"arn": execution_arn, "error": error, "id": change_id},
+        )
+
+    def mentors_to_reconsider(self, today: date, limit: int) -> list[tuple[UUID, UUID]]:
+        rows = self._conn.execute(
+            """
+            select organization_id, profile_id from peer_mentor_status
+             where (website_visible_desired and (certified_until is null or certified_until < %(today)s))
+                or (not website_visible_desired and not paused and not hidden_manually
+                    and certified_until >= %(today)s)
+             limit %(limit)s
+            """,
+            {"today": today, "limit": limit},
+        ).fetchall()
+        return [(row["organization_id"], row["profile_id"]) for row in rows]
+
+    def blocked_until(self, organization_id: UUID) -> datetime | None:
+        row = self._one(
+            "select dynamics_blocked_until from integration_configs where organization_id = %s",
+            (organization_id,),
+        )
+        return row["dynamics_blocked_until"] if row else None
+
+    def block_until(self, organization_id: UUID, moment: datetime) -> None:
+        self._conn.execute(
+            "update integration_configs set dynamics_blocked_until ="
+            " greatest(dynamics_blocked_until, %s) where organization_id = %s",
+            (moment, organization_id),
+        )
+
+    def dynamics_settings(self, organization_id: UUID) -> dict[str, Any] | None:
+        return self._one(
+            """
+            select dynamics_base_url, dynamics_auth_type, dynamics_tenant_id, dynamics_client_id,
+                   website_visibility_column
+              from integration_configs where organization_id = %s
+            """,
+            (organization_id,),
+        )
+
+    def sync_log(
+        self, organization_id: UUID, profile_id: UUID, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        return list(
+            self._conn.execute(
+                "select action, desired, applied, message, actor, change_id, created_at"
+                " from peer_mentor_sync_log where organization_id = %s and profile_id = %s"
+                " order by created_at desc limit %s",
+                (organization_id, profile_id, limit),
+            ).fetchall()
+        )
+
+
+def _change(row: dict[str, Any]) -> Change:
+    return Change(
+        row["id"], row["organization_id"], row["profile_id"], row["desired"], row["reason"]
+    )

@@ -1,0 +1,88 @@
+"""What the visibility logic needs from storage, Dynamics and Step Functions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Protocol
+from uuid import UUID
+
+from portal_sync.visibility.rules import MentorFacts
+
+
+@dataclass
+class MentorStatus:
+    organization_id: UUID
+    profile_id: UUID
+    contact_id: str | None
+    membership_active: bool
+    paused: bool
+    hidden_manually: bool
+    certified_until: date | None
+    desired: bool
+    applied: bool | None
+    sync_state: str
+    current_change_id: UUID | None
+    attempts: int
+    last_synced_at: datetime | None
+    last_error: str | None
+
+    def facts(self) -> MentorFacts:
+        return MentorFacts(
+            self.membership_active, self.paused, self.hidden_manually, self.certified_until
+        )
+
+
+@dataclass(frozen=True)
+class Change:
+    id: UUID
+    organization_id: UUID
+    profile_id: UUID
+    desired: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class DynamicsTarget:
+    """Where and how to write an organisation's mentor visibility."""
+
+    connection: Any  # portal_sync.dataverse.web_api.DynamicsConnection
+    visibility_column: str
+
+
+class VisibilityRepository(Protocol):
+    def mentor_organizations(self, profile_id: UUID) -> list[UUID]: ...
+    def lock_mentor(self, organization_id: UUID, profile_id: UUID) -> MentorStatus | None: ...
+    def save_mentor(self, status: MentorStatus) -> None: ...
+    def add_change(
+        self, organization_id: UUID, profile_id: UUID, desired: bool, reason: str
+    ) -> UUID: ...
+    def change(self, change_id: UUID) -> Change | None: ...
+    def log(
+        self,
+        status: MentorStatus,
+        action: str,
+        message: str,
+        actor: str,
+        change_id: UUID | None = None,
+    ) -> None: ...
+    def undispatched_changes(self, limit: int, older_than_seconds: float) -> list[Change]: ...
+    def mark_dispatched(
+        self, change_id: UUID, execution_arn: str | None, error: str | None
+    ) -> None: ...
+    def mentors_to_reconsider(self, today: date, limit: int) -> list[tuple[UUID, UUID]]: ...
+    def blocked_until(self, organization_id: UUID) -> datetime | None: ...
+    def block_until(self, organization_id: UUID, moment: datetime) -> None: ...
+
+
+class DynamicsTargets(Protocol):
+    def target(self, organization_id: UUID) -> DynamicsTarget | None: ...
+
+
+class ContactWriter(Protocol):
+    def update_contact(self, connection: Any, contact_id: str, fields: dict[str, Any]) -> None: ...
+
+
+class ExecutionStarter(Protocol):
+    def start(self, change: Change) -> str:
+        """Starts (or finds already started) the delivery of one change; its execution ARN."""

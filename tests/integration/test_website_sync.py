@@ -1,0 +1,339 @@
+"""Mentor website visibility end to end (CONTRACT.md section 6).
+
+Real HTTP on loopback, real PostgreSQL, the deployed state machine definition executed by moto
+(its Lambda tasks run our website_sync handler), SNS to an inbox queue, and the Dataverse
+stand-in with switchable failures. Locally the state machine retries 3 times from 1 s.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import boto3
+import httpx
+import pytest
+from conftest import Database, eventually
+from portal_sync_dev.seed import DEMO_MENTOR_CONTACT_ID, VISIBILITY_COLUMN
+
+PATCH_PATH = f"/api/data/v9.2/contacts({DEMO_MENTOR_CONTACT_ID})"
+
+
+@pytest.fixture
+def mentor(system: Any) -> str:
+    """The seeded demo mentor: certified, visible, in sync; the stand-in shows them."""
+    dynamics = system.dynamics
+    dynamics.clear_failures()
+    dynamics.limit_rate(None)
+    dynamics.add_contact(DEMO_MENTOR_CONTACT_ID, **{VISIBILITY_COLUMN: True})
+    dynamics.reset_log()
+    boto3.client("sqs").purge_queue(QueueUrl=system.aws.on_call_inbox_url)
+    return str(system.seed.mentor_id)
+
+
+def call(
+    system: Any, method: str, path: str, token: str | None = None, **kwargs: Any
+) -> httpx.Response:
+    token = token if token is not None else system.seed.org_admin_token
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    return httpx.request(
+        method,
+        f"{system.base_url}/api/v1/website-sync{path}",
+        headers=headers,
+        timeout=30,
+        **kwargs,
+    )
+
+
+def shown(system: Any) -> bool | None:
+    row = system.dynamics.contact(DEMO_MENTOR_CONTACT_ID)
+    return row.get(VISIBILITY_COLUMN) if row else None
+
+
+def status(system: Any, mentor: str) -> dict[str, Any]:
+    response = call(system, "GET", f"/{mentor}/status")
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def settled(system: Any, mentor: str, state: str, timeout: float = 20) -> dict[str, Any]:
+    return eventually(
+        lambda: (s := status(system, mentor))["state"] == state and s, timeout=timeout
+    )
+
+
+def alerts(system: Any) -> list[dict[str, Any]]:
+    messages = (
+        boto3.client("sqs")
+        .receive_message(
+            QueueUrl=system.aws.on_call_inbox_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+        )
+        .get("Messages", [])
+    )
+    return [json.loads(m["Body"]) for m in messages]
+
+
+def patches(system: Any) -> list[Any]:
+    return [r for r in system.dynamics.received if r.method == "PATCH"]
+
+
+def test_pausing_hides_the_mentor_within_seconds_and_resuming_restores(
+    system: Any, db: Database, mentor: str
+) -> None:
+    started = time.monotonic()
+    paused = call(system, "POST", f"/{mentor}/pause")
+
+    assert paused.status_code == 200
+    assert paused.json()["desired"] is False
+    assert paused.json()["reasons_hidden"] == ["the mentor is paused"]
+    eventually(lambda: shown(system) is False, timeout=10)
+    hidden_after = time.monotonic() - started
+    assert settled(system, mentor, "in_sync")["applied"] is False
+
+    resumed = call(system, "POST", f"/{mentor}/resume")
+
+    assert resumed.json()["desired"] is True
+    eventually(lambda: shown(system) is True, timeout=10)
+    final = settled(system, mentor, "in_sync")
+    assert final["applied"] is True and final["last_error"] is None
+    assert hidden_after < 10  # the product promises minutes; locally it takes well under that
+    [request] = [r for r in patches(system) if r.json() == {VISIBILITY_COLUMN: False}]
+    assert request.headers["if-match"] == "*"  # never creates a missing contact
+    log = db.rows(
+        "select action, actor from peer_mentor_sync_log where profile_id = %s order by created_at",
+        mentor,
+    )
+    assert [entry["action"] for entry in log] == ["paused", "applied", "resumed", "applied"]
+
+
+def test_restore_is_refused_while_paused_or_uncertified(
+    system: Any, db: Database, mentor: str
+) -> None:
+    call(system, "POST", f"/{mentor}/pause")
+    refused = call(system, "POST", f"/{mentor}/restore")
+    assert refused.status_code == 409
+    assert refused.json()["message"] == (
+        "The mentor cannot be shown on the website: the mentor is paused"
+    )
+
+    call(system, "POST", f"/{mentor}/resume")
+    expired = call(
+        system,
+        "PUT",
+        f"/{mentor}/certificate",
+        json={"certified_until": (date.today() - timedelta(days=1)).isoformat()},
+    )
+    assert expired.json()["desired"] is False
+    refused = call(system, "POST", f"/{mentor}/restore")
+    assert refused.status_code == 409
+    assert "the certificate expired on" in refused.json()["message"]
+
+
+def test_hide_and_restore_by_a_coordinator(system: Any, mentor: str) -> None:
+    assert call(system, "POST", f"/{mentor}/hide").json()["hidden_manually"] is True
+    eventually(lambda: shown(system) is False, timeout=10)
+
+    restored = call(system, "POST", f"/{mentor}/restore")
+
+    assert restored.status_code == 200 and restored.json()["desired"] is True
+    eventually(lambda: shown(system) is True, timeout=10)
+
+
+def test_transient_failures_are_retried_until_they_succeed(system: Any, mentor: str) -> None:
+    system.dynamics.fail_next("503", count=2)
+
+    call(system, "POST", f"/{mentor}/pause")
+
+    final = settled(system, mentor, "in_sync", timeout=30)
+    assert shown(system) is False
+    assert final["attempts"] == 3
+    assert [r.status for r in patches(system)] == [503, 503, 204]
+    assert alerts(system) == []
+
+
+def test_permanent_failure_stops_alerts_once_marks_failed_and_retry_succeeds(
+    system: Any, db: Database, mentor: str
+) -> None:
+    system.dynamics.fail_next("503", count=50)
+
+    call(system, "POST", f"/{mentor}/pause")
+
+    failed = settled(system, mentor, "failed", timeout=40)
+    assert failed["attempts"] == 4  # 1 + 3 retries (VISIBILITY_MAX_RETRIES locally)
+    assert "Dynamics is unavailable" in failed["last_error"]
+    assert len(patches(system)) == 4
+    [alert] = alerts(system)
+    assert alert["Subject"] == "portal sync: website visibility change failed"
+    assert mentor in alert["Message"] and "retry" in alert["Message"].lower()
+    assert shown(system) is True  # still visible: that is why on-call must know
+
+    system.dynamics.clear_failures()
+    retried = call(system, "POST", f"/{mentor}/retry")
+
+    assert retried.status_code == 200
+    assert settled(system, mentor, "in_sync", timeout=20)["applied"] is False
+    assert shown(system) is False
+
+
+def test_rejected_credentials_fail_at_once_with_an_actionable_message(
+    system: Any, mentor: str
+) -> None:
+    system.dynamics.expire_tokens()
+    system.dynamics.add_client("demo-tenant", "portal-sync-local", "rotated-elsewhere")
+
+    call(system, "POST", f"/{mentor}/pause")
+
+    failed = settled(system, mentor, "failed", timeout=20)
+    assert failed["attempts"] == 1  # never retried: retrying cannot fix a wrong secret
+    assert "credentials" in failed["last_error"]
+    assert len(alerts(system)) == 1
+
+
+def test_retry_after_is_obeyed(system: Any, mentor: str) -> None:
+    system.dynamics.fail_next("429", count=1, retry_after=2)
+
+    call(system, "POST", f"/{mentor}/pause")
+
+    settled(system, mentor, "in_sync", timeout=30)
+    throttled, applied = patches(system)
+    assert throttled.status == 429 and applied.status == 204
+    assert applied.time - throttled.time >= 2.0
+
+
+def test_a_crash_before_the_execution_started_loses_nothing(
+    system: Any, db: Database, mentor: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The status change and its outbox row commit together; starting the execution fails
+    (as if the Lambda died right after commit); the scheduled dispatcher delivers it."""
+    from portal_sync.settings import get_settings
+
+    monkeypatch.setenv(
+        "WEBSITE_STATE_MACHINE_ARN",
+        system.aws.state_machine_arn.replace("website-visibility", "gone"),
+    )
+    get_settings.cache_clear()
+    try:
+        call(system, "POST", f"/{mentor}/pause")
+        time.sleep(1)
+        assert shown(system) is True
+        pending = status(system, mentor)
+        assert pending["state"] == "pending"
+        outbox = db.one("select * from website_visibility_outbox where profile_id = %s", mentor)
+        assert outbox["dispatched_at"] is None and outbox["last_dispatch_error"]
+    finally:
+        monkeypatch.setenv("WEBSITE_STATE_MACHINE_ARN", system.aws.state_machine_arn)
+        get_settings.cache_clear()
+
+    assert system.run_schedule()["dispatched"] == 1
+
+    eventually(lambda: shown(system) is False, timeout=10)
+    assert settled(system, mentor, "in_sync")["applied"] is False
+
+
+def test_certificate_expiry_is_swept_and_renewal_reinstates(
+    system: Any, db: Database, mentor: str
+) -> None:
+    with db.connect() as conn:
+        conn.execute(
+            "update peer_mentor_status set certified_until = current_date - 1 where profile_id = %s",
+            (mentor,),
+        )
+
+    assert system.run_schedule()["reconsidered"] == 1
+    eventually(lambda: shown(system) is False, timeout=10)
+    assert "the certificate expired on" in status(system, mentor)["reasons_hidden"][0]
+
+    renewed = call(
+        system,
+        "PUT",
+        f"/{mentor}/certificate",
+        json={"certified_until": (date.today() + timedelta(days=365)).isoformat()},
+    )
+    assert renewed.json()["desired"] is True
+    eventually(lambda: shown(system) is True, timeout=10)
+    assert system.run_schedule()["reconsidered"] == 0  # nothing left to sweep
+
+
+def test_membership_deactivated_in_dynamics_hides_the_mentor(
+    system: Any, db: Database, mentor: str
+) -> None:
+    from support import portal_event, signed_headers
+
+    body = portal_event(
+        "membership.deactivated",
+        DEMO_MENTOR_CONTACT_ID,
+        occurred_at=datetime.now(UTC).isoformat(),
+    )
+    response = httpx.post(
+        f"{system.base_url}/functions/v1/portal-webhook/{system.seed.source_id}",
+        content=body,
+        headers=signed_headers(system.seed.webhook_secret, body),
+    )
+
+    assert response.status_code == 202
+    eventually(lambda: shown(system) is False, timeout=15)
+    final = settled(system, mentor, "in_sync")
+    assert final["reasons_hidden"] == ["the membership is inactive"]
+    actors = [r["actor"] for r in db.rows("select actor from peer_mentor_sync_log")]
+    assert "system:inbound" in actors
+
+
+def test_our_own_write_back_echo_is_skipped(system: Any, db: Database, mentor: str) -> None:
+    """Our PATCH makes Dynamics fire its Update webhook at us, made by our application user."""
+    from dataverse_payloads import dataverse_context
+
+    app_user = str(uuid.uuid4())
+    with db.connect() as conn:
+        conn.execute("update integration_configs set application_user_ids = %s", ([app_user],))
+    body = json.dumps(
+        dataverse_context(
+            "Update",
+            "contact",
+            DEMO_MENTOR_CONTACT_ID,
+            {VISIBILITY_COLUMN: False, "firstname": "Changed"},
+            modified_on=datetime.now(UTC),
+            user_id=app_user,
+            initiating_user_id=app_user,
+        )
+    ).encode()
+    from support import signed_headers
+
+    response = httpx.post(
+        f"{system.base_url}/functions/v1/portal-webhook/{system.seed.source_id}",
+        content=body,
+        headers=signed_headers(system.seed.webhook_secret, body),
+    )
+
+    entry = eventually(
+        lambda: db.one(
+            "select * from portal_sync_events where event_id = %s", response.json()["id"]
+        )
+    )
+    assert entry["status"] == "skipped" and "Echo" in entry["message"]
+    assert db.one("select first_name from profiles where id = %s", mentor)["first_name"] == "Demo"
+
+
+def test_only_coordinators_of_the_mentors_organisation(
+    system: Any, db: Database, mentor: str
+) -> None:
+    from test_admin_api import add_member, add_org, token
+
+    other_admin = token(system, add_member(db, add_org(db), "admin"))
+    plain_member = token(system, add_member(db, system.seed.org_id, "member"))
+    coordinator = token(system, add_member(db, system.seed.org_id, "coordinator"))
+
+    assert call(system, "GET", f"/{mentor}/status", token="").status_code == 401
+    assert call(system, "GET", f"/{mentor}/status", token=other_admin).status_code == 404
+    assert call(system, "POST", f"/{mentor}/pause", token=plain_member).status_code == 403
+    assert call(system, "POST", f"/{mentor}/pause", token=coordinator).status_code == 200
+    # The Supabase Edge path reaches the same function.
+    edge = httpx.get(
+        f"{system.base_url}/functions/v1/website-sync/{mentor}/status",
+        headers={"authorization": f"Bearer {coordinator}"},
+    )
+    assert edge.status_code == 200 and edge.json()["paused"] is True
+    assert call(system, "GET", f"/{uuid.uuid4()}/status").status_code == 404

@@ -1,0 +1,427 @@
+"""The outbound Dataverse Web API client against the local stand-in over real loopback HTTP."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from typing import Any
+
+import httpx
+import pytest
+from portal_sync.dataverse.web_api import (
+    CREDENTIALS_MESSAGE,
+    DataverseWebApi,
+    DynamicsConnection,
+    DynamicsError,
+    RateLimiter,
+    parse_retry_after,
+)
+from portal_sync_dev.dataverse_standin import DataverseStandIn
+
+TENANT = "5a1f0c9e-3b7d-4c2e-9f10-2b6a7c8d9e01"
+CLIENT_ID = "9d3c5b1a-portal-sync"
+SECRET = "Zx8~client-secret-that-must-never-leak"
+API_KEY = "apim-key-that-must-never-leak"
+CONTACT = "0f8fad5b-d9cb-469f-a165-70867728950e"
+MISSING = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
+COLUMN = "hlf_showonwebsite"
+
+# Texts Dataverse / Entra put in error bodies: an administrator's message never repeats them.
+RAW_TEXTS = (
+    "Does Not Exist",
+    "AADSTS",
+    "invalid_client",
+    "Number of requests exceeded",
+    "not authenticated",
+    "prvWriteContact",
+    "Invalid property",
+    "Bad Request",
+    "temporarily unavailable",
+    "0x8",
+)
+
+
+class FakeClock:
+    """Monotonic time that only moves when something sleeps (or a test moves it)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def standin() -> Iterator[DataverseStandIn]:
+    server = DataverseStandIn(port=0, timeout_seconds=2.0).start()
+    server.add_client(TENANT, CLIENT_ID, SECRET)
+    server.add_api_key(API_KEY)
+    server.add_contact(CONTACT, firstname="Kari", **{COLUMN: False})
+    yield server
+    server.stop()
+
+
+def oauth(standin: DataverseStandIn, secret: str = SECRET) -> DynamicsConnection:
+    return DynamicsConnection(
+        base_url=standin.url + "/",
+        auth_type="oauth_client_credentials",
+        secret=secret,
+        tenant_id=TENANT,
+        client_id=CLIENT_ID,
+        authority_url=standin.url,
+    )
+
+
+def api_for(clock: FakeClock | None = None) -> DataverseWebApi:
+    if clock is None:
+        return DataverseWebApi(timeout_seconds=2.0)
+    limiter = RateLimiter(50, 50, clock=clock, sleep=clock.sleep)
+    return DataverseWebApi(timeout_seconds=2.0, rate_limiter=limiter, clock=clock)
+
+
+def row(standin: DataverseStandIn, contact_id: str = CONTACT) -> dict[str, Any]:
+    found = standin.contact(contact_id)
+    assert found is not None
+    return found
+
+
+def api_requests(standin: DataverseStandIn) -> list[tuple[float, str, str, int | None]]:
+    return [r for r in standin.requests if r[2].startswith("/api/")]
+
+
+def token_requests(standin: DataverseStandIn) -> list[tuple[float, str, str, int | None]]:
+    return [r for r in standin.requests if r[2].endswith("/oauth2/v2.0/token")]
+
+
+def assert_admin_safe(error: DynamicsError) -> None:
+    text = f"{error} {error.args!r} {error.message}"
+    assert SECRET not in text and API_KEY not in text
+    for raw in RAW_TEXTS:
+        assert raw not in text, raw
+
+
+def failure(call: Callable[[], object]) -> DynamicsError:
+    with pytest.raises(DynamicsError) as raised:
+        call()
+    assert_admin_safe(raised.value)
+    return raised.value
+
+
+def test_patch_sets_the_column_with_the_odata_headers_and_if_match(
+    standin: DataverseStandIn,
+) -> None:
+    api_for().update_contact(oauth(standin), CONTACT, {COLUMN: True})
+
+    assert row(standin)[COLUMN] is True and row(standin)["firstname"] == "Kari"
+    token, patch = standin.received
+    assert token.path == f"/{TENANT}/oauth2/v2.0/token" and token.method == "POST"
+    assert token.form() == {
+        "grant_type": "client_credentials",
+        "client_id": CLIENT_ID,
+        "client_secret": SECRET,
+        "scope": f"{standin.url}/.default",
+    }
+    assert patch.method == "PATCH" and patch.status == 204
+    assert patch.path == f"/api/data/v9.2/contacts({CONTACT})"
+    assert patch.headers["odata-maxversion"] == "4.0"
+    assert patch.headers["odata-version"] == "4.0"
+    assert patch.headers["content-type"] == "application/json"
+    assert patch.headers["accept"] == "application/json"
+    assert patch.headers["if-match"] == "*"
+    assert patch.headers["authorization"].startswith("Bearer ")
+    assert "x-api-key" not in patch.headers
+    assert patch.json() == {COLUMN: True}
+
+
+def test_the_token_is_cached_across_calls_and_refreshed_shortly_before_it_expires(
+    standin: DataverseStandIn,
+) -> None:
+    clock = FakeClock()
+    api = api_for(clock)
+    for visible in (True, False, True):
+        api.update_contact(oauth(standin), CONTACT, {COLUMN: visible})
+    assert len(token_requests(standin)) == 1
+    assert len(api_requests(standin)) == 3
+
+    clock.now += 3599 - 60 - 1  # still inside the cache margin
+    api.update_contact(oauth(standin), CONTACT, {COLUMN: False})
+    assert len(token_requests(standin)) == 1
+
+    clock.now += 2  # less than 60 s before expiry: a new token
+    api.update_contact(oauth(standin), CONTACT, {COLUMN: True})
+    assert len(token_requests(standin)) == 2
+    bearers = [r.headers["authorization"] for r in standin.received if r.method == "PATCH"]
+    assert len(set(bearers[:4])) == 1 and bearers[4] != bearers[0]
+
+
+def test_a_401_from_the_api_drops_the_token_and_reauthenticates_exactly_once(
+    standin: DataverseStandIn,
+) -> None:
+    api = api_for()
+    api.update_contact(oauth(standin), CONTACT, {COLUMN: True})
+    standin.expire_tokens()  # as after a revocation: the cached token is refused
+
+    api.update_contact(oauth(standin), CONTACT, {COLUMN: False})
+
+    assert [s for *_, s in api_requests(standin)] == [204, 401, 204]
+    assert len(token_requests(standin)) == 2
+    assert row(standin)[COLUMN] is False
+
+
+def test_a_second_401_after_reauthentication_is_not_retried_again(
+    standin: DataverseStandIn,
+) -> None:
+    standin.fail_next("401", count=5)
+    error = failure(lambda: api_for().update_contact(oauth(standin), CONTACT, {COLUMN: True}))
+
+    assert not error.retryable and error.status_code == 401
+    assert str(error).startswith(CREDENTIALS_MESSAGE)
+    assert len(api_requests(standin)) == 2  # the PATCH and its single re-authenticated retry
+    assert len(token_requests(standin)) == 2
+
+
+def test_a_wrong_client_secret_is_not_retryable_and_says_to_check_the_credentials(
+    standin: DataverseStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wrong = "wrong-secret-also-never-shown"
+    error = failure(
+        lambda: api_for().update_contact(oauth(standin, wrong), CONTACT, {COLUMN: True})
+    )
+
+    assert not error.retryable and error.status_code == 401
+    assert str(error) == CREDENTIALS_MESSAGE
+    assert wrong not in str(error)
+    assert api_requests(standin) == []  # nothing reached the Web API
+    logged = capsys.readouterr()
+    assert wrong not in logged.out + logged.err and "AADSTS" not in logged.out + logged.err
+
+
+def test_a_missing_contact_is_a_non_retryable_404_and_is_never_created(
+    standin: DataverseStandIn,
+) -> None:
+    error = failure(lambda: api_for().update_contact(oauth(standin), MISSING, {COLUMN: True}))
+
+    assert not error.retryable and error.status_code == 404
+    assert str(error) == (
+        "The contact does not exist in Dynamics (it may have been deleted or merged)"
+    )
+    assert standin.contact(MISSING) is None
+
+
+def test_a_429_is_retryable_with_retry_after_and_blocks_the_organisation_until_then(
+    standin: DataverseStandIn,
+) -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(10, 1, clock=clock, sleep=clock.sleep)
+    sent_at: list[tuple[float, str]] = []
+
+    def record(request: httpx.Request) -> None:
+        sent_at.append((clock.now, request.url.path))
+
+    http = httpx.Client(event_hooks={"request": [record]})
+    api = DataverseWebApi(http, timeout_seconds=2.0, rate_limiter=limiter, clock=clock)
+    standin.fail_next("429", retry_after=7)
+
+    error = failure(lambda: api.update_contact(oauth(standin), CONTACT, {COLUMN: True}))
+    assert error.retryable and error.status_code == 429 and error.retry_after == 7
+    throttled_at = clock.now
+
+    api.update_contact(oauth(standin), CONTACT, {COLUMN: True})
+    patches = [t for t, path in sent_at if path.startswith("/api/")]
+    assert len(patches) == 2 and patches[1] >= throttled_at + 7
+    assert sum(clock.slept) >= 7
+    assert [s for *_, s in api_requests(standin)] == [429, 204]
+
+    # Other organisations are not held back.
+    before = clock.now
+    limiter.acquire("https://other.crm4.dynamics.com")
+    assert clock.now == before
+    http.close()
+
+
+def test_retry_after_accepts_seconds_and_http_dates() -> None:
+    now = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+    assert parse_retry_after("7") == 7
+    assert parse_retry_after(" 2.5 ") == 2.5
+    assert (
+        parse_retry_after(format_datetime(now + timedelta(seconds=30), usegmt=True), now=now) == 30
+    )
+    assert (
+        parse_retry_after(format_datetime(now - timedelta(seconds=30), usegmt=True), now=now) == 0
+    )
+    assert parse_retry_after(None) == 5
+    assert parse_retry_after("") == 5
+    assert parse_retry_after("soon") == 5
+    assert parse_retry_after("-3") == 0
+
+
+@pytest.mark.parametrize("kind", ["503", "500", "502", "412"])
+def test_server_errors_and_conflicts_are_retryable(standin: DataverseStandIn, kind: str) -> None:
+    standin.fail_next(kind)
+    error = failure(lambda: api_for().update_contact(oauth(standin), CONTACT, {COLUMN: True}))
+
+    assert error.retryable and error.status_code == int(kind)
+    assert len(api_requests(standin)) == 1  # exactly one PATCH: the state machine retries
+    if kind == "503":
+        assert (
+            str(error) == "Dynamics is unavailable right now (HTTP 503); the change will be retried"
+        )
+
+
+def test_a_timeout_is_retryable(standin: DataverseStandIn) -> None:
+    standin.fail_next("timeout")
+    api = DataverseWebApi(timeout_seconds=0.3)
+    started = time.monotonic()
+    error = failure(lambda: api.update_contact(oauth(standin), CONTACT, {COLUMN: True}))
+
+    assert error.retryable and error.status_code is None
+    assert "did not answer" in str(error)
+    assert time.monotonic() - started < 1.5
+
+
+def test_an_unreachable_dynamics_is_retryable() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    connection = DynamicsConnection(
+        base_url=f"http://127.0.0.1:{port}", auth_type="api_key", secret=API_KEY
+    )
+    error = failure(lambda: api_for().update_contact(connection, CONTACT, {COLUMN: True}))
+    assert error.retryable and "could not be reached" in str(error)
+
+
+def test_an_unknown_column_is_a_non_retryable_400_naming_the_setting_to_check() -> None:
+    with DataverseStandIn(port=0, columns={"firstname", COLUMN}) as strict:
+        strict.add_client(TENANT, CLIENT_ID, SECRET)
+        strict.add_contact(CONTACT)
+        error = failure(
+            lambda: api_for().update_contact(oauth(strict), CONTACT, {"hlf_visible_typo": True})
+        )
+    assert not error.retryable and error.status_code == 400
+    assert str(error) == (
+        "Dynamics refused the change (HTTP 400): check the visibility column name in the "
+        "integration settings"
+    )
+
+
+def test_a_403_names_the_application_users_security_role(standin: DataverseStandIn) -> None:
+    standin.fail_next("403")
+    error = failure(lambda: api_for().update_contact(oauth(standin), CONTACT, {COLUMN: True}))
+    assert not error.retryable and error.status_code == 403
+    assert "security role" in str(error)
+    assert len(api_requests(standin)) == 1  # no re-authentication for 403
+
+
+@pytest.mark.parametrize("kind", ["400", "401", "403", "404", "412", "429", "503"])
+def test_messages_never_carry_secrets_or_dataverse_text(
+    standin: DataverseStandIn, kind: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    standin.fail_next(kind, count=3, retry_after=1)
+    for connection in (
+        oauth(standin),
+        DynamicsConnection(base_url=standin.url, auth_type="api_key", secret=API_KEY),
+    ):
+
+        def update(c: DynamicsConnection = connection) -> None:
+            api_for().update_contact(c, CONTACT, {COLUMN: True})
+
+        failure(update)
+    logged = capsys.readouterr()
+    assert SECRET not in logged.out + logged.err and API_KEY not in logged.out + logged.err
+    assert "Does Not Exist" not in logged.out + logged.err
+
+
+def test_an_api_key_is_sent_as_x_api_key_without_a_token(standin: DataverseStandIn) -> None:
+    connection = DynamicsConnection(base_url=standin.url, auth_type="api_key", secret=API_KEY)
+    api_for().update_contact(connection, CONTACT, {COLUMN: True})
+
+    (patch,) = standin.received
+    assert patch.headers["x-api-key"] == API_KEY and "authorization" not in patch.headers
+    assert row(standin)[COLUMN] is True
+
+    wrong = DynamicsConnection(base_url=standin.url, auth_type="api_key", secret="nope-key")
+    error = failure(lambda: api_for().update_contact(wrong, CONTACT, {COLUMN: False}))
+    assert not error.retryable and error.status_code == 401 and "API key" in str(error)
+    assert len(api_requests(standin)) == 2  # no second attempt without a token to refresh
+
+
+def test_a_contact_id_that_is_not_a_guid_is_refused_before_any_request(
+    standin: DataverseStandIn,
+) -> None:
+    error = failure(
+        lambda: api_for().update_contact(oauth(standin), f"{CONTACT})/x", {COLUMN: True})
+    )
+    assert not error.retryable
+    assert standin.requests == []
+
+
+def test_the_limiter_allows_a_burst_then_the_rate_and_holds_a_blocked_key() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(5, 2, clock=clock, sleep=clock.sleep)
+    start = clock.now
+    times = []
+    for _ in range(6):
+        limiter.acquire("org")
+        times.append(round(clock.now - start, 6))
+    assert times == [0, 0, 0.2, 0.4, 0.6, 0.8]
+
+    limiter.block_until("org", clock.now + 3)
+    limiter.acquire("org")
+    assert clock.now - start >= 3.8
+    # No tokens accrued while blocked: the block does not end in a burst.
+    released = clock.now
+    limiter.acquire("org")
+    assert clock.now > released
+
+
+def test_a_storm_of_429s_keeps_to_the_limiter_rate_and_obeys_retry_after(
+    standin: DataverseStandIn,
+) -> None:
+    rate = 5
+    standin.limit_rate(4, per_seconds=1.0)  # service protection: the 5th request in 1 s is 429
+    api = DataverseWebApi(timeout_seconds=2.0, rate_limiter=RateLimiter(rate, 1))
+    connection = oauth(standin)
+    deadline = time.monotonic() + 2.0
+    unexpected: list[BaseException] = []
+
+    def caller() -> None:  # an impatient caller that retries at once: only the limiter holds it
+        while time.monotonic() < deadline:
+            try:
+                api.update_contact(connection, CONTACT, {COLUMN: True})
+            except DynamicsError as error:
+                if not error.retryable or error.status_code != 429:
+                    unexpected.append(error)
+            except BaseException as error:
+                unexpected.append(error)
+
+    threads = [threading.Thread(target=caller) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert unexpected == []
+
+    log = [r for r in standin.received if r.path.startswith("/api/")]
+    statuses = [r.status for r in log]
+    assert len(token_requests(standin)) == 1  # concurrent callers share one token request
+    assert statuses.count(429) >= 1 and statuses.count(204) >= 5
+    arrivals = sorted(r.time for r in log)
+    for start in arrivals:  # never more than `rate` requests within any second
+        assert sum(start <= t < start + 0.95 for t in arrivals) <= rate
+    for throttled in (r for r in log if r.status == 429):
+        assert throttled.retry_after is not None and throttled.retry_after >= 1
+        early = [
+            t
+            for t in arrivals
+            if throttled.time + 0.05 < t < throttled.time + throttled.retry_after - 0.05
+        ]
+        assert early == [], "a request reached Dynamics before its Retry-After moment"
