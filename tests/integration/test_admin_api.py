@@ -744,3 +744,18 @@ def test_switching_to_header_key_mode_and_a_new_source_id(
         "PUT", f"/orgs/{api.org_id}/integration", token_, json={"source_id": other["source_id"]}
     )
     assert clash.status_code == 409
+
+
+def test_the_website_visibility_column_is_configurable(system: Any, api: Api) -> None:
+    path = f"/orgs/{api.org_id}/integration"
+
+    changed = api.call(
+        "PUT", path, system.seed.org_admin_token, json={"website_visibility_column": "hlf_public"}
+    )
+    invalid = api.call(
+        "PUT", path, system.seed.org_admin_token, json={"website_visibility_column": "Show On Web"}
+    )
+
+    assert changed.json()["website_visibility_column"] == "hlf_public"
+    assert invalid.status_code == 422
+    assert invalid.json()["errors"][0]["path"] == "website_visibility_column"

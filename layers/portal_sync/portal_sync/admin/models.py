@@ -30,6 +30,7 @@ SourceIdText = Annotated[
     StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$"),
     Field(description="Names the organisation's webhook endpoint: /portal-webhook/{source_id}"),
 ]
+LogicalName = Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]{1,99}$")]
 HeaderName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{1,64}$", to_lower=True)]
 
 
@@ -106,6 +107,10 @@ class IntegrationUpdate(Strict):
         default=None, description="Our Dynamics application users: their changes are echoes"
     )
     dynamics: DynamicsConnectionUpdate | None = None
+    website_visibility_column: LogicalName | None = Field(
+        default=None,
+        description="Two-options column of the contact that the public website filters mentors on",
+    )
     field_mapping: FieldMapping | None = None
     feature_ownership: dict[FeatureName, Owner] | None = None
     deep_links: dict[FeatureName, HttpsUrl] | None = Field(
@@ -146,6 +151,7 @@ class IntegrationView(BaseModel):
     dataverse_organization_id: str | None
     application_user_ids: list[str]
     dynamics: DynamicsConnectionView | None
+    website_visibility_column: str
     field_mapping: FieldMapping
     field_mapping_is_default: bool
     feature_ownership: dict[str, Owner]

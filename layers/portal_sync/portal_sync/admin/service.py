@@ -267,6 +267,7 @@ class AdminService:
             dataverse_organization_id=row["dataverse_organization_id"],
             application_user_ids=list(row["application_user_ids"] or []),
             dynamics=dynamics,
+            website_visibility_column=row["website_visibility_column"],
             field_mapping=(
                 FieldMapping.model_validate(row["field_mapping"])
                 if row["field_mapping"]

@@ -34,6 +34,7 @@ _INTEGRATION_COLUMNS = {
     "dynamics_client_id",
     "dynamics_credentials_fingerprint",
     "dynamics_credentials_updated_at",
+    "website_visibility_column",
 }
 _JSON_COLUMNS = {"field_mapping", "feature_ownership", "deep_links"}
 
