@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import UTC, date, datetime
 from functools import cache
 from typing import Annotated, Any
 from uuid import UUID
@@ -101,25 +101,32 @@ def web_api() -> Any:
 
 
 @contextmanager
-def visibility() -> Iterator[VisibilityService]:
-    """One transaction per call: the status change and its outbox row commit together."""
+def visibility(delivering: bool = False) -> Iterator[VisibilityService]:
+    """One transaction per call: the status change and its outbox row commit together.
+
+    Only deliveries (state machine tasks) talk to Dynamics, so only they load the client.
+    """
     settings = get_settings()
     try:
         conn = connections().get()
         with conn.transaction():
             repo = PostgresVisibilityRepository(conn)
-            from portal_sync.aws.dynamics_targets import SecretsDynamicsTargets
+            targets, writer = None, None
+            if delivering:
+                from portal_sync.aws.dynamics_targets import SecretsDynamicsTargets
 
-            yield VisibilityService(
-                repo,
-                authority=PostgresAdminRepository(conn).authority,
-                targets=SecretsDynamicsTargets(
+                targets = SecretsDynamicsTargets(
                     repo,
                     client("secretsmanager"),
                     settings.dynamics_secret_prefix,
                     settings.entra_authority_url,
-                ),
-                writer=web_api(),
+                )
+                writer = web_api()
+            yield VisibilityService(
+                repo,
+                authority=PostgresAdminRepository(conn).authority,
+                targets=targets,
+                writer=writer,
             )
     except psycopg.OperationalError as exc:
         connections().discard()
@@ -158,8 +165,6 @@ app.use(middlewares=[authenticate])
 
 
 def view(status: MentorStatus) -> MentorStatusView:
-    from datetime import UTC, datetime
-
     return MentorStatusView(
         mentor_id=status.profile_id,
         organization_id=status.organization_id,
@@ -285,7 +290,7 @@ def _database_down(_: DatabaseUnavailable) -> Response[str]:
 def run_task(event: dict[str, Any]) -> dict[str, Any]:
     change_id = UUID(str(event["change_id"]))
     if event["task"] == "apply_visibility":
-        with visibility() as service:
+        with visibility(delivering=True) as service:
             outcome = service.apply(change_id)
         # Raised after commit, so the attempt and its error are recorded either way.
         if outcome.error:
