@@ -31,12 +31,20 @@ SIZE_EXCEEDED_HEADER = "x-ms-dynamics-msg-size-exceeded"
 
 
 # Events after which a peer mentor's website visibility may have to change.
+MENTOR_ROLE = "peer_mentor"
 _MEMBERSHIP_CHANGES = {
     EventType.MEMBERSHIP_CREATED,
     EventType.MEMBERSHIP_ROLE_UPDATED,
     EventType.MEMBERSHIP_DEACTIVATED,
     EventType.MEMBERSHIP_REACTIVATED,
 }
+
+
+def _may_change_visibility(event: SyncEvent) -> bool:
+    # A new member who is not a peer mentor has nothing on the website: no need to look.
+    if event.type is EventType.MEMBERSHIP_CREATED:
+        return event.role == MENTOR_ROLE
+    return event.type in _MEMBERSHIP_CHANGES
 
 
 class EventProcessor:
@@ -87,7 +95,7 @@ class EventProcessor:
                 self._on_membership_change is not None
                 and applied.status is LogStatus.SUCCESS
                 and applied.profile_id is not None
-                and parsed.type in _MEMBERSHIP_CHANGES
+                and _may_change_visibility(parsed)
             ):
                 self._on_membership_change(organization_id, applied.profile_id)
         else:
