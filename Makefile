@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck template-lint unit clean
+.PHONY: install run test lint typecheck template-lint unit clean build bench-cold bench
 
 $(STAMP): pyproject.toml layers/portal_sync/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,29 @@ template-lint: $(STAMP)
 
 test: lint typecheck template-lint
 	$(BIN)/pytest
+
+# Deployment artifacts in .aws-sam/build (what `sam deploy` takes) and .aws-sam/dist (zips),
+# without the SAM CLI or Docker: tools/portal_sync_dev/build.py.
+build: $(STAMP)
+	$(BIN)/python -m portal_sync_dev.build
+
+# Cold import and first invocation of each function from the built artifact, against a bare
+# `import boto3`; writes the "Cold start" section of BENCHMARKS.md.
+bench-cold: build
+	$(BIN)/python -m portal_sync_dev.bench_cold_start
+
+# Ingest, apply, end to end and memory, each against a baseline measured in the same run
+# (tools/portal_sync_dev/bench.py), after the cold start; prints the table and writes
+# BENCHMARKS.md around bench-cold's "Cold start" section. Not part of `make test`.
+bench: $(STAMP) bench-cold
+	$(BIN)/python -m portal_sync_dev.bench
+
+# `sam build` runs `make build-<LogicalId>` for every function and the layer (BuildMethod:
+# makefile), in a scratch copy of the resource's code with ARTIFACTS_DIR set: the same builder.
+HERE := $(patsubst %/,%,$(dir $(abspath $(firstword $(MAKEFILE_LIST)))))
+build-%:
+	$(MAKE) -s -C $(HERE) install
+	$(HERE)/$(BIN)/python -m portal_sync_dev.build --resource $* --artifacts-dir "$(ARTIFACTS_DIR)"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

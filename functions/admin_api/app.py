@@ -17,7 +17,6 @@ import psycopg
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer, Server
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -108,7 +107,11 @@ def _request_base_url() -> str:
 
 
 def authenticate(router: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
-    if router.current_event.path in (OPENAPI_PATH, PREFIX + OPENAPI_PATH):
+    # CORS preflights carry no token (browsers never send one); the resolver answers them.
+    if router.current_event.http_method == "OPTIONS" or router.current_event.path in (
+        OPENAPI_PATH,
+        PREFIX + OPENAPI_PATH,
+    ):
         return next_middleware(router)
     router.append_context(
         caller=verifier().verify(router.current_event.headers.get("authorization"))
@@ -124,6 +127,9 @@ app.use(middlewares=[authenticate])
 
 @app.get(OPENAPI_PATH, include_in_schema=False)
 def openapi() -> Response[str]:
+    # Imported here: the OpenAPI document's pydantic models cost every cold start ~10 ms.
+    from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer, Server
+
     return Response(
         status_code=200,
         content_type="application/json",

@@ -759,3 +759,31 @@ def test_the_website_visibility_column_is_configurable(system: Any, api: Api) ->
     assert changed.json()["website_visibility_column"] == "hlf_public"
     assert invalid.status_code == 422
     assert invalid.json()["errors"][0]["path"] == "website_visibility_column"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/functions/v1/admin-api/orgs/{org}/integration",
+        "/functions/v1/website-sync/{mentor}/status",
+        "/api/v1/website-sync/{mentor}/pause",
+    ],
+)
+def test_cors_preflight_needs_no_token_and_answers_supabase_headers(system: Any, path: str) -> None:
+    """supabase-js in a browser sends OPTIONS first, without the Authorization header."""
+    url = system.base_url + path.format(org=system.seed.org_id, mentor=system.seed.mentor_id)
+
+    response = httpx.options(
+        url,
+        headers={
+            "origin": "https://admin.example.org",
+            "access-control-request-method": "POST",
+            "access-control-request-headers": "authorization, x-client-info, apikey, content-type",
+        },
+    )
+
+    assert response.status_code in (200, 204)
+    allowed = {
+        h.strip().lower() for h in response.headers["access-control-allow-headers"].split(",")
+    }
+    assert {"authorization", "x-client-info", "apikey", "content-type"} <= allowed

@@ -8,15 +8,22 @@ the queue's retry and parking, least-privilege permissions and the on-call alarm
 from __future__ import annotations
 
 import ast
+import itertools
+import json
 import math
 import re
 import tomllib
+import typing
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from portal_sync.settings import Settings
+from portal_sync.sync.ports import LogStatus
+from portal_sync.visibility.service import REJECTED_ERROR, RETRYABLE_ERROR, THROTTLED_ERROR
+from portal_sync.webhooks.receipts import Receipt
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,6 +60,7 @@ def load_template() -> dict[str, Any]:
 
 TEMPLATE = load_template()
 RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
+PARAMETERS: dict[str, Any] = TEMPLATE["Parameters"]
 GLOBALS: dict[str, Any] = TEMPLATE["Globals"]["Function"]
 FUNCTIONS = {
     name: resource["Properties"]
@@ -126,6 +134,13 @@ def alarm_dimension_refs(props: dict[str, Any]) -> set[str]:
     return refs
 
 
+def default(value: Any) -> Any:
+    """A literal, or the default of the parameter a `Ref` names."""
+    if isinstance(value, dict) and set(value) == {"Ref"}:
+        return PARAMETERS[value["Ref"]]["Default"]
+    return value
+
+
 def find_alarm(metric: tuple[str, str], ref: str | None = None) -> dict[str, Any]:
     for props in ALARMS.values():
         if metric in alarm_metrics(props) and (ref is None or ref in alarm_dimension_refs(props)):
@@ -182,8 +197,22 @@ def test_the_layer_is_built_for_the_functions_runtime_and_architecture() -> None
     assert GLOBALS["Layers"] == [{"Ref": "SharedLayer"}]
     assert layer["Properties"]["CompatibleRuntimes"] == [GLOBALS["Runtime"]]
     assert layer["Properties"]["CompatibleArchitectures"] == GLOBALS["Architectures"]
-    assert layer["Metadata"]["BuildMethod"] == GLOBALS["Runtime"]
     assert [layer["Metadata"]["BuildArchitecture"]] == GLOBALS["Architectures"]
+    assert all(
+        "Runtime" not in props and "Architectures" not in props for props in FUNCTIONS.values()
+    )
+
+
+@pytest.mark.parametrize("name", [*sorted(FUNCTIONS), "SharedLayer"])
+def test_sam_build_uses_our_builder(name: str) -> None:
+    """SAM's own Python build ships no .pyc files, so every cold start compiles every module.
+
+    `BuildMethod: makefile` makes `sam build` run the root Makefile's `build-<LogicalId>`, which
+    runs tools/portal_sync_dev/build.py (unchecked-hash pycs; tests/unit/test_build.py).
+    """
+    metadata = RESOURCES[name]["Metadata"]
+    assert metadata["BuildMethod"] == "makefile"
+    assert (ROOT / metadata["ContextPath"] / "Makefile").resolve() == ROOT / "Makefile"
 
 
 def test_the_layer_installs_the_versions_the_tests_ran_with() -> None:
@@ -220,7 +249,40 @@ def test_consumer_reports_partial_failures_with_bounded_concurrency() -> None:
     assert source["BatchSize"] >= 10
     if source["BatchSize"] > 10:  # SQS event sources require a batching window then
         assert source["MaximumBatchingWindowInSeconds"] >= 1
-    assert 2 <= source["ScalingConfig"]["MaximumConcurrency"] <= 10
+    assert 2 <= default(source["ScalingConfig"]["MaximumConcurrency"]) <= 10
+
+
+def test_the_consumers_reserved_concurrency_is_its_connection_budget() -> None:
+    """One PostgreSQL connection per environment: reserved concurrency makes the bound hard.
+
+    It must equal the mapping's MaximumConcurrency: lower, the mapping's invocations are
+    throttled and each throttle costs a receive (10 park an event); higher holds capacity
+    nobody uses.
+    """
+    consumer = FUNCTIONS["ProcessEvent"]
+    mapping = consumer["Events"]["Queue"]["Properties"]["ScalingConfig"]["MaximumConcurrency"]
+    assert consumer["ReservedConcurrentExecutions"] == mapping
+    parameter = PARAMETERS[mapping["Ref"]]
+    assert parameter["Type"] == "Number"
+    assert parameter["MinValue"] >= 2  # the least an SQS mapping accepts
+    # The other functions are not capped: a reservation there would turn bursts into 429s.
+    assert [n for n, p in FUNCTIONS.items() if "ReservedConcurrentExecutions" in p] == [
+        "ProcessEvent"
+    ]
+
+
+def test_x_ray_is_optional_for_the_functions_and_the_state_machine() -> None:
+    assert GLOBALS["Tracing"] == {"Ref": "TracingMode"}
+    assert all("Tracing" not in props for props in FUNCTIONS.values())
+    assert set(PARAMETERS["TracingMode"]["AllowedValues"]) == {"Active", "PassThrough"}
+    assert TEMPLATE["Conditions"]["TracingActive"] == {
+        "Fn::Equals": [{"Ref": "TracingMode"}, "Active"]
+    }
+    machine = RESOURCES["WebsiteVisibilityStateMachine"]["Properties"]
+    assert machine["Tracing"]["Enabled"] == {"Fn::If": ["TracingActive", True, False]}
+    # SAM grants X-Ray to a state machine only for a literal `Enabled: true`.
+    actions = {a for s in state_machine_statements() for a in as_list(s["Action"])}
+    assert {"xray:PutTraceSegments", "xray:PutTelemetryRecords"} <= actions
 
 
 def test_failed_events_are_parked_after_the_receives_the_consumer_expects() -> None:
@@ -268,6 +330,20 @@ def test_no_policy_grants_a_wildcard_action_or_any_resource() -> None:
         for statement in statements(name):
             assert all("*" not in action for action in as_list(statement["Action"])), name
             assert "*" not in as_list(statement["Resource"]), name
+
+
+def state_machine_statements() -> list[dict[str, Any]]:
+    policies = RESOURCES["WebsiteVisibilityStateMachine"]["Properties"]["Policies"]
+    return [s for p in policies for s in p.get("Statement", [])]
+
+
+def test_the_state_machine_grants_no_wildcard_action() -> None:
+    """Log delivery and X-Ray have no resource-level permissions; their actions stay named."""
+    for statement in state_machine_statements():
+        assert all("*" not in action for action in as_list(statement["Action"]))
+        if "*" in as_list(statement["Resource"]):
+            prefixes = {action.split(":")[0] for action in as_list(statement["Action"])}
+            assert prefixes <= {"logs", "xray"}
 
 
 def test_ingest_only_reads_source_secrets_and_sends_to_the_event_queue() -> None:
@@ -353,3 +429,234 @@ def test_rejection_metrics_are_the_ones_the_ingest_emits() -> None:
     variables = GLOBALS["Environment"]["Variables"]
     assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "PortalSync"
     assert variables["POWERTOOLS_SERVICE_NAME"] == "portal-sync"
+
+
+def test_failed_website_sync_executions_alert_on_call() -> None:
+    """CONTRACT.md section 8: website-sync executions failed."""
+    alarm = find_alarm(("AWS/States", "ExecutionsFailed"), "WebsiteVisibilityStateMachine")
+    assert alarm["Dimensions"] == [
+        {"Name": "StateMachineArn", "Value": {"Ref": "WebsiteVisibilityStateMachine"}}
+    ]
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+    assert alarm["AlarmActions"] == [{"Ref": "OnCallTopic"}]
+
+
+# -- the website visibility state machine ------------------------------------------------------
+
+STATE_MACHINE = RESOURCES["WebsiteVisibilityStateMachine"]["Properties"]
+PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
+
+
+def substitution_samples() -> dict[str, Any]:
+    """A value per DefinitionSubstitutions key: a Number parameter's default, else a marker."""
+    samples = {}
+    for key, value in STATE_MACHINE["DefinitionSubstitutions"].items():
+        ref = value.get("Ref") if isinstance(value, dict) else None
+        if ref in PARAMETERS and PARAMETERS[ref]["Type"] == "Number":
+            samples[key] = PARAMETERS[ref]["Default"]
+        else:
+            samples[key] = f"<{key}>"
+    return samples
+
+
+def state_machine_definition() -> dict[str, Any]:
+    """The definition as deployed: SAM substitutes the template's values, then it is JSON."""
+    text = (ROOT / STATE_MACHINE["DefinitionUri"]).read_text()
+    samples = substitution_samples()
+    substituted = PLACEHOLDER.sub(lambda m: str(samples[m.group(1)]), text)
+    definition: dict[str, Any] = json.loads(substituted)
+    return definition
+
+
+def test_every_placeholder_of_the_definition_has_a_value_in_the_template() -> None:
+    """A placeholder without a value is deployed as literal text (and breaks the JSON)."""
+    used = set(PLACEHOLDER.findall((ROOT / STATE_MACHINE["DefinitionUri"]).read_text()))
+    assert used == set(STATE_MACHINE["DefinitionSubstitutions"])
+    assert STATE_MACHINE["DefinitionSubstitutions"]["WebsiteSyncFunctionArn"] == {
+        "Fn::GetAtt": ["WebsiteSync", "Arn"]
+    }
+    assert STATE_MACHINE["DefinitionSubstitutions"]["OnCallTopicArn"] == {"Ref": "OnCallTopic"}
+
+
+def test_transient_dynamics_failures_are_retried_with_jittered_back_off() -> None:
+    """The error names are the ones the website-sync task raises (VisibilityService)."""
+    samples = substitution_samples()
+    apply = state_machine_definition()["States"]["ApplyVisibility"]
+    assert apply["Parameters"]["FunctionName"] == "<WebsiteSyncFunctionArn>"
+    [dynamics] = [r for r in apply["Retry"] if RETRYABLE_ERROR in r["ErrorEquals"]]
+    assert set(dynamics["ErrorEquals"]) == {RETRYABLE_ERROR, THROTTLED_ERROR}
+    assert dynamics["BackoffRate"] == 2
+    assert dynamics["JitterStrategy"] == "FULL"
+    # Numbers after substitution, not strings: Step Functions refuses "5".
+    assert dynamics["MaxAttempts"] == samples["MaxRetries"]
+    assert dynamics["IntervalSeconds"] == samples["RetryIntervalSeconds"]
+    assert isinstance(dynamics["MaxAttempts"], int) and isinstance(dynamics["IntervalSeconds"], int)
+    # A permanent refusal is not retried: it goes straight to the failure path.
+    assert all(REJECTED_ERROR not in r["ErrorEquals"] for r in apply["Retry"])
+
+
+def test_a_final_failure_is_recorded_then_on_call_is_alerted_then_the_execution_fails() -> None:
+    states = state_machine_definition()["States"]
+    [catch] = states["ApplyVisibility"]["Catch"]
+    assert catch["ErrorEquals"] == ["States.ALL"]
+    record = states[catch["Next"]]
+    assert record["Parameters"]["Payload"]["task"] == "record_visibility_failure"
+    assert record["Parameters"]["FunctionName"] == "<WebsiteSyncFunctionArn>"
+    alert = states[record["Next"]]
+    assert alert["Resource"] == "arn:aws:states:::sns:publish"
+    assert alert["Parameters"]["TopicArn"] == "<OnCallTopicArn>"
+    assert states[alert["Next"]]["Type"] == "Fail"
+    # The execution's role may do exactly that: invoke the function, publish to the topic.
+    policies = STATE_MACHINE["Policies"]
+    assert {"LambdaInvokePolicy": {"FunctionName": {"Ref": "WebsiteSync"}}} in policies
+    assert {
+        "SNSPublishMessagePolicy": {"TopicName": {"Fn::GetAtt": ["OnCallTopic", "TopicName"]}}
+    } in policies
+
+
+# -- the dashboard -----------------------------------------------------------------------------
+
+DASHBOARD = RESOURCES["Dashboard"]["Properties"]
+SUB_VARIABLE = re.compile(r"\$\{([^}]+)\}")
+
+
+def dashboard() -> dict[str, Any]:
+    """The body CloudFormation deploys: Fn::Sub resolved with markers, then JSON."""
+    body = DASHBOARD["DashboardBody"]["Fn::Sub"]
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name.startswith("AWS::"):
+            return f"<{name}>"
+        resource = name.split(".")[0]
+        assert resource in RESOURCES or name in PARAMETERS, f"${{{name}}} names nothing"
+        if name in PARAMETERS and PARAMETERS[name]["Type"] == "Number":
+            return str(PARAMETERS[name]["Default"])
+        return f"<{name}>"
+
+    loaded: dict[str, Any] = json.loads(SUB_VARIABLE.sub(value, body))
+    return loaded
+
+
+def dashboard_metrics() -> list[tuple[str, str, dict[str, str]]]:
+    """(namespace, name, dimensions) of every metric line, with "." shorthand expanded."""
+    found = []
+    for widget in dashboard()["widgets"]:
+        previous: list[Any] = []
+        for line in widget["properties"].get("metrics", []):
+            fields = [f for f in line if not isinstance(f, dict)]
+            fields = [previous[i] if f == "." else f for i, f in enumerate(fields)]
+            previous = fields
+            if len(fields) >= 2:
+                dims = dict(zip(fields[2::2], fields[3::2], strict=True))
+                found.append((fields[0], fields[1], dims))
+    return found
+
+
+def emitted_metric_names() -> set[str]:
+    """Every EMF metric name the code can emit, read from its `add_metric(name=...)` calls.
+
+    Names built at run time are expanded over the values their variable can take; a new kind
+    of dynamic name fails here until this test learns its values.
+    """
+    domains: dict[str, list[Any]] = {
+        "reason": [
+            value
+            for arg in typing.get_args(Receipt.model_fields["reason"].annotation)
+            for value in (
+                list(arg)
+                if isinstance(arg, type) and issubclass(arg, Enum)
+                else typing.get_args(arg)
+            )
+        ],
+        "status": list(LogStatus),
+    }
+    names: set[str] = set()
+    sources = [*(ROOT / "functions").rglob("*.py"), *(ROOT / "layers/portal_sync").rglob("*.py")]
+    for path in sources:
+        tree = ast.parse(path.read_text())
+        for function in ast.walk(tree):
+            if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef | ast.Module):
+                continue
+            for call in ast.walk(function):
+                if not (
+                    isinstance(call, ast.Call) and getattr(call.func, "attr", "") == "add_metric"
+                ):
+                    continue
+                [expr] = [k.value for k in call.keywords if k.arg == "name"]
+                if isinstance(expr, ast.Name):  # name = ...; add_metric(name=name)
+                    [expr] = [
+                        a.value
+                        for a in ast.walk(function)
+                        if isinstance(a, ast.Assign)
+                        and any(getattr(t, "id", None) == expr.id for t in a.targets)
+                    ]
+                free = {n.id for n in ast.walk(expr) if isinstance(n, ast.Name)} - {"LogStatus"}
+                assert free <= set(domains), f"{path}: teach this test the values of {free}"
+                code = compile(ast.Expression(expr), str(path), "eval")
+                for values in itertools.product(*(domains[v] for v in sorted(free))):
+                    scope = {"LogStatus": LogStatus, **dict(zip(sorted(free), values, strict=True))}
+                    names.add(eval(code, scope))  # noqa: S307 - the repository's own code
+    return names
+
+
+def test_the_dashboard_body_is_json_naming_only_real_resources() -> None:
+    widgets = dashboard()["widgets"]
+    assert all(w["type"] in {"metric", "text", "alarm"} for w in widgets)
+    for widget in widgets:
+        assert widget["x"] + widget["width"] <= 24
+
+
+def test_the_dashboard_shows_every_metric_the_code_emits_and_no_other() -> None:
+    """A renamed metric would leave a dashboard line empty; a typo, a line that never fills."""
+    emitted = emitted_metric_names()
+    assert {"WebhookReceived", "WebhookRejected", "WebhookRejected_SIGNATURE_MISMATCH"} <= emitted
+    assert {"EventSuccess", "EventSkipped", "EventFailed", "EventRetried"} <= emitted
+    ours = [(name, dims) for ns, name, dims in dashboard_metrics() if ns == "PortalSync"]
+    assert {name for name, _ in ours} == emitted
+    # EMF metrics carry exactly the Powertools service dimension.
+    assert all(dims == {"service": "portal-sync"} for _, dims in ours)
+
+
+def test_the_dashboard_shows_the_queue_the_website_sync_and_every_function() -> None:
+    metrics = {(ns, name, tuple(sorted(dims.items()))) for ns, name, dims in dashboard_metrics()}
+    queue = (("QueueName", "<EventQueue.QueueName>"),)
+    dead_letters = (("QueueName", "<EventDeadLetterQueue.QueueName>"),)
+    machine = (("StateMachineArn", "<WebsiteVisibilityStateMachine>"),)
+    assert ("AWS/SQS", "ApproximateNumberOfMessagesVisible", queue) in metrics
+    assert ("AWS/SQS", "ApproximateAgeOfOldestMessage", queue) in metrics
+    assert ("AWS/SQS", "ApproximateNumberOfMessagesVisible", dead_letters) in metrics
+    assert ("AWS/States", "ExecutionsSucceeded", machine) in metrics
+    assert ("AWS/States", "ExecutionsFailed", machine) in metrics
+    for function in FUNCTIONS:
+        for name in ("Errors", "Throttles", "Duration"):
+            assert ("AWS/Lambda", name, (("FunctionName", f"<{function}>"),)) in metrics
+
+
+def test_the_dashboard_shows_the_state_of_every_alarm() -> None:
+    [widget] = [w for w in dashboard()["widgets"] if w["type"] == "alarm"]
+    assert sorted(widget["properties"]["alarms"]) == sorted(f"<{name}.Arn>" for name in ALARMS)
+
+
+# -- the deployment guide ----------------------------------------------------------------------
+
+
+def deployment_guide() -> str:
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("## Deploying to AWS")
+    end = readme.find("\n## ", start + 1)
+    return readme[start : end if end != -1 else None]
+
+
+def test_the_readme_explains_every_parameter() -> None:
+    guide = deployment_guide()
+    rows = re.findall(r"^\| (`.+?`) \|", guide, re.MULTILINE)
+    explained = {name for row in rows for name in re.findall(r"`(\w+)`", row)}
+    assert set(PARAMETERS) <= explained
+
+
+def test_the_runbook_says_what_to_do_for_every_alarm() -> None:
+    guide = deployment_guide()
+    for name, props in ALARMS.items():
+        suffix = props["AlarmName"]["Fn::Sub"].removeprefix("portal-sync-${Stage}-")
+        assert f"`{suffix}`" in guide, name

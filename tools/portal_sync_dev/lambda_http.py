@@ -124,6 +124,9 @@ def build_http_event(
 class _RequestHandler(BaseHTTPRequestHandler):
     server: LocalApiServer
     protocol_version = "HTTP/1.1"
+    # The status line and headers, then the body, go out in two writes: with Nagle's algorithm
+    # the body waits for the client's delayed ACK (up to 40 ms per response on loopback).
+    disable_nagle_algorithm = True
 
     def _serve(self) -> None:
         length = int(self.headers.get("content-length") or 0)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import httpx
-
 from portal_sync.admin.ports import DeliveryAttempt
 
 
@@ -12,6 +10,10 @@ class HttpxWebhookSender:
         self._timeout = timeout_seconds
 
     def post(self, url: str, headers: dict[str, str], body: bytes) -> DeliveryAttempt:
+        # Imported here: httpx (with anyio, httpcore, h11, idna, certifi) is ~40 ms of a cold
+        # start, and only the secret test sends anything.
+        import httpx
+
         try:
             response = httpx.post(url, headers=headers, content=body, timeout=self._timeout)
         except httpx.HTTPError as exc:

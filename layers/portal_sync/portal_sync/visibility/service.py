@@ -16,11 +16,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from portal_sync.auth.authority import Access, Authority, Forbidden
-from portal_sync.auth.supabase_jwt import Caller
 from portal_sync.visibility.ports import (
     ContactWriter,
     DynamicsTargets,
@@ -29,6 +28,11 @@ from portal_sync.visibility.ports import (
     VisibilityRepository,
 )
 from portal_sync.visibility.rules import desired_visibility, reasons_hidden
+
+if TYPE_CHECKING:
+    # Annotations only: importing it imports PyJWT and cryptography (~40 ms of every cold
+    # start), which the queue consumer, a user of this module, never needs.
+    from portal_sync.auth.supabase_jwt import Caller
 
 # Step Functions retries these (the state machine's Retry names them); anything else is final.
 RETRYABLE_ERROR, THROTTLED_ERROR, REJECTED_ERROR = (

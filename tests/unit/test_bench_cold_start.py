@@ -1,0 +1,48 @@
+"""The cold-start benchmark's bookkeeping (`make bench-cold` runs the measurement itself)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from portal_sync_dev import bench_cold_start as bench
+
+IMPORTTIME = """\
+import time: self [us] | cumulative | imported package
+import time:       100 |        100 |   _io
+import time:       300 |        300 |       psycopg.pq
+import time:      1000 |       1300 |     psycopg
+import time:       500 |        500 |       pydantic.main
+import time:       200 |        700 |     portal_sync.settings
+import time:        50 |       2050 |   app
+"""
+
+
+def test_app_imports_are_read_from_importtime() -> None:
+    assert bench.direct_imports(IMPORTTIME) == [("psycopg", 1.3), ("portal_sync.settings", 0.7)]
+    packages = dict(bench.dominant_packages(IMPORTTIME))
+    assert packages["psycopg"] == 1.3 and packages["pydantic"] == 0.5
+
+
+def test_only_the_cold_start_section_is_rewritten(tmp_path: Path) -> None:
+    """Issue 6's `make bench` owns the rest of BENCHMARKS.md."""
+    path = tmp_path / "BENCHMARKS.md"
+    path.write_text(
+        "# Benchmarks\n\n## Throughput\n\nkept\n\n## Cold start\n\nold\n\n## Latency\n\nkept too\n"
+    )
+    bench.write_section("## Cold start\n\nnew\n", path)
+    assert path.read_text() == (
+        "# Benchmarks\n\n## Throughput\n\nkept\n\n## Cold start\n\nnew\n\n## Latency\n\nkept too\n"
+    )
+    fresh = tmp_path / "NEW.md"
+    bench.write_section("## Cold start\n\nnew\n", fresh)
+    assert fresh.read_text() == "# Benchmarks\n\n## Cold start\n\nnew\n"
+
+
+def test_every_function_gets_a_first_event_that_needs_no_network() -> None:
+    events = bench.first_events()
+    assert set(events) == {"WebhookIngest", "ProcessEvent", "AdminApi", "WebsiteSync"}
+    assert events["ProcessEvent"] == {"Records": []}
+    for name in ("WebhookIngest", "AdminApi", "WebsiteSync"):
+        assert events[name]["requestContext"]["http"]["method"] == "OPTIONS"
+        assert "{" not in events[name]["rawPath"]
+    assert "/nonexistent" in bench.ENVIRONMENT["DATABASE_URL"]
