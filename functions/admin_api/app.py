@@ -21,6 +21,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from portal_sync.admin.models import (
+    ApiError,
     AuditPage,
     FeatureList,
     IntegrationUpdate,
@@ -57,6 +58,27 @@ install_error_handlers(app)
 
 Limit = Annotated[int, Query(ge=1, le=200, description="Page size")]
 Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]
+
+_ERROR_DESCRIPTIONS = {
+    401: "Missing or invalid token",
+    403: "The caller may not do this",
+    404: "No such organisation (or event)",
+    409: "Conflicts with the current state",
+    422: "The request is invalid; `errors` lists the fields",
+    503: "The database is unavailable; try again shortly",
+}
+
+
+def answers(*codes: int, success: int = 200) -> dict[int, Any]:
+    """The answers a route documents: its success (the return type's schema) and its errors
+    (every error has ApiError's shape, 422 too)."""
+    documented: dict[int, Any] = {success: {"description": "Successful Response"}}
+    for code in (401, 403, 422, 503, *codes):
+        documented[code] = {
+            "description": _ERROR_DESCRIPTIONS[code],
+            "content": {"application/json": {"model": ApiError}},
+        }
+    return documented
 
 
 @cache
@@ -145,19 +167,19 @@ def openapi() -> Response[str]:
     )
 
 
-@app.get("/orgs/<org_id>/integration", tags=["integration"])
+@app.get("/orgs/<org_id>/integration", tags=["integration"], responses=answers(404))
 def get_integration(org_id: UUID) -> IntegrationView:
     with admin() as service:
         return service.get_integration(caller(), org_id)
 
 
-@app.put("/orgs/<org_id>/integration", tags=["integration"])
+@app.put("/orgs/<org_id>/integration", tags=["integration"], responses=answers(404, 409))
 def put_integration(org_id: UUID, update: IntegrationUpdate) -> IntegrationView:
     with admin() as service:
         return service.update_integration(caller(), org_id, update)
 
 
-@app.post("/orgs/<org_id>/integration/webhook-secret", tags=["integration"])
+@app.post("/orgs/<org_id>/integration/webhook-secret", tags=["integration"], responses=answers(404))
 def rotate_webhook_secret(
     org_id: UUID, request: RotateSecretRequest | None = None
 ) -> RotatedSecret:
@@ -165,23 +187,28 @@ def rotate_webhook_secret(
         return service.rotate_secret(caller(), org_id, request or RotateSecretRequest())
 
 
-@app.post("/orgs/<org_id>/integration/webhook-secret/test", tags=["integration"])
+@app.post(
+    "/orgs/<org_id>/integration/webhook-secret/test",
+    tags=["integration"],
+    responses=answers(404),
+)
 def test_webhook_secret(org_id: UUID) -> SecretTestResult:
     with admin() as service:
         return service.test_secret(caller(), org_id)
 
 
-@app.get("/orgs/<org_id>/sync/status", tags=["sync"])
+@app.get("/orgs/<org_id>/sync/status", tags=["sync"], responses=answers(404))
 def sync_status(org_id: UUID) -> SyncStatus:
     with admin() as service:
         return service.sync_status(caller(), org_id)
 
 
-@app.get("/orgs/<org_id>/sync/events", tags=["sync"])
+@app.get("/orgs/<org_id>/sync/events", tags=["sync"], responses=answers(404))
 def sync_events(
     org_id: UUID,
     status: Annotated[Literal["success", "error", "skipped"] | None, Query()] = None,
-    type: Annotated[str | None, Query(max_length=100)] = None,
+    # No NUL: PostgreSQL text cannot hold it (it would be a 500, not "no such type").
+    type: Annotated[str | None, Query(max_length=100, pattern=r"^[^\x00]*$")] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> SyncEventPage:
@@ -191,37 +218,42 @@ def sync_events(
         )
 
 
-@app.post("/orgs/<org_id>/sync/events/<event_id>/reprocess", tags=["sync"], status_code=202)
+@app.post(
+    "/orgs/<org_id>/sync/events/<event_id>/reprocess",
+    tags=["sync"],
+    status_code=202,
+    responses=answers(404, 409, success=202),
+)
 def reprocess_event(org_id: UUID, event_id: UUID) -> ReprocessResult:
     with admin() as service:
         return service.reprocess(caller(), org_id, event_id)
 
 
-@app.get("/orgs/<org_id>/webhook-health", tags=["health"])
+@app.get("/orgs/<org_id>/webhook-health", tags=["health"], responses=answers(404))
 def webhook_health(org_id: UUID) -> WebhookHealth:
     with admin() as service:
         return service.webhook_health(caller(), org_id)
 
 
-@app.post("/orgs", tags=["organisations"], status_code=201)
+@app.post("/orgs", tags=["organisations"], status_code=201, responses=answers(409, success=201))
 def create_organization(request: OrganizationCreate) -> OrganizationCreated:
     with admin() as service:
         return service.create_organization(caller(), request)
 
 
-@app.get("/orgs/<org_id>/features", tags=["app"])
+@app.get("/orgs/<org_id>/features", tags=["app"], responses=answers(404))
 def features(org_id: UUID) -> FeatureList:
     with admin() as service:
         return service.features(caller(), org_id)
 
 
-@app.get("/orgs/<org_id>/members", tags=["organisations"])
+@app.get("/orgs/<org_id>/members", tags=["organisations"], responses=answers(404))
 def members(org_id: UUID, limit: Limit = 100, cursor: Cursor = None) -> MemberPage:
     with admin() as service:
         return service.members(caller(), org_id, limit=limit, cursor=cursor)
 
 
-@app.get("/orgs/<org_id>/audit-log", tags=["organisations"])
+@app.get("/orgs/<org_id>/audit-log", tags=["organisations"], responses=answers(404))
 def audit_log(org_id: UUID, limit: Limit = 50, cursor: Cursor = None) -> AuditPage:
     with admin() as service:
         return service.audit_log(caller(), org_id, limit=limit, cursor=cursor)
@@ -272,6 +304,15 @@ def _invalid_request(exc: RequestValidationError) -> Response[str]:
         path = ".".join(location[1:]) if len(location) > 1 else ".".join(location)
         errors.append({"path": path or "body", "message": error.get("msg", "is invalid")})
     return error_response(422, "The request is invalid", errors=errors)
+
+
+@app.exception_handler(UnicodeDecodeError)  # type: ignore[untyped-decorator]
+def _not_utf8(_: UnicodeDecodeError) -> Response[str]:
+    # A JSON body that is not UTF-8: API Gateway passes it base64-encoded, and decoding it
+    # fails before validation does.
+    return error_response(
+        422, "The request is invalid", errors=[{"path": "body", "message": "is not UTF-8 JSON"}]
+    )
 
 
 @app.exception_handler(DatabaseUnavailable)  # type: ignore[untyped-decorator]

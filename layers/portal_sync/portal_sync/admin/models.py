@@ -59,8 +59,34 @@ def _https_or_loopback(value: str) -> str:
 DynamicsUrl = Annotated[str, StringConstraints(max_length=2000), AfterValidator(_https_or_loopback)]
 
 
+def _storable(value: object) -> bool:
+    """Text PostgreSQL can store: no NUL character, no lone surrogate (not UTF-8 encodable)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return False
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, dict):
+        return all(_storable(k) and _storable(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return all(_storable(item) for item in value)
+    return True
+
+
 class Strict(BaseModel):
+    """A request body: unknown fields and text PostgreSQL cannot store are refused (422)."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _only_storable_text(cls, data: object) -> object:
+        if not _storable(data):
+            raise ValueError("text must be valid Unicode without NUL characters")
+        return data
 
 
 class DynamicsConnectionUpdate(Strict):
@@ -298,3 +324,16 @@ class AuditEntry(BaseModel):
 class AuditPage(BaseModel):
     items: list[AuditEntry]
     next_cursor: str | None
+
+
+class FieldError(BaseModel):
+    path: str = Field(description="The field, e.g. deep_links.courses ('body' for the whole body)")
+    message: str
+
+
+class ApiError(BaseModel):
+    """Every error answer (Supabase's shape); `errors` only on 422."""
+
+    code: int
+    message: str
+    errors: list[FieldError] | None = None

@@ -87,6 +87,21 @@ class InvalidSettings(Exception):
         self.errors = errors
 
 
+# Settings that always have a value (NOT NULL columns): an explicit null cannot change them.
+_NOT_NULL_SETTINGS = frozenset(
+    {
+        "enabled",
+        "source_id",
+        "signature_mode",
+        "header_name",
+        "application_user_ids",
+        "feature_ownership",
+        "deep_links",
+        "website_visibility_column",
+    }
+)
+
+
 def fingerprint(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()[:12]
 
@@ -142,6 +157,13 @@ class AdminService:
         self._require(caller, organization_id, Access.ADMIN)
         row = self._integration_row(organization_id)
         sent = update.model_dump(exclude_unset=True, mode="json")
+        nulls = sorted(
+            key for key, value in sent.items() if value is None and key in _NOT_NULL_SETTINGS
+        )
+        if nulls:
+            raise InvalidSettings(
+                [(key, "cannot be null; leave it out to keep the current value") for key in nulls]
+            )
         # The update's fields are named as the columns are; the Dynamics connection is split.
         changes: dict[str, Any] = {key: value for key, value in sent.items() if key != "dynamics"}
         audit: dict[str, Any] = {"changed": sorted(sent)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import time
 import uuid
 from collections.abc import Mapping
@@ -198,7 +199,9 @@ class WebhookIngest:
             raise VerificationFailed(RejectReason.UNPARSABLE_JSON) from None
         if not isinstance(payload, dict):
             raise VerificationFailed(RejectReason.UNPARSABLE_JSON)
-        return config, delivery_id or derive_delivery_id(request.headers, payload, request.body)
+        return config, storable_delivery_id(
+            delivery_id or derive_delivery_id(request.headers, payload, request.body)
+        )
 
     def _reject(self, receipt: Receipt, reason: RejectReason) -> IngestResult:
         receipt = receipt.model_copy(update={"outcome": Outcome.REJECTED, "reason": reason})
@@ -232,6 +235,18 @@ class WebhookIngest:
                 "Receipt lost: neither PostgreSQL nor the queue took it",
                 extra={"receipt_id": str(receipt.id)},
             )
+
+
+_PLAIN_ID = re.compile(r"^[\x21-\x7e]{1,200}$")
+
+
+def storable_delivery_id(delivery_id: str) -> str:
+    """The id as the sync log and the receipts keep it. A sender's id may be anything it
+    signed (a NUL byte, thousands of characters) that PostgreSQL cannot store or index: such
+    an id is kept as its hash, which still tells a redelivery of it from other deliveries."""
+    if _PLAIN_ID.match(delivery_id):
+        return delivery_id
+    return "sha256:" + hashlib.sha256(delivery_id.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def derive_delivery_id(headers: Mapping[str, str], payload: dict[str, Any], body: bytes) -> str:
