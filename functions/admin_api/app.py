@@ -16,7 +16,6 @@ from uuid import UUID
 import psycopg
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -45,7 +44,13 @@ from portal_sync.aws.event_requeue import SqsEventRequeue
 from portal_sync.aws.secret_vault import SecretsManagerVault
 from portal_sync.db.admin_repository import InvalidCursor, PostgresAdminRepository
 from portal_sync.db.connection import ConnectionProvider, DatabaseUnavailable
-from portal_sync.http import error_response, install_error_handlers, supabase_cors
+from portal_sync.http import (
+    INVALID_REQUEST,
+    error_response,
+    install_api_error_handlers,
+    install_error_handlers,
+    supabase_cors,
+)
 from portal_sync.http_sender import HttpxWebhookSender
 from portal_sync.observability import logger
 from portal_sync.settings import get_settings
@@ -262,62 +267,22 @@ def audit_log(org_id: UUID, limit: Limit = 50, cursor: Cursor = None) -> AuditPa
 # -- errors ------------------------------------------------------------------------------------
 
 
-@app.exception_handler(Unauthenticated)  # type: ignore[untyped-decorator]
-def _unauthenticated(exc: Unauthenticated) -> Response[str]:
-    return error_response(401, exc.message)
-
-
-@app.exception_handler(Forbidden)  # type: ignore[untyped-decorator]
-def _forbidden(exc: Forbidden) -> Response[str]:
-    return error_response(403, str(exc))
-
-
-@app.exception_handler(NotFound)  # type: ignore[untyped-decorator]
-def _not_found(exc: NotFound) -> Response[str]:
-    return error_response(404, str(exc))
-
-
-@app.exception_handler(Conflict)  # type: ignore[untyped-decorator]
-def _conflict(exc: Conflict) -> Response[str]:
-    return error_response(409, str(exc))
+install_api_error_handlers(
+    app,
+    {Unauthenticated: 401, Forbidden: 403, NotFound: 404, Conflict: 409},
+)
 
 
 @app.exception_handler(InvalidSettings)  # type: ignore[untyped-decorator]
 def _invalid_settings(exc: InvalidSettings) -> Response[str]:
     errors = [{"path": path, "message": message} for path, message in exc.errors]
-    return error_response(422, "The request is invalid", errors=errors)
+    return error_response(422, INVALID_REQUEST, errors=errors)
 
 
 @app.exception_handler(InvalidCursor)  # type: ignore[untyped-decorator]
 def _invalid_cursor(exc: InvalidCursor) -> Response[str]:
-    return error_response(
-        422, "The request is invalid", errors=[{"path": "cursor", "message": str(exc)}]
-    )
-
-
-@app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
-def _invalid_request(exc: RequestValidationError) -> Response[str]:
-    errors = []
-    for error in exc.errors():
-        location = [str(part) for part in error.get("loc", ())]
-        # "body", "query", "path" say where; the rest is the field path an admin can fix.
-        path = ".".join(location[1:]) if len(location) > 1 else ".".join(location)
-        errors.append({"path": path or "body", "message": error.get("msg", "is invalid")})
-    return error_response(422, "The request is invalid", errors=errors)
-
-
-@app.exception_handler(UnicodeDecodeError)  # type: ignore[untyped-decorator]
-def _not_utf8(_: UnicodeDecodeError) -> Response[str]:
-    # A JSON body that is not UTF-8: API Gateway passes it base64-encoded, and decoding it
-    # fails before validation does.
-    return error_response(
-        422, "The request is invalid", errors=[{"path": "body", "message": "is not UTF-8 JSON"}]
-    )
-
-
-@app.exception_handler(DatabaseUnavailable)  # type: ignore[untyped-decorator]
-def _database_down(_: DatabaseUnavailable) -> Response[str]:
-    return error_response(503, "The database is unavailable; try again shortly")
+    errors = [{"path": "cursor", "message": str(exc)}]
+    return error_response(422, INVALID_REQUEST, errors=errors)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

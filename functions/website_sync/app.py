@@ -21,7 +21,6 @@ from uuid import UUID
 import psycopg
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -31,7 +30,7 @@ from portal_sync.aws.clients import client
 from portal_sync.db.admin_repository import PostgresAdminRepository
 from portal_sync.db.connection import ConnectionProvider, DatabaseUnavailable
 from portal_sync.db.visibility_repository import PostgresVisibilityRepository
-from portal_sync.http import error_response, install_error_handlers, supabase_cors
+from portal_sync.http import install_api_error_handlers, install_error_handlers, supabase_cors
 from portal_sync.observability import logger
 from portal_sync.settings import get_settings
 from portal_sync.visibility.ports import MentorStatus
@@ -253,38 +252,10 @@ def retry(mentor_id: UUID, organization_id: OrgQuery = None) -> MentorStatusView
 # -- errors ------------------------------------------------------------------------------------
 
 
-@app.exception_handler(Unauthenticated)  # type: ignore[untyped-decorator]
-def _unauthenticated(exc: Unauthenticated) -> Response[str]:
-    return error_response(401, exc.message)
-
-
-@app.exception_handler(Forbidden)  # type: ignore[untyped-decorator]
-def _forbidden(exc: Forbidden) -> Response[str]:
-    return error_response(403, str(exc))
-
-
-@app.exception_handler(MentorNotFound)  # type: ignore[untyped-decorator]
-def _not_found(exc: MentorNotFound) -> Response[str]:
-    return error_response(404, str(exc))
-
-
-@app.exception_handler(VisibilityConflict)  # type: ignore[untyped-decorator]
-def _conflict(exc: VisibilityConflict) -> Response[str]:
-    return error_response(409, str(exc))
-
-
-@app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
-def _invalid(exc: RequestValidationError) -> Response[str]:
-    errors = [
-        {"path": ".".join(str(p) for p in e.get("loc", ())[1:]), "message": e.get("msg", "")}
-        for e in exc.errors()
-    ]
-    return error_response(422, "The request is invalid", errors=errors)
-
-
-@app.exception_handler(DatabaseUnavailable)  # type: ignore[untyped-decorator]
-def _database_down(_: DatabaseUnavailable) -> Response[str]:
-    return error_response(503, "The database is unavailable; try again shortly")
+install_api_error_handlers(
+    app,
+    {Unauthenticated: 401, Forbidden: 403, MentorNotFound: 404, VisibilityConflict: 409},
+)
 
 
 # -- state machine tasks and the schedule ---------------------------------------------------------

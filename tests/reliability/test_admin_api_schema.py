@@ -102,3 +102,16 @@ def test_admin_api_conforms_to_its_openapi_document(
         except BaseExceptionGroup as exc:  # every operation's failures, reported together
             failures.append(f"{operation.label}: {exc}")
     assert not failures, "\n\n".join(failures)
+    # What the run queued (test deliveries, reprocessed events) is applied before the next test.
+    eventually(lambda: queued(system) == 0, timeout=20, interval=0.2)
+
+
+def queued(system: Any) -> int:
+    import boto3
+
+    attributes = boto3.client("sqs").get_queue_attributes(
+        QueueUrl=system.aws.event_queue_url, AttributeNames=["All"]
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]) + int(
+        attributes["ApproximateNumberOfMessagesNotVisible"]
+    )

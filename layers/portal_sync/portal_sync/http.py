@@ -49,6 +49,49 @@ def install_error_handlers(app: APIGatewayHttpResolver) -> None:
         return error_response(500, "Internal error; the request was not completed")
 
 
+def install_api_error_handlers(
+    app: APIGatewayHttpResolver, statuses: dict[type[Exception], int]
+) -> None:
+    """The answers the JWT-authenticated APIs share: each domain error class its status with
+    its own (admin-facing) message, request validation as 422 with field paths, non-UTF-8
+    bodies as 422, and the database being down as 503."""
+    from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+
+    for exception_class, status in statuses.items():
+
+        def answer(exc: Exception, status: int = status) -> Response[str]:
+            return error_response(status, str(exc))
+
+        app.exception_handler(exception_class)(answer)
+
+    @app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
+    def _invalid_request(exc: RequestValidationError) -> Response[str]:
+        errors = []
+        for error in exc.errors():
+            location = [str(part) for part in error.get("loc", ())]
+            # "body", "query", "path" say where; the rest is the field path one can fix.
+            path = ".".join(location[1:]) if len(location) > 1 else ".".join(location)
+            errors.append({"path": path or "body", "message": error.get("msg", "is invalid")})
+        return error_response(422, INVALID_REQUEST, errors=errors)
+
+    @app.exception_handler(UnicodeDecodeError)  # type: ignore[untyped-decorator]
+    def _not_utf8(_: UnicodeDecodeError) -> Response[str]:
+        # A JSON body that is not UTF-8: API Gateway passes it base64-encoded, and decoding
+        # it fails before validation does.
+        return error_response(
+            422, INVALID_REQUEST, errors=[{"path": "body", "message": "is not UTF-8 JSON"}]
+        )
+
+    from portal_sync.db.connection import DatabaseUnavailable
+
+    @app.exception_handler(DatabaseUnavailable)  # type: ignore[untyped-decorator]
+    def _database_down(_: DatabaseUnavailable) -> Response[str]:
+        return error_response(503, "The database is unavailable; try again shortly")
+
+
+INVALID_REQUEST = "The request is invalid"
+
+
 def raw_body(event: APIGatewayProxyEventV2) -> bytes:
     """The body exactly as the sender sent it (signatures are computed over these bytes)."""
     body = event.get("body") or ""
