@@ -57,8 +57,19 @@ class Database:
         return found[0] if found else None
 
     def truncate(self) -> None:
-        with self.connect() as conn:
-            conn.execute(f"truncate {APP_TABLES} cascade")
+        # Work the previous test started may still be running (a website-sync execution, a
+        # queued redelivery); its row locks can deadlock with TRUNCATE's table locks, so a
+        # deadlock or lock timeout is retried rather than failing the next test's setup.
+        for attempt in range(10):
+            try:
+                with self.connect() as conn:
+                    conn.execute("set lock_timeout = '2s'")
+                    conn.execute(f"truncate {APP_TABLES} cascade")
+                return
+            except (psycopg.errors.DeadlockDetected, psycopg.errors.LockNotAvailable):
+                if attempt == 9:
+                    raise
+                time.sleep(0.2)
 
 
 @pytest.fixture(scope="session")

@@ -59,8 +59,9 @@ def send(system: Any, *args: str, url: str | None = None) -> Result:
 
 
 def answer(result: Result) -> dict[str, Any]:
-    """The JSON answer `send` prints after its status line."""
-    return json.loads(result.stdout[result.stdout.index("{") :])
+    """The JSON answer `send` prints (indented) after its status line; anything the in-process
+    functions printed before it (a metrics line) is skipped."""
+    return json.loads(result.stdout[result.stdout.rindex("{\n") :])
 
 
 def logged(db: Database, event_id: str) -> dict[str, Any] | None:

@@ -253,3 +253,21 @@ def test_cors_preflight_answers_with_supabase_headers(system: Any) -> None:
     allowed = response.headers["access-control-allow-headers"].lower()
     for name in ("authorization", "x-client-info", "apikey", "content-type"):
         assert name in allowed
+
+
+def test_an_event_with_a_nul_character_is_an_error_at_once_not_a_poison_message(
+    system: Any, db: Database
+) -> None:
+    """PostgreSQL text cannot hold U+0000: instead of failing ten times and being parked unseen,
+    the event is shown as an error straight away (its payload kept)."""
+    contact = str(uuid.uuid4())
+    body = portal_event("membership.created", contact, first_name="Ka\u0000ri")
+    assert b"\\u0000" in body
+
+    response = send(system, body)
+
+    assert response.status_code == 202
+    entry = eventually(lambda: log_entry(db, response.json()["id"]))
+    assert entry["status"] == "error" and "NUL" in entry["message"]
+    assert entry["attempts"] == 1
+    assert member(db, contact) is None

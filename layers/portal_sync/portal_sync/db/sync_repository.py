@@ -132,7 +132,7 @@ class PostgresSyncRepository:
             "insert into portal_sync_event_payloads (organization_id, event_id, message)"
             " values (%s, %s, %s) on conflict (organization_id, event_id)"
             " do update set message = excluded.message, stored_at = now()",
-            (organization_id, event_id, Jsonb(json.loads(message))),
+            (organization_id, event_id, Jsonb(json.loads(_jsonb_safe(message)))),
         )
 
     def resolve_contact(self, organization_id: UUID, table: str, row_id: str) -> str | None:
@@ -155,7 +155,8 @@ class PostgresSyncRepository:
     # -- members --------------------------------------------------------------------------
 
     def lock_member(self, organization_id: UUID, contact_id: str) -> MemberState | None:
-        # Locking the profile row serialises concurrent events for one member.
+        # Locking the profile row serialises concurrent events for one member. NO KEY UPDATE:
+        # rows that reference the profile (logs, statuses) can still be inserted meanwhile.
         row = self._one(
             """
             select p.id, m.status, m.role, m.source_modified_at, p.details_modified_at
@@ -163,7 +164,7 @@ class PostgresSyncRepository:
               left join organization_memberships m
                 on m.profile_id = p.id and m.organization_id = %s
              where p.dynamics_contact_id = %s
-               for update of p
+               for no key update of p
             """,
             (organization_id, contact_id),
         )
@@ -297,6 +298,12 @@ class PostgresSyncRepository:
                 "row": dynamics_row_id,
             },
         )
+
+
+def _jsonb_safe(message: str) -> str:
+    """jsonb cannot hold U+0000. The kept message's body travels base64-encoded, so a NUL can
+    only be in a forwarded header: it becomes U+FFFD rather than losing the whole event."""
+    return message.replace("\\u0000", "\\ufffd")
 
 
 def _profile_params(details: MemberDetails) -> dict[str, str | None]:

@@ -135,6 +135,9 @@ class EventProcessor:
             return Unusable("The event body is not valid JSON")
         if not isinstance(payload, dict):
             return Unusable("The event body is not a JSON object")
+        if b"\\u0000" in message.body():
+            # PostgreSQL text cannot hold NUL: applying it would fail on every attempt.
+            return Unusable("The event contains NUL characters (\\u0000), which cannot be stored")
         if not looks_like_dataverse(payload):
             return parse_portal_event(payload)
         try:
@@ -183,7 +186,7 @@ def _declared_type(message: QueuedEvent) -> str:
         return "unknown"
     if isinstance(payload, dict):
         if isinstance(payload.get("type"), str):
-            return str(payload["type"])[:100]
+            return str(payload["type"]).replace("\x00", "")[:100]  # text cannot hold NUL
         if looks_like_dataverse(payload):
             table, verb = payload.get("PrimaryEntityName"), payload.get("MessageName")
             return f"dataverse.{table}.{verb}".lower()[:100]
