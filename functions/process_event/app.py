@@ -32,10 +32,8 @@ from pydantic import TypeAdapter, ValidationError
 _messages: TypeAdapter[Any] = TypeAdapter(QueueMessage)
 
 
-@cache
-def connections() -> ConnectionProvider:
-    settings = get_settings()
-    return ConnectionProvider(settings.database_url, settings.database_connect_timeout_seconds)
+# One connection and one verifier per execution environment, built on first use.
+connections = cache(ConnectionProvider.from_settings)
 
 
 def _failure_reason(exc: Exception, attempts: int) -> str:

@@ -43,7 +43,7 @@ def ingest() -> WebhookIngest:
         ),
         queue=SqsEventQueue(client("sqs"), settings.event_queue_url),
         ledger=PostgresReceiptLedger(
-            ConnectionProvider(settings.database_url, settings.database_connect_timeout_seconds),
+            ConnectionProvider.from_settings(),
             retry_after_seconds=settings.database_retry_after_seconds,
         ),
         limits=IngestLimits(settings.max_body_bytes, settings.signature_tolerance_seconds),

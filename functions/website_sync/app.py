@@ -74,16 +74,11 @@ class CertificateUpdate(BaseModel):
     certified_until: date | None
 
 
-@cache
-def connections() -> ConnectionProvider:
-    settings = get_settings()
-    return ConnectionProvider(settings.database_url, settings.database_connect_timeout_seconds)
+# One connection and one verifier per execution environment, built on first use.
+connections = cache(ConnectionProvider.from_settings)
 
 
-@cache
-def verifier() -> SupabaseJwtVerifier:
-    settings = get_settings()
-    return SupabaseJwtVerifier(settings.supabase_jwt_secret, settings.supabase_jwks_url)
+verifier = cache(SupabaseJwtVerifier.from_settings)
 
 
 @cache

@@ -41,6 +41,13 @@ class SupabaseJwtVerifier:
         self._secret = hs256_secret
         self._jwks = jwt.PyJWKClient(jwks_url, cache_keys=True, timeout=5) if jwks_url else None
 
+    @classmethod
+    def from_settings(cls) -> SupabaseJwtVerifier:
+        from portal_sync.settings import get_settings
+
+        settings = get_settings()
+        return cls(settings.supabase_jwt_secret, settings.supabase_jwks_url)
+
     def verify(self, authorization: str | None) -> Caller:
         if not authorization:
             raise Unauthenticated(MISSING_AUTHORIZATION)

@@ -28,6 +28,13 @@ class ConnectionProvider:
         self._conn: psycopg.Connection[dict[str, object]] | None = None
         self._lock = threading.Lock()
 
+    @classmethod
+    def from_settings(cls) -> ConnectionProvider:
+        from portal_sync.settings import get_settings
+
+        settings = get_settings()
+        return cls(settings.database_url, settings.database_connect_timeout_seconds)
+
     def get(self) -> psycopg.Connection[dict[str, object]]:
         with self._lock:
             conn = self._conn
