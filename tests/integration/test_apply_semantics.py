@@ -64,10 +64,19 @@ def test_created_then_repeated_is_stable(db: Database, org: uuid.UUID) -> None:
     assert db.one("select count(*) as n from profiles")["n"] == 1
 
 
-def test_deactivation_of_unknown_member_is_skipped(db: Database, org: uuid.UUID) -> None:
-    result = apply(db, org, event(EventType.MEMBERSHIP_DEACTIVATED, str(uuid.uuid4())))
-    assert result.status is LogStatus.SKIPPED
-    assert db.one("select count(*) as n from profiles")["n"] == 0
+def test_deactivation_of_unknown_member_records_them_inactive(
+    db: Database, org: uuid.UUID
+) -> None:
+    """Dropping it would let the creation, when it arrives after its own deactivation, leave an
+    active member; recorded, it makes that older creation stale."""
+    contact = str(uuid.uuid4())
+    result = apply(db, org, event(EventType.MEMBERSHIP_DEACTIVATED, contact, 5, role="mentor"))
+    late_creation = apply(db, org, event(EventType.MEMBERSHIP_CREATED, contact, 0))
+
+    assert result.status is LogStatus.SUCCESS and "inactive" in result.message
+    assert late_creation.status is LogStatus.SKIPPED and "Stale" in late_creation.message
+    row = membership(db, contact)
+    assert (row["status"], row["role"], row["is_active"]) == ("inactive", "mentor", False)
 
 
 def test_deactivated_then_reactivated(db: Database, org: uuid.UUID) -> None:

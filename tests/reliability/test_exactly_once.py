@@ -20,22 +20,18 @@ batch with a higher receive count, as SQS does; none is expected, and the number
 The property test below compares shuffled triple delivery with in-order single delivery on
 small random streams (up to 30 events), through EventProcessor and PostgreSQL directly.
 
-How the shuffle is constrained, and why: the sync orders events by the source's time, which
-makes a *newer* event win whatever arrives first. It cannot make an event arriving before the
-member (or the enrolment) exists count: a deactivation or unenrolment of someone not known yet
-is skipped, and a course event that creates the member stamps the membership with the course's
-time, so the real creation arriving later looks stale. So the shuffle keeps each member's
-creation as the first message of that member to arrive, and each course's enrolment as the
-first of that course; everything else (and every duplicate) arrives in random order. The
-`xfail(strict=True)` tests at the end pin what happens otherwise (known gaps); they start
-passing, and must then lose their mark, when the apply semantics cover those cases.
+The shuffle is not constrained: a member's deactivation, role change or unenrolment may arrive
+before their creation or enrolment (the sync records what an early event says and makes the
+late, older event stale; see portal_sync/sync/apply.py). The tests at the end show those cases
+one at a time.
 
-The membership has one clock for role and status, so events must carry the whole membership
-state for a newer one to be the whole truth: a `role_updated` says nothing of the status and a
-deactivation may leave the role out. Members whose status changes therefore get events with both
-(their role changes sent as `reactivated` / `deactivated` with the new role, as Dataverse's
-post-image gives them); members whose status never changes get `role_updated` events. The last
-two xfail tests pin what partial events lose when overtaken.
+The membership has one clock for role and status (CONTRACT.md section 4: an event older than
+what is already applied to the member is stale), so each membership event must carry the whole
+membership state for the newest to be the whole truth, as Dataverse's post-image of the
+membership row does. Members whose status changes therefore get events with both (their role
+changes sent as `reactivated` / `deactivated` with the new role); members whose status never
+changes get `role_updated` events. The last two tests show what a partial event loses when it
+is overtaken, which is what the contract's rule says.
 
 Duplicates over HTTP, a duplicate racing the consumer and a single redelivery are covered one
 by one in tests/integration/test_inbound_pipeline.py; this module is the bulk, shuffled version.
@@ -130,7 +126,7 @@ def member_timeline(contact: str, start: datetime, choices: Sequence[Choice]) ->
     `membership.role_updated`. Once a member's status changes, every membership event carries
     the whole state (status by its type, and the role), as Dataverse's post-image gives it:
     a role change is then sent as `reactivated` or `deactivated` with the new role, because a
-    `role_updated` says nothing of the status (see the xfail tests at the end)."""
+    `role_updated` says nothing of the status (see the tests at the end)."""
     role = ROLES[int(contact[:8], 16) % len(ROLES)]
     at = start
     events = [
@@ -206,31 +202,6 @@ def random_stream(rng: random.Random, events: int, per_member: int = 10) -> list
     return stream
 
 
-def constrain(order: list[Event]) -> list[Event]:
-    """Keeps a shuffled delivery order, except that each member's first arriving message is its
-    creation and each course's first arriving message is an enrolment (see the docstring).
-    Only messages of one member change places, and only with each other."""
-    order = list(order)
-    positions: dict[str, list[int]] = defaultdict(list)
-    for position, event in enumerate(order):
-        positions[event.contact].append(position)
-    for places in positions.values():
-        events = [order[p] for p in places]
-        creation = next(i for i, e in enumerate(events) if e.type == "membership.created")
-        events[0], events[creation] = events[creation], events[0]
-        by_course: dict[str, list[int]] = defaultdict(list)
-        for i, event in enumerate(events):
-            if event.course is not None:
-                by_course[event.course].append(i)
-        for indexes in by_course.values():
-            earliest = min(indexes, key=lambda i: events[i].occurred_at)
-            assert events[earliest].type == "course.enrolled"  # timelines start courses so
-            events[indexes[0]], events[earliest] = events[earliest], events[indexes[0]]
-        for place, event in zip(places, events, strict=True):
-            order[place] = event
-    return order
-
-
 # -- delivering ------------------------------------------------------------------------------
 
 
@@ -255,7 +226,7 @@ def queued(event: Event, org_id: uuid.UUID, source_id: str) -> QueuedEvent:
 def deliveries(
     events: Sequence[Event], org_id: uuid.UUID, source_id: str, rng: random.Random
 ) -> list[tuple[str, str]]:
-    """(SQS message id, message body) of every delivery, in constrained shuffled order.
+    """(SQS message id, message body) of every delivery, in shuffled order.
 
     Each event is sent three times by its sender (three receipts). Every tenth queue message is
     delivered once more by SQS (same message id and body), at a random later point, in another
@@ -263,7 +234,7 @@ def deliveries(
     copies = [event for event in events for _ in range(DELIVERIES_PER_EVENT)]
     rng.shuffle(copies)
     keyed: list[tuple[float, str, str]] = []
-    for index, event in enumerate(constrain(copies)):
+    for index, event in enumerate(copies):
         message_id = f"m-{uuid.uuid4()}"
         body = queued(event, org_id, source_id).model_dump_json()
         keyed.append((index, message_id, body))
@@ -493,7 +464,7 @@ def test_shuffled_triple_delivery_equals_in_order_single_delivery(
     once = run_once(db, events, sorted(events, key=lambda e: e.occurred_at))
     copies = [e for e in events for _ in range(DELIVERIES_PER_EVENT)]
     order.shuffle(copies)
-    thrice = run_once(db, events, constrain(copies))
+    thrice = run_once(db, events, copies)
 
     assert thrice["state"] == once["state"] == expected_state(events)
     assert thrice["log"] == once["log"] == sorted((e.event_id, 1) for e in events)
@@ -501,7 +472,7 @@ def test_shuffled_triple_delivery_equals_in_order_single_delivery(
     assert thrice["duplicates"] == {e.event_id: 2 for e in events}
 
 
-# -- what the shuffle above avoids (known gaps, reported) ------------------------------------------
+# -- overtaking, one case at a time -----------------------------------------------------------------
 
 
 def _apply(db: Database, org_id: uuid.UUID, *events: Event) -> dict[str, Any]:
@@ -518,11 +489,6 @@ def _event(kind: str, seconds: int, **extra: Any) -> Event:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a deactivation of a member not known yet is skipped, so it is lost when it "
-    "overtakes the creation: the member stays active",
-)
 def test_a_deactivation_overtaking_the_creation_still_deactivates(
     db: Database, org: uuid.UUID
 ) -> None:
@@ -531,15 +497,11 @@ def test_a_deactivation_overtaking_the_creation_still_deactivates(
 
     state = _apply(db, org, deactivated, created)
 
-    assert state[CONTACT]["status"] == "inactive"
+    assert (state[CONTACT]["role"], state[CONTACT]["status"]) == ("member", "inactive")
     assert state[CONTACT]["is_active"] is False
+    assert _statuses(db, org) == {deactivated.event_id: "success", created.event_id: "skipped"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an unenrolment without an enrolment row is skipped, so it is lost when it "
-    "overtakes the enrolment: the member stays enrolled",
-)
 def test_an_unenrolment_overtaking_the_enrolment_still_unenrols(
     db: Database, org: uuid.UUID
 ) -> None:
@@ -550,13 +512,22 @@ def test_an_unenrolment_overtaking_the_enrolment_still_unenrols(
     state = _apply(db, org, created, unenrolled, enrolled)
 
     assert state[CONTACT]["enrolments"]["course-a"]["status"] == "unenrolled"
+    assert _statuses(db, org)[enrolled.event_id] == "skipped"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a course event that creates the member stamps the membership with the course's "
-    "time, so the real (earlier) creation with its role is skipped as stale",
-)
+def test_an_unenrolment_overtaking_the_members_creation_and_enrolment_still_unenrols(
+    db: Database, org: uuid.UUID
+) -> None:
+    created = _event("membership.created", 0, role="coordinator")
+    enrolled = _event("course.enrolled", 10, course="course-a")
+    unenrolled = _event("course.unenrolled", 20, course="course-a")
+
+    state = _apply(db, org, unenrolled, enrolled, created)
+
+    assert state[CONTACT]["enrolments"]["course-a"]["status"] == "unenrolled"
+    assert (state[CONTACT]["role"], state[CONTACT]["status"]) == ("coordinator", "active")
+
+
 def test_a_course_event_overtaking_the_creation_keeps_the_members_role(
     db: Database, org: uuid.UUID
 ) -> None:
@@ -565,39 +536,49 @@ def test_a_course_event_overtaking_the_creation_keeps_the_members_role(
 
     state = _apply(db, org, enrolled, created)
 
-    assert state[CONTACT]["role"] == "coordinator"
+    assert (state[CONTACT]["role"], state[CONTACT]["status"]) == ("coordinator", "active")
+    assert state[CONTACT]["source_modified_at"] == created.occurred_at
+    assert state[CONTACT]["enrolments"]["course-a"]["status"] == "enrolled"
+    assert _statuses(db, org) == {enrolled.event_id: "success", created.event_id: "success"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the membership has one clock: a newer event without a role keeps the old role and "
-    "makes the earlier role change stale",
-)
-def test_a_role_change_overtaken_by_a_deactivation_without_role_is_kept(
+def test_a_role_change_older_than_an_applied_deactivation_is_stale(
     db: Database, org: uuid.UUID
 ) -> None:
+    """The contract's one clock per membership: the deactivation (20 s, sent without the role)
+    is the newest change applied, so the role change of 10 s arriving after it is stale. A
+    sender that wants both kept sends the role with the deactivation, as Dataverse does."""
     created = _event("membership.created", 0, role="member")
     promoted = _event("membership.role_updated", 10, role="coordinator")
     deactivated = _event("membership.deactivated", 20)
 
     state = _apply(db, org, created, deactivated, promoted)
 
-    assert (state[CONTACT]["role"], state[CONTACT]["status"]) == ("coordinator", "inactive")
+    assert (state[CONTACT]["role"], state[CONTACT]["status"]) == ("member", "inactive")
+    assert _statuses(db, org) == {
+        created.event_id: "success",
+        deactivated.event_id: "success",
+        promoted.event_id: "skipped",
+    }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the membership has one clock: a newer role_updated (which carries no status) makes "
-    "an earlier deactivation stale, so the member stays active",
-)
-def test_a_deactivation_overtaken_by_a_later_role_change_still_deactivates(
+def test_a_deactivation_older_than_an_applied_role_change_is_stale(
     db: Database, org: uuid.UUID
 ) -> None:
+    """And the other way round: a `role_updated` of 20 s stands for the whole membership at
+    that time (active, as the sender last knew it), so the deactivation of 10 s is stale."""
     created = _event("membership.created", 0, role="member")
     deactivated = _event("membership.deactivated", 10, role="member")
     promoted = _event("membership.role_updated", 20, role="coordinator")
 
     state = _apply(db, org, created, promoted, deactivated)
 
-    assert (state[CONTACT]["role"], state[CONTACT]["status"]) == ("coordinator", "inactive")
-    assert state[CONTACT]["is_active"] is False
+    assert (state[CONTACT]["role"], state[CONTACT]["status"]) == ("coordinator", "active")
+    assert _statuses(db, org)[deactivated.event_id] == "skipped"
+
+
+def _statuses(db: Database, org_id: uuid.UUID) -> dict[str, str]:
+    rows = db.rows(
+        "select event_id, status from portal_sync_events where organization_id = %s", org_id
+    )
+    return {r["event_id"]: r["status"] for r in rows}

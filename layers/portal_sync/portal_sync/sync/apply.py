@@ -2,7 +2,16 @@
 
 Order: an event older than the newest change already applied (the source's `modifiedon` /
 `occurred_at`) is skipped as stale, so the result does not depend on delivery order. Membership
-events compare with the membership's timestamp; course events with the enrolment's own.
+events compare with the membership's timestamp; course events with the enrolment's own; contact
+details with the details' own (three Dynamics rows, three clocks).
+
+Every event creates what it needs when it arrives first: webhooks overtake each other, and a
+deactivation or unenrolment that found nothing to end and was dropped would be undone by the
+earlier creation or enrolment arriving after it. So a deactivation of an unknown member records
+them with an inactive membership, and an unenrolment records an `unenrolled` row; the earlier
+event is then stale. A membership created on behalf of a course or contact event carries no
+time, so the member's real membership event, whenever it happened, still applies.
+
 Repetition is handled one level up (the sync log remembers every event id).
 Messages are for administrators: no personal data, no driver errors.
 """
@@ -16,15 +25,8 @@ from portal_sync.events.models import EventType, SyncEvent
 from portal_sync.sync.ports import LogStatus, MemberState, SyncRepository
 
 DEFAULT_ROLE = "member"
+_COURSE_EVENTS = (EventType.COURSE_ENROLLED, EventType.COURSE_UNENROLLED)
 
-# Events that may create a member who is not known yet (the contract: "rather than failing").
-_CREATING = {
-    EventType.MEMBERSHIP_CREATED,
-    EventType.MEMBERSHIP_ROLE_UPDATED,
-    EventType.MEMBERSHIP_REACTIVATED,
-    EventType.MEMBER_UPDATED,
-    EventType.COURSE_ENROLLED,
-}
 
 
 @dataclass(frozen=True)
@@ -38,21 +40,19 @@ def apply_event(repo: SyncRepository, organization_id: UUID, event: SyncEvent) -
     member = repo.lock_member(organization_id, event.member.dynamics_contact_id)
     created_profile = False
     if member is None:
-        if event.type not in _CREATING:
-            return Applied(
-                LogStatus.SKIPPED,
-                f"Member is not known in this organisation; nothing to do for {event.type.value}",
-            )
-        profile_id = repo.create_profile(event.member, event.occurred_at)
+        # A course event's contact details are there to create the member, not a change of
+        # them: without a time, the member's own events set them whatever their order.
+        details_at = None if event.type in _COURSE_EVENTS else event.occurred_at
+        profile_id = repo.create_profile(event.member, details_at)
         if profile_id is None:
             # Another consumer created this member a moment ago: continue with their row.
             member = repo.lock_member(organization_id, event.member.dynamics_contact_id)
             assert member is not None
         else:
-            member = MemberState(profile_id, None, None, None, event.occurred_at)
+            member = MemberState(profile_id, None, None, None, details_at)
             created_profile = True
 
-    if event.type in (EventType.COURSE_ENROLLED, EventType.COURSE_UNENROLLED):
+    if event.type in _COURSE_EVENTS:
         return _apply_course(repo, organization_id, event, member, created_profile)
 
     if event.type is EventType.MEMBER_UPDATED:
@@ -91,16 +91,13 @@ def apply_event(repo: SyncRepository, organization_id: UUID, event: SyncEvent) -
                 else f"Member was not known yet: created with role '{role}'"
             )
         case EventType.MEMBERSHIP_DEACTIVATED:
-            if not had_membership:
-                return Applied(
-                    LogStatus.SKIPPED,
-                    "Member has no membership in this organisation; nothing to deactivate",
-                    member.profile_id,
-                )
             message = (
                 "Membership deactivated; the member can no longer sign in to the app"
-                if status == "active"
+                if had_membership and status == "active"
                 else "Membership was already inactive"
+                if had_membership
+                else f"Member was not known yet: recorded with an inactive membership "
+                f"(role '{role}')"
             )
             status = "inactive"
         case EventType.MEMBERSHIP_REACTIVATED:
@@ -176,20 +173,31 @@ def _apply_course(
     course = event.course
     if course is None:
         return Applied(LogStatus.ERROR, "Course event without a course", member.profile_id)
-    if created_profile:
+    if member.membership_status is None:
+        # Without a time: the membership's own event (created earlier or later) still applies.
         repo.upsert_membership(
             organization_id,
             member.profile_id,
             role=event.role or DEFAULT_ROLE,
             status="active",
-            source_modified_at=event.occurred_at,
+            source_modified_at=None,
             dynamics_row_id=None,
         )
+    enrolled = event.type is EventType.COURSE_ENROLLED
     current = repo.lock_enrollment(organization_id, member.profile_id, course.dynamics_course_id)
-    if current is None and event.type is EventType.COURSE_UNENROLLED:
+    if current is None and not enrolled and not created_profile:
+        # Recorded all the same: the enrolment may still arrive, after its own unenrolment.
+        repo.upsert_enrollment(
+            organization_id,
+            member.profile_id,
+            course,
+            status="unenrolled",
+            source_modified_at=event.occurred_at,
+            dynamics_row_id=event.dynamics_row_id,
+        )
         return Applied(
             LogStatus.SKIPPED,
-            "Member was not enrolled on this course; nothing to do",
+            "Member was not enrolled on this course; nothing to undo",
             member.profile_id,
         )
     if (
@@ -203,7 +211,6 @@ def _apply_course(
             "has already been applied to this enrolment",
             member.profile_id,
         )
-    enrolled = event.type is EventType.COURSE_ENROLLED
     repo.upsert_enrollment(
         organization_id,
         member.profile_id,

@@ -72,8 +72,9 @@ class SyncRepository(Protocol):
     def keep_payload(self, organization_id: UUID, event_id: str, message: str) -> None: ...
     def resolve_contact(self, organization_id: UUID, table: str, row_id: str) -> str | None: ...
     def lock_member(self, organization_id: UUID, contact_id: str) -> MemberState | None: ...
-    def create_profile(self, details: MemberDetails, modified_at: datetime) -> UUID | None:
-        """The new profile's id; None when the contact was created concurrently."""
+    def create_profile(self, details: MemberDetails, modified_at: datetime | None) -> UUID | None:
+        """The new profile's id; None when the contact was created concurrently.
+        `modified_at` None: the details carry no time (any later-arriving change applies)."""
 
     def update_profile(
         self, profile_id: UUID, details: MemberDetails, modified_at: datetime
