@@ -1,15 +1,20 @@
 """SQS consumer: applies queued webhook events to PostgreSQL (CONTRACT.md section 4).
 
-A batch is applied in one transaction with one savepoint per message: one commit per batch, and
-a failing message rolls back alone and is reported back to SQS (partial batch response). A
-message that keeps failing is parked in the dead-letter queue by the redrive policy; on its
-last attempt it is written to the sync log as an error so admins see it.
+A batch is applied in one transaction, read and written set-wise (BatchedSyncRepository: a few
+statements for the whole batch). If that fails for any reason but the connection, it is rolled
+back and applied again one message at a time, each in a savepoint: a failing message rolls back
+alone and is reported back to SQS (partial batch response). A message that keeps failing is
+parked in the dead-letter queue by the redrive policy; on its last attempt it is written to the
+sync log as an error so admins see it.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Callable
 from functools import cache
 from typing import Any
+from uuid import UUID
 
 import psycopg
 from aws_lambda_powertools.metrics import MetricUnit
@@ -18,6 +23,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from portal_sync.aws.clients import client
 from portal_sync.aws.sqs_retry import back_off
+from portal_sync.db.batched_sync_repository import BatchedSyncRepository
 from portal_sync.db.connection import ConnectionProvider, DatabaseUnavailable
 from portal_sync.db.sync_repository import PostgresSyncRepository
 from portal_sync.db.visibility_repository import PostgresVisibilityRepository
@@ -30,6 +36,7 @@ from portal_sync.webhooks.receipts import QueuedEvent, QueueMessage
 from pydantic import TypeAdapter, ValidationError
 
 _messages: TypeAdapter[Any] = TypeAdapter(QueueMessage)
+MembershipChanged = Callable[[UUID, UUID], None]
 
 
 # One connection and one verifier per execution environment, built on first use.
@@ -64,65 +71,120 @@ def _start_visibility_changes(state_machine_arn: str) -> None:
         logger.exception("Could not start website visibility changes; the schedule will")
 
 
+def _queue_messages(records: list[dict[str, Any]]) -> dict[str, QueueMessage]:
+    """The batch's messages by SQS message id; what our ingest did not queue is dropped."""
+    messages: dict[str, QueueMessage] = {}
+    for record in records:
+        try:
+            messages[record["messageId"]] = _messages.validate_json(record["body"])
+        except ValidationError:
+            # Not something our ingest queued: nothing to apply and nowhere to log it.
+            logger.error(
+                "Dropping a malformed queue message", extra={"message_id": record["messageId"]}
+            )
+            metrics.add_metric(name="MalformedMessage", unit=MetricUnit.Count, value=1)
+    return messages
+
+
+def _count(statuses: list[LogStatus | None]) -> None:
+    for status, count in Counter(s for s in statuses if s is not None).items():
+        name = "EventFailed" if status is LogStatus.ERROR else f"Event{status.value.title()}"
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=count)
+
+
+def _apply_together(
+    conn: psycopg.Connection[Any], messages: list[QueueMessage], reconsider: MembershipChanged
+) -> bool:
+    """The whole batch in one transaction, read and written set-wise (a few statements for the
+    batch). False when it failed for a reason other than the connection: nothing of it is kept,
+    and the caller applies the messages one at a time, so that a bad one fails alone."""
+    events = EventProcessor(BatchedSyncRepository(conn), on_membership_change=reconsider)
+    try:
+        with conn.transaction():
+            statuses = events.process_batch(messages)
+    except DatabaseUnavailable:
+        raise
+    except Exception:
+        if conn.broken or conn.closed:
+            raise
+        logger.warning(
+            "The batch could not be applied together; applying one message at a time", exc_info=True
+        )
+        return False
+    _count(statuses)
+    return True
+
+
+def _apply_one_by_one(
+    conn: psycopg.Connection[Any],
+    records: list[dict[str, Any]],
+    messages: dict[str, QueueMessage],
+    reconsider: MembershipChanged,
+    context: LambdaContext,
+) -> dict[str, Any]:
+    """One transaction for the batch, a savepoint per message: a failing message rolls back
+    alone and is reported to SQS (partial batch response); on its last attempt it is logged as
+    an error so admins see it."""
+    max_receive_count = get_settings().max_receive_count
+    events = EventProcessor(PostgresSyncRepository(conn), on_membership_change=reconsider)
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+    def apply_record(record: SQSRecord) -> None:
+        message = messages.get(record.message_id)
+        if message is None:
+            return  # malformed, dropped above
+        if isinstance(message, QueuedEvent):
+            logger.append_keys(correlation_id=message.correlation_id, event_id=message.event_id)
+        try:
+            with conn.transaction():
+                status = events.process(message)
+        except Exception as exc:
+            attempts = int(record.attributes.approximate_receive_count or 1)
+            logger.exception("Event failed", extra={"attempt": attempts})
+            if isinstance(message, QueuedEvent) and attempts >= max_receive_count:
+                with conn.transaction():
+                    events.record_failure(message, _failure_reason(exc, attempts))
+            raise
+        finally:
+            logger.remove_keys(["correlation_id", "event_id"])
+        _count([status])
+
+    with (
+        conn.transaction(),
+        processor(records=records, handler=apply_record, lambda_context=context),
+    ):
+        processor.process()
+    return processor.response()
+
+
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()
     records = event.get("Records", [])
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    mentors_reconsidered = False
     try:
         conn = connections().get()
-        repo = PostgresSyncRepository(conn)
         mentors = VisibilityService(PostgresVisibilityRepository(conn))
-        events = EventProcessor(
-            repo,
-            on_membership_change=lambda org, profile: mentors.reconsider(
-                org, profile, "system:inbound"
-            ),
-        )
 
-        def apply_record(record: SQSRecord) -> None:
-            try:
-                message = _messages.validate_json(record.body)
-            except ValidationError:
-                # Not something our ingest queued: nothing to apply and nowhere to log it.
-                logger.error(
-                    "Dropping a malformed queue message", extra={"message_id": record.message_id}
-                )
-                metrics.add_metric(name="MalformedMessage", unit=MetricUnit.Count, value=1)
-                return
-            if isinstance(message, QueuedEvent):
-                logger.append_keys(correlation_id=message.correlation_id, event_id=message.event_id)
-            try:
-                with conn.transaction():
-                    status = events.process(message)
-            except Exception as exc:
-                attempts = int(record.attributes.approximate_receive_count or 1)
-                logger.exception("Event failed", extra={"attempt": attempts})
-                if isinstance(message, QueuedEvent) and attempts >= settings.max_receive_count:
-                    with conn.transaction():
-                        events.record_failure(message, _failure_reason(exc, attempts))
-                raise
-            finally:
-                logger.remove_keys(["correlation_id", "event_id"])
-            if status is not None:
-                name = (
-                    "EventFailed" if status is LogStatus.ERROR else f"Event{status.value.title()}"
-                )
-                metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+        def reconsider(organization_id: UUID, profile_id: UUID) -> None:
+            nonlocal mentors_reconsidered
+            mentors_reconsidered = True
+            mentors.reconsider(organization_id, profile_id, "system:inbound")
 
-        with (
-            conn.transaction(),
-            processor(records=records, handler=apply_record, lambda_context=context),
-        ):
-            processor.process()
-        response = processor.response()
+        messages = _queue_messages(records)
+        if _apply_together(conn, list(messages.values()), reconsider):
+            response: dict[str, Any] = {"batchItemFailures": []}
+        else:
+            mentors_reconsidered = False
+            response = _apply_one_by_one(conn, records, messages, reconsider, context)
     except (DatabaseUnavailable, psycopg.OperationalError, psycopg.InterfaceError):
         logger.exception("PostgreSQL unavailable; the whole batch will be retried")
         connections().discard()
         response = {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in records]}
 
-    _start_visibility_changes(settings.website_state_machine_arn)
+    if mentors_reconsidered:
+        _start_visibility_changes(settings.website_state_machine_arn)
     failed = {item["itemIdentifier"] for item in response["batchItemFailures"]}
     if failed:
         metrics.add_metric(name="EventRetried", unit=MetricUnit.Count, value=len(failed))

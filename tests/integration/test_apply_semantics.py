@@ -64,9 +64,7 @@ def test_created_then_repeated_is_stable(db: Database, org: uuid.UUID) -> None:
     assert db.one("select count(*) as n from profiles")["n"] == 1
 
 
-def test_deactivation_of_unknown_member_records_them_inactive(
-    db: Database, org: uuid.UUID
-) -> None:
+def test_deactivation_of_unknown_member_records_them_inactive(db: Database, org: uuid.UUID) -> None:
     """Dropping it would let the creation, when it arrives after its own deactivation, leave an
     active member; recorded, it makes that older creation stale."""
     contact = str(uuid.uuid4())

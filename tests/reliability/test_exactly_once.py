@@ -57,6 +57,7 @@ import pytest
 from conftest import Database
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from portal_sync.db.batched_sync_repository import BatchedSyncRepository
 from portal_sync.db.sync_repository import PostgresSyncRepository
 from portal_sync.sync.processor import EventProcessor
 from portal_sync.webhooks.receipts import Outcome, QueuedEvent, Receipt
@@ -421,22 +422,43 @@ def deliver(db: Database, org_id: uuid.UUID, messages: Sequence[QueuedEvent]) ->
                 processor.process(message)
 
 
-def run_once(db: Database, events: Sequence[Event], arrival: Sequence[Event]) -> dict[str, Any]:
+def deliver_in_batches(
+    db: Database, org_id: uuid.UUID, messages: Sequence[QueuedEvent], sizes: random.Random
+) -> None:
+    """Batches of random sizes, each applied together in one transaction (process_batch), as the
+    consumer applies an SQS batch when nothing in it fails."""
+    with psycopg.connect(db.url, row_factory=dict_row) as conn:
+        start = 0
+        while start < len(messages):
+            size = sizes.randint(1, 40)
+            with conn.transaction():
+                EventProcessor(BatchedSyncRepository(conn)).process_batch(
+                    messages[start : start + size]
+                )
+            start += size
+
+
+def run_once(
+    db: Database,
+    events: Sequence[Event],
+    arrival: Sequence[Event],
+    batches: random.Random | None = None,
+) -> dict[str, Any]:
     """Delivers `arrival` into a new organisation, for members of its own (fresh contact ids,
-    so that runs share the database without truncating it); returns the organisation's state
+    so that runs share the database without truncating it), one message at a time or, given
+    `batches`, in random batches applied together; returns the organisation's state
     keyed by the original contact ids, its sync log and its receipts."""
     org_id = _new_org(db)
     source_id = f"prop-{org_id}"
     fresh = {contact: str(uuid.uuid4()) for contact in {e.contact for e in events}}
     original = {new: old for old, new in fresh.items()}
-    deliver(
-        db,
-        org_id,
-        [
-            queued(dataclasses.replace(e, contact=fresh[e.contact]), org_id, source_id)
-            for e in arrival
-        ],
-    )
+    messages = [
+        queued(dataclasses.replace(e, contact=fresh[e.contact]), org_id, source_id) for e in arrival
+    ]
+    if batches is None:
+        deliver(db, org_id, messages)
+    else:
+        deliver_in_batches(db, org_id, messages, batches)
     state = {}
     for contact, member in database_state(db, org_id).items():
         member["email"] = f"{original[contact][:8]}@example.org"
@@ -470,6 +492,28 @@ def test_shuffled_triple_delivery_equals_in_order_single_delivery(
     assert thrice["log"] == once["log"] == sorted((e.event_id, 1) for e in events)
     assert thrice["accepted"] == once["accepted"] == sorted(e.event_id for e in events)
     assert thrice["duplicates"] == {e.event_id: 2 for e in events}
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(events=streams(), order=st.randoms(use_true_random=False))
+def test_batches_applied_together_equal_one_message_at_a_time(
+    db: Database, events: list[Event], order: random.Random
+) -> None:
+    """The consumer's fast path (a batch read and written set-wise, duplicates and several
+    events of one member inside one batch) gives what the reference path gives."""
+    once = run_once(db, events, sorted(events, key=lambda e: e.occurred_at))
+    copies = [e for e in events for _ in range(DELIVERIES_PER_EVENT)]
+    order.shuffle(copies)
+    batched = run_once(db, events, copies, batches=order)
+
+    assert batched["state"] == once["state"] == expected_state(events)
+    assert batched["log"] == once["log"]
+    assert batched["accepted"] == once["accepted"]
+    assert batched["duplicates"] == {e.event_id: 2 for e in events}
 
 
 # -- overtaking, one case at a time -----------------------------------------------------------------

@@ -178,9 +178,7 @@ class PostgresSyncRepository:
             row["details_modified_at"],
         )
 
-    def create_profile(
-        self, details: MemberDetails, modified_at: datetime | None
-    ) -> UUID | None:
+    def create_profile(self, details: MemberDetails, modified_at: datetime | None) -> UUID | None:
         row = self._one(
             """
             insert into profiles

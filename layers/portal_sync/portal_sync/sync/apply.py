@@ -28,7 +28,6 @@ DEFAULT_ROLE = "member"
 _COURSE_EVENTS = (EventType.COURSE_ENROLLED, EventType.COURSE_UNENROLLED)
 
 
-
 @dataclass(frozen=True)
 class Applied:
     status: LogStatus

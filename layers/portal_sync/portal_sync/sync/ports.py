@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
-from portal_sync.events.models import CourseDetails, MemberDetails
-from portal_sync.webhooks.receipts import Receipt
+from portal_sync.events.models import CourseDetails, MemberDetails, SyncEvent
+from portal_sync.webhooks.receipts import QueuedEvent, QueuedReceipt, Receipt
 
 
 class LogStatus(StrEnum):
@@ -102,3 +103,22 @@ class SyncRepository(Protocol):
         source_modified_at: datetime,
         dynamics_row_id: str | None,
     ) -> None: ...
+
+
+@runtime_checkable
+class BatchSyncRepository(SyncRepository, Protocol):
+    """A SyncRepository for one batch: told up front what the batch holds, so that it can read
+    it set-wise, and told when the batch is done, so that it can write it set-wise."""
+
+    def prepare(self, messages: Sequence[QueuedEvent | QueuedReceipt]) -> None:
+        """Reads what the batch's receipts and event ids already have."""
+
+    def expect_member(self, organization_id: UUID, event: SyncEvent) -> None:
+        """An event of the batch, parsed: its member is read by prepare_members(), and its
+        Dynamics row resolves to its contact for the messages after it."""
+
+    def prepare_members(self) -> None:
+        """Reads (and locks) the expected members, their memberships and enrolments."""
+
+    def flush(self) -> None:
+        """Writes what the batch changed."""

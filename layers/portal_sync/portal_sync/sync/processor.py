@@ -1,13 +1,14 @@
 """Processing one queued message: receipt bookkeeping, idempotency, parsing, applying, logging.
 
-Knows nothing of SQS or Lambda: `process_event` calls it once per message, each inside its
-own savepoint, and decides about retries.
+Knows nothing of SQS or Lambda. `process_event` hands it a whole batch (process_batch, through
+a repository that reads and writes set-wise), and when that fails, one message at a time, each
+inside its own savepoint (process); it decides about retries.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -23,7 +24,13 @@ from portal_sync.dataverse.mapping import (
 from portal_sync.events.models import EventType, NotApplicable, ParsedEvent, SyncEvent, Unusable
 from portal_sync.events.portal_event import parse_portal_event
 from portal_sync.sync.apply import apply_event
-from portal_sync.sync.ports import DeliveryClaim, LogStatus, SyncLogEntry, SyncRepository
+from portal_sync.sync.ports import (
+    BatchSyncRepository,
+    DeliveryClaim,
+    LogStatus,
+    SyncLogEntry,
+    SyncRepository,
+)
 from portal_sync.webhooks.receipts import QueuedEvent, QueuedReceipt
 
 _DONE = (LogStatus.SUCCESS, LogStatus.SKIPPED)
@@ -61,6 +68,49 @@ class EventProcessor:
     def process(self, message: QueuedEvent | QueuedReceipt) -> LogStatus | None:
         """Applies the message; returns the logged status, or None when nothing was logged
         (a receipt, a duplicate delivery, or an event already applied)."""
+        changed: list[tuple[UUID, UUID]] = []
+        status = self._process(message, None, changed)
+        self._notify(changed)
+        return status
+
+    def process_batch(
+        self, messages: Sequence[QueuedEvent | QueuedReceipt]
+    ) -> list[LogStatus | None]:
+        """Applies a batch through a BatchSyncRepository (the processor's own), which reads the
+        batch's rows up front and writes them at the end: a few statements for the batch
+        instead of a few per message. One result per message, as process() would give; on an
+        exception nothing of the batch may be kept (roll the transaction back)."""
+        repo = self._repo
+        assert isinstance(repo, BatchSyncRepository), "process_batch needs a batch repository"
+        repo.prepare(messages)
+        parsed: list[ParsedEvent | None] = []
+        for message in messages:
+            event = self._parse(message) if isinstance(message, QueuedEvent) else None
+            if isinstance(message, QueuedEvent) and isinstance(event, SyncEvent):
+                # Told before the next message is parsed: it may name a row this one creates.
+                repo.expect_member(message.organization_id, event)
+            parsed.append(event)
+        repo.prepare_members()
+        changed: list[tuple[UUID, UUID]] = []
+        statuses = [
+            self._process(m, event, changed) for m, event in zip(messages, parsed, strict=True)
+        ]
+        repo.flush()
+        # After the flush: the website's visibility is worked out from the written membership.
+        self._notify(changed)
+        return statuses
+
+    def _notify(self, changed: list[tuple[UUID, UUID]]) -> None:
+        if self._on_membership_change is not None:
+            for organization_id, profile_id in dict.fromkeys(changed):
+                self._on_membership_change(organization_id, profile_id)
+
+    def _process(
+        self,
+        message: QueuedEvent | QueuedReceipt,
+        parsed: ParsedEvent | None,
+        changed: list[tuple[UUID, UUID]],
+    ) -> LogStatus | None:
         if isinstance(message, QueuedReceipt):
             self._repo.record_receipt(message.receipt)
             return None
@@ -70,7 +120,8 @@ class EventProcessor:
         if self._repo.logged_status(organization_id, message.event_id) in _DONE:
             return None
 
-        parsed = self._parse(message)
+        if parsed is None:
+            parsed = self._parse(message)
         entry = SyncLogEntry(
             organization_id=organization_id,
             event_id=message.event_id,
@@ -92,12 +143,11 @@ class EventProcessor:
                 applied.profile_id,
             )
             if (
-                self._on_membership_change is not None
-                and applied.status is LogStatus.SUCCESS
+                applied.status is LogStatus.SUCCESS
                 and applied.profile_id is not None
                 and _may_change_visibility(parsed)
             ):
-                self._on_membership_change(organization_id, applied.profile_id)
+                changed.append((organization_id, applied.profile_id))
         else:
             entry.event_type = _unparsed_type(message, parsed)
             entry.source_message, entry.source_table = parsed.source_message, parsed.source_table
