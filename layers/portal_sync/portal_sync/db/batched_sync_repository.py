@@ -119,10 +119,18 @@ class BatchedSyncRepository:
         receipts = [m.receipt for m in messages if isinstance(m, QueuedEvent)]
         if receipts:
             deliveries = [r for r in receipts if r.delivery_id is not None]
+            # Two index lookups (an OR of both would scan the whole table).
             for row in self._conn.execute(
-                "select id, source_id, delivery_id, outcome from webhook_receipts"
-                " where id = any(%s) or (outcome = 'accepted' and (source_id, delivery_id) in"
-                " (select * from unnest(%s::text[], %s::text[])))",
+                """
+                select id, source_id, delivery_id, outcome from webhook_receipts
+                 where id = any(%s)
+                union
+                select r.id, r.source_id, r.delivery_id, r.outcome
+                  from unnest(%s::text[], %s::text[]) as u(source_id, delivery_id)
+                  join webhook_receipts r
+                    on r.source_id = u.source_id and r.delivery_id = u.delivery_id
+                   and r.outcome = 'accepted'
+                """,
                 (
                     [r.id for r in receipts],
                     [r.source_id for r in deliveries],
@@ -514,11 +522,14 @@ class BatchedSyncRepository:
                 6,
             ),
         )
-        # Active while active in any organisation (the access token hook reads it).
+        # Active while active in any organisation (the access token hook reads it); rows
+        # whose flag stays as it is are not rewritten.
         self._conn.execute(
-            "update profiles p set is_active = exists (select 1 from organization_memberships m"
-            " where m.profile_id = p.id and m.status = 'active'), updated_at = now()"
-            " where p.id = any(%s)",
+            "update profiles p set is_active = a.active, updated_at = now()"
+            " from (select q.id, exists (select 1 from organization_memberships m"
+            " where m.profile_id = q.id and m.status = 'active') as active"
+            " from profiles q where q.id = any(%s)) as a"
+            " where p.id = a.id and p.is_active is distinct from a.active",
             (sorted({profile for (_, profile), _ in changed}),),
         )
 
