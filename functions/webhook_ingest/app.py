@@ -42,8 +42,9 @@ def ingest() -> WebhookIngest:
             refresh_interval_seconds=settings.source_refresh_interval_seconds,
         ),
         queue=SqsEventQueue(client("sqs"), settings.event_queue_url),
+        # The ledger's connection is its own: nothing else in the ingest talks to PostgreSQL.
         ledger=PostgresReceiptLedger(
-            ConnectionProvider.from_settings(),
+            ConnectionProvider.from_settings(autocommit=True),
             retry_after_seconds=settings.database_retry_after_seconds,
         ),
         limits=IngestLimits(settings.max_body_bytes, settings.signature_tolerance_seconds),

@@ -179,6 +179,90 @@ def test_permanent_failure_stops_alerts_once_marks_failed_and_retry_succeeds(
     assert shown(system) is False
 
 
+def execution_status(arn: str) -> str:
+    status: str = boto3.client("stepfunctions").describe_execution(executionArn=arn)["status"]
+    return status
+
+
+def test_a_change_superseded_during_its_last_attempt_pages_nobody_the_newer_one_does(
+    system: Any, db: Database, mentor: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dynamics deactivates the mentor (change A: hide); A fails 3 times, and while its last
+    attempt is in flight Dynamics reactivates them (change B: show). A's failure is recorded
+    but pages nobody: B is the mentor's current change, and when B fails too it alerts once."""
+    from support import portal_event, signed_headers
+
+    # A's last attempt outlasts the client's timeout (5 s locally); the stand-in answers it
+    # 1 s later, and B's attempt is refused for good (404: not retried).
+    monkeypatch.setattr(system.dynamics, "timeout_seconds", 6.0)
+    system.dynamics.fail_next("503", count=3)
+    system.dynamics.fail_next("timeout", count=1)
+    system.dynamics.fail_next("404", count=1)
+    webhook = f"{system.base_url}/functions/v1/portal-webhook/{system.seed.source_id}"
+    now = datetime.now(UTC)
+
+    def inbound(event_type: str, occurred_at: datetime) -> None:
+        body = portal_event(event_type, DEMO_MENTOR_CONTACT_ID, occurred_at=occurred_at.isoformat())
+        response = httpx.post(
+            webhook, content=body, headers=signed_headers(system.seed.webhook_secret, body)
+        )
+        assert response.status_code == 202, response.text
+
+    inbound("membership.deactivated", now)
+    eventually(lambda: len(patches(system)) == 4, timeout=30)  # A's last attempt is in flight
+    inbound("membership.reactivated", now + timedelta(seconds=1))
+    # The consumer's transaction waits for A's attempt to release the mentor's row, so B is
+    # committed before A records its failure (which queues for the same row).
+    eventually(
+        lambda: db.one(
+            "select 1 from pg_stat_activity where datname = current_database()"
+            " and wait_event_type = 'Lock' and query ilike '%peer_mentor_status%'"
+        ),
+        timeout=4,
+    )
+
+    first, second = eventually(
+        lambda: (
+            len(
+                rows := db.rows(
+                    "select id, desired, execution_arn from website_visibility_outbox"
+                    " where profile_id = %s and execution_arn is not null order by created_at",
+                    mentor,
+                )
+            )
+            == 2
+            and rows
+        ),
+        timeout=10,
+    )
+    assert (first["desired"], second["desired"]) == (False, True)
+    ended = eventually(
+        lambda: (
+            (states := [execution_status(c["execution_arn"]) for c in (first, second)])
+            and "RUNNING" not in states
+            and states
+        ),
+        timeout=20,
+    )
+
+    [alert] = alerts(system)  # B's, and only B's
+    assert f"Could not show peer mentor {mentor}" in alert["Message"]
+    # A superseded execution does not count as failed either (the ExecutionsFailed alarm).
+    assert ended == ["SUCCEEDED", "FAILED"]
+    final = status(system, mentor)
+    assert final["state"] == "failed" and final["desired"] is True
+    failures = db.rows(
+        "select change_id, message from peer_mentor_sync_log"
+        " where profile_id = %s and action = 'failed' order by created_at",
+        mentor,
+    )
+    assert {f["change_id"] for f in failures} == {first["id"], second["id"]}
+    [superseded] = [f for f in failures if f["change_id"] == first["id"]]
+    assert "superseded by a newer change" in superseded["message"]
+    # The stand-in answers A's abandoned request late; let it finish before the next test.
+    eventually(lambda: all(r.status is not None for r in patches(system)), timeout=10)
+
+
 def test_rejected_credentials_fail_at_once_with_an_actionable_message(
     system: Any, mentor: str
 ) -> None:

@@ -502,7 +502,17 @@ def test_a_final_failure_is_recorded_then_on_call_is_alerted_then_the_execution_
     record = states[catch["Next"]]
     assert record["Parameters"]["Payload"]["task"] == "record_visibility_failure"
     assert record["Parameters"]["FunctionName"] == "<WebsiteSyncFunctionArn>"
-    alert = states[record["Next"]]
+    # The task's answer (VisibilityService.record_failure) says whether the change is current.
+    assert record["ResultSelector"]["current.$"] == "$.Payload.current"
+    choice = states[record["Next"]]
+    assert choice["Type"] == "Choice"
+    [superseded] = choice["Choices"]
+    assert superseded["Variable"] == record["ResultPath"] + ".current"
+    assert superseded["BooleanEquals"] is False
+    # A superseded change ends without paging, and without counting as a failed execution
+    # (the website-visibility-failed alarm pages for those).
+    assert states[superseded["Next"]]["Type"] == "Succeed"
+    alert = states[choice["Default"]]
     assert alert["Resource"] == "arn:aws:states:::sns:publish"
     assert alert["Parameters"]["TopicArn"] == "<OnCallTopicArn>"
     assert states[alert["Next"]]["Type"] == "Fail"

@@ -1771,8 +1771,9 @@ def _ingest_findings(ingest: dict[str, Any], e2e: dict[str, Any] | None) -> list
             f" in the same process {_ms(emulator)}, which SQS does on its own servers;"
             f" botocore's client side of SendMessage (serialise, SigV4-sign, parse)"
             f" {_ms(sqs)}; the duplicate check in PostgreSQL {_ms(database)}"
-            f" ({ingest['round_trips_per_call']:.0f} round trips per request for one SELECT in"
-            f" its own transaction); the floor's own work {_ms(verify)}; everything else (Powertools"
+            f" ({ingest['round_trips_per_call']:.0f} round trip(s) per request: one SELECT on an"
+            " autocommit connection, no transaction block); the floor's own work"
+            f" {_ms(verify)}; everything else (Powertools"
             " resolver and decorators, pydantic receipt copies, the JSON log line, EMF"
             f" metrics) {_ms(overhead)}. Each of the two network calls alone costs"
             f" {min(database, sqs) / floor_ms:,.0f}x the floor or more before any network"
@@ -1790,8 +1791,7 @@ def _ingest_findings(ingest: dict[str, Any], e2e: dict[str, Any] | None) -> list
                 if e2e
                 else ""
             )
-            + " against Dataverse's 60 s timeout): run the duplicate check as a single"
-            " statement on an autocommit connection (one round trip) or drop it (the consumer's"
+            + " against Dataverse's 60 s timeout): drop the duplicate check (the consumer's"
             " `claim_delivery` already marks a second delivery as `duplicate`; the check only"
             " spares a queue message); keep the SQS client and its connection warm (already"
             " done: one client per execution environment); replace Powertools' resolver for"

@@ -3,6 +3,10 @@
 The ingest must accept webhooks while PostgreSQL is down, so every call here is guarded: after
 a failure the ledger stops asking for `retry_after` seconds (the receipts then ride on the
 queue and the consumer writes them).
+
+Every call is one statement that stands alone, so the ledger runs on an autocommit connection:
+one round trip each (the duplicate check sits on every webhook's path), where a transaction
+block would add a BEGIN and a COMMIT round trip.
 """
 
 from __future__ import annotations
@@ -37,6 +41,9 @@ class PostgresReceiptLedger:
         retry_after_seconds: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if not connections.autocommit:
+            # Without autocommit the first statement would open a transaction nobody commits.
+            raise ValueError("PostgresReceiptLedger needs a ConnectionProvider(autocommit=True)")
         self._connections = connections
         self._retry_after = retry_after_seconds
         self._clock = clock
@@ -58,7 +65,7 @@ class PostgresReceiptLedger:
             return None
         try:
             conn = self._connections.get()
-            with conn.transaction(), conn.cursor() as cur:
+            with conn.cursor() as cur:
                 cur.execute(sql, params)
                 return list(cur.fetchall()) if cur.description else []
         except (DatabaseUnavailable, psycopg.OperationalError, psycopg.InterfaceError):

@@ -4,7 +4,8 @@ A change of the desired state is recorded in the same transaction as the status 
 outbox row); `dispatch` starts one Step Functions execution per row, named after it, so a
 retried start never delivers twice and a failed start is picked up by the next dispatch. The
 execution calls `apply` (one Dynamics PATCH per attempt; Step Functions retries with back-off
-and jitter) and, when it gives up, `record_failure` before alerting on-call.
+and jitter) and, when it gives up, `record_failure` before alerting on-call (unless a newer
+change superseded the failed one meanwhile: its own execution delivers or alerts).
 
 Only the newest change of a mentor is delivered: an older execution finds it was superseded.
 `apply` always sends the mentor's current desired state, so deliveries converge.
@@ -236,19 +237,33 @@ class VisibilityService:
         )
         return ApplyOutcome("applied", f"Mentor {shown} the website")
 
-    def record_failure(self, change_id: UUID, message: str) -> dict[str, str]:
-        """The execution gave up: mark the sync failed and word the on-call alert."""
+    def record_failure(self, change_id: UUID, message: str) -> dict[str, Any]:
+        """The execution gave up: mark the sync failed and word the on-call alert.
+
+        `current` is false when a newer change of the mentor superseded this one: that change's
+        own execution sends the mentor's current state (and alerts if it fails too), so the
+        state machine records this failure without paging on-call.
+        """
         change = self._repo.change(change_id)
         status = (
             self._repo.lock_mentor(change.organization_id, change.profile_id) if change else None
         )
         if change is None or status is None:
-            return {"subject": "Website visibility sync failed", "message": message}
-        if status.current_change_id == change.id:
+            # Nothing tells whether a newer change exists: page rather than stay silent.
+            return {
+                "subject": "Website visibility sync failed",
+                "message": message,
+                "current": True,
+            }
+        current = status.current_change_id == change.id
+        if current:
             status.sync_state = "failed"
             status.last_error = message
             self._repo.save_mentor(status)
-        self._repo.log(status, "failed", message, "system:website-sync", change.id)
+            logged = message
+        else:
+            logged = f"{message} (superseded by a newer change; on-call not alerted)"
+        self._repo.log(status, "failed", logged, "system:website-sync", change.id)
         wanted = "show" if change.desired else "hide"
         return {
             "subject": "portal sync: website visibility change failed",
@@ -258,6 +273,7 @@ class VisibilityService:
                 f"attempt(s): {message}. Retry from the coordinator view or "
                 f"POST /functions/v1/website-sync/{change.profile_id}/retry once the cause is fixed."
             ),
+            "current": current,
         }
 
     # -- internals --------------------------------------------------------------------------------

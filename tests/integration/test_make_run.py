@@ -1,0 +1,122 @@
+"""`make run` as a developer starts it: `python -m portal_sync_dev.run` in its own process.
+
+The process gets its own database (created on the tests' server), its own state directory and
+its own emulated AWS, so nothing it seeds touches the session's system.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import psycopg
+import pytest
+from conftest import ROOT, Database, eventually
+from portal_sync_dev.seed import new_webhook_secret
+from support import portal_event, signed_headers
+
+# Set by the session's system for its own functions; the new process must start its own.
+INHERITED = (
+    "AWS_ENDPOINT_URL",
+    "MOTO_PORT",
+    "PORTAL_SYNC_REAL_AWS",
+    "DATABASE_URL",
+    "PUBLIC_BASE_URL",
+    "DEMO_WEBHOOK_SECRET",
+)
+
+
+@pytest.fixture
+def empty_database(database: Database) -> Iterator[str]:
+    """A database of its own on the tests' server; `make run` migrates it."""
+    name = f"portal_sync_run_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(database.url, autocommit=True) as admin:
+        admin.execute(f'create database "{name}"')
+    yield urlsplit(database.url)._replace(path=f"/{name}").geturl()
+    with psycopg.connect(database.url, autocommit=True) as admin:
+        admin.execute(f'drop database if exists "{name}" with (force)')
+
+
+def make_run(state_dir: Path, database_url: str, **env: str) -> subprocess.Popen[bytes]:
+    """What `make run` runs, on a port the OS chooses."""
+    environment = {k: v for k, v in os.environ.items() if k not in INHERITED}
+    environment.update(
+        PORT="0", PORTAL_SYNC_STATE_DIR=str(state_dir), DATABASE_URL=database_url, **env
+    )
+    output = (state_dir / "output.log").open("wb")
+    return subprocess.Popen(
+        [sys.executable, "-m", "portal_sync_dev.run"],
+        cwd=ROOT,
+        env=environment,
+        stdout=output,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def ready(process: subprocess.Popen[bytes], state_dir: Path) -> dict[str, Any]:
+    def run_json() -> dict[str, Any] | None:
+        if process.poll() is not None:
+            log = (state_dir / "output.log").read_text(errors="replace")
+            raise AssertionError(f"make run exited with {process.returncode}:\n{log}")
+        path = state_dir / "run.json"
+        loaded: dict[str, Any] | None = json.loads(path.read_text()) if path.exists() else None
+        return loaded
+
+    return eventually(run_json, timeout=90, interval=0.2)
+
+
+def test_demo_webhook_secret_from_the_environment_signs_the_demo_source(
+    tmp_path: Path, empty_database: str
+) -> None:
+    """CONTRACT.md section 1: DEMO_WEBHOOK_SECRET, when set, is the demo source's secret, even
+    over the secret an earlier `make run` remembered under .local."""
+    remembered = new_webhook_secret()
+    (tmp_path / "demo_webhook_secret").write_text(remembered)
+    chosen = new_webhook_secret()
+
+    process = make_run(tmp_path, empty_database, DEMO_WEBHOOK_SECRET=chosen)
+    try:
+        run = ready(process, tmp_path)
+        contact = str(uuid.uuid4())
+        body = portal_event("membership.created", contact)
+
+        accepted = httpx.post(
+            run["webhook_url"], content=body, headers=signed_headers(chosen, body), timeout=15
+        )
+        refused = httpx.post(
+            run["webhook_url"], content=body, headers=signed_headers(remembered, body), timeout=15
+        )
+
+        assert accepted.status_code == 202, accepted.text
+        assert accepted.json()["status"] == "accepted"
+        assert refused.status_code == 401
+        assert run["webhook_secret"] == chosen
+        with psycopg.connect(run["database_url"], autocommit=True) as conn:
+            applied = eventually(
+                lambda: conn.execute(
+                    "select 1 from profiles where dynamics_contact_id = %s", (contact,)
+                ).fetchone(),
+                timeout=15,
+            )
+            reasons = conn.execute(
+                "select reason from webhook_receipts where outcome = 'rejected'"
+            ).fetchall()
+        assert applied
+        assert reasons == [("SIGNATURE_MISMATCH",)]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    assert (tmp_path / "demo_webhook_secret").read_text() == remembered  # left as it was
