@@ -57,6 +57,8 @@ class _Membership:
     source_modified_at: datetime | None
     dynamics_row_id: str | None = None
     changed: bool = False
+    # As read from the database (None: no membership there yet).
+    stored_status: str | None = None
 
 
 @dataclass
@@ -185,7 +187,10 @@ class BatchedSyncRepository:
             )
             if row["organization_id"] is not None:
                 self._memberships[(row["organization_id"], row["id"])] = _Membership(
-                    row["role"], row["status"], row["source_modified_at"]
+                    row["role"],
+                    row["status"],
+                    row["source_modified_at"],
+                    stored_status=row["status"],
                 )
         courses = [
             (org, profile.id, event.course.dynamics_course_id)
@@ -299,7 +304,10 @@ class BatchedSyncRepository:
                 if state is not None and state.membership_status is not None:
                     assert state.role is not None
                     self._memberships[(organization_id, known.id)] = _Membership(
-                        state.role, state.membership_status, state.source_modified_at
+                        state.role,
+                        state.membership_status,
+                        state.source_modified_at,
+                        stored_status=state.membership_status,
                     )
             return
         state = self._db.lock_member(organization_id, contact_id)
@@ -310,7 +318,10 @@ class BatchedSyncRepository:
         if state.membership_status is not None:
             assert state.role is not None
             self._memberships[(organization_id, state.profile_id)] = _Membership(
-                state.role, state.membership_status, state.source_modified_at
+                state.role,
+                state.membership_status,
+                state.source_modified_at,
+                stored_status=state.membership_status,
             )
 
     def create_profile(self, details: MemberDetails, modified_at: datetime | None) -> UUID | None:
@@ -350,6 +361,7 @@ class BatchedSyncRepository:
             _later(current.source_modified_at if current else None, source_modified_at),
             dynamics_row_id or (current.dynamics_row_id if current else None),
             changed=True,
+            stored_status=current.stored_status if current else None,
         )
 
     def lock_enrollment(
@@ -522,15 +534,25 @@ class BatchedSyncRepository:
                 6,
             ),
         )
-        # Active while active in any organisation (the access token hook reads it); rows
-        # whose flag stays as it is are not rewritten.
+        # Active while active in any organisation (the access token hook reads it). Only
+        # where a status changed: a new profile is active by default.
+        flagged = sorted(
+            {
+                profile
+                for (_, profile), m in changed
+                if m.status != m.stored_status
+                and (m.status != "active" or not self._is_new(profile))
+            }
+        )
+        if not flagged:
+            return
         self._conn.execute(
             "update profiles p set is_active = a.active, updated_at = now()"
             " from (select q.id, exists (select 1 from organization_memberships m"
             " where m.profile_id = q.id and m.status = 'active') as active"
             " from profiles q where q.id = any(%s)) as a"
             " where p.id = a.id and p.is_active is distinct from a.active",
-            (sorted({profile for (_, profile), _ in changed}),),
+            (flagged,),
         )
 
     def _write_enrollments(self) -> None:
