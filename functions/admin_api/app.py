@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import cache
+from functools import cache, partial
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -102,13 +102,14 @@ def admin() -> Iterator[AdminService]:
         with conn.transaction():
             yield AdminService(
                 PostgresAdminRepository(conn),
+                # The clients are created when a route first needs them: most read none.
                 SecretsManagerVault(
-                    client("secretsmanager"),
+                    partial(client, "secretsmanager"),
                     settings.source_secret_prefix,
                     settings.dynamics_secret_prefix,
                 ),
                 SqsEventRequeue(
-                    client("sqs"), settings.event_queue_url, settings.dead_letter_queue_url
+                    partial(client, "sqs"), settings.event_queue_url, settings.dead_letter_queue_url
                 ),
                 HttpxWebhookSender(),
                 public_base_url=settings.public_base_url or _request_base_url(),
