@@ -15,7 +15,6 @@ from uuid import UUID
 
 import psycopg
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -38,6 +37,7 @@ from portal_sync.admin.models import (
 )
 from portal_sync.admin.service import AdminService, Conflict, InvalidSettings, NotFound
 from portal_sync.auth.authority import Forbidden
+from portal_sync.auth.middleware import bearer_authentication, caller_of
 from portal_sync.auth.supabase_jwt import Caller, SupabaseJwtVerifier, Unauthenticated
 from portal_sync.aws.clients import client
 from portal_sync.aws.event_requeue import SqsEventRequeue
@@ -120,8 +120,7 @@ def admin() -> Iterator[AdminService]:
 
 
 def caller() -> Caller:
-    found: Caller = app.context["caller"]
-    return found
+    return caller_of(app)
 
 
 def _request_base_url() -> str:
@@ -129,20 +128,11 @@ def _request_base_url() -> str:
     return f"https://{domain}" if domain else ""
 
 
-def authenticate(router: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
-    # CORS preflights carry no token (browsers never send one); the resolver answers them.
-    if router.current_event.http_method == "OPTIONS" or router.current_event.path in (
-        OPENAPI_PATH,
-        PREFIX + OPENAPI_PATH,
-    ):
-        return next_middleware(router)
-    router.append_context(
-        caller=verifier().verify(router.current_event.headers.get("authorization"))
-    )
-    return next_middleware(router)
-
-
-app.use(middlewares=[authenticate])
+app.use(
+    middlewares=[
+        bearer_authentication(verifier, public_paths=(OPENAPI_PATH, PREFIX + OPENAPI_PATH))
+    ]
+)
 
 
 # -- routes ------------------------------------------------------------------------------------

@@ -19,12 +19,12 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import psycopg
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from portal_sync.auth.authority import Forbidden
+from portal_sync.auth.middleware import bearer_authentication, caller_of
 from portal_sync.auth.supabase_jwt import Caller, SupabaseJwtVerifier, Unauthenticated
 from portal_sync.aws.clients import client
 from portal_sync.db.admin_repository import PostgresAdminRepository
@@ -144,21 +144,10 @@ def dispatch_pending(older_than: float = 0) -> int:
 
 
 def caller() -> Caller:
-    found: Caller = app.context["caller"]
-    return found
+    return caller_of(app)
 
 
-def authenticate(router: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
-    # CORS preflights carry no token (browsers never send one); the resolver answers them.
-    if router.current_event.http_method == "OPTIONS":
-        return next_middleware(router)
-    router.append_context(
-        caller=verifier().verify(router.current_event.headers.get("authorization"))
-    )
-    return next_middleware(router)
-
-
-app.use(middlewares=[authenticate])
+app.use(middlewares=[bearer_authentication(verifier)])
 
 
 def view(status: MentorStatus) -> MentorStatusView:
