@@ -46,3 +46,22 @@ def test_every_function_gets_a_first_event_that_needs_no_network() -> None:
         assert events[name]["requestContext"]["http"]["method"] == "OPTIONS"
         assert "{" not in events[name]["rawPath"]
     assert "/nonexistent" in bench.ENVIRONMENT["DATABASE_URL"]
+
+
+def test_what_the_first_call_imports_is_read_after_the_app() -> None:
+    during = IMPORTTIME + (
+        "import time:       400 |        400 |   botocore.client\n"
+        "import time:       100 |        500 | botocore\n"
+        "import time:       200 |        200 | jwt\n"
+    )
+    assert bench.imports_after(during) == [("total", 0.7), ("botocore", 0.5), ("jwt", 0.2)]
+    assert bench.imports_after(IMPORTTIME) == [("total", 0.0)]
+
+
+def test_every_real_call_names_its_function_and_a_unique_label() -> None:
+    functions = set(bench.first_events())
+    assert {call.function for call in bench.REAL_CALLS} == functions
+    labels = [call.label for call in bench.REAL_CALLS]
+    assert len(labels) == len(set(labels))
+    # Without the local services only the calls that need none are measured.
+    assert all(not s.real for s in bench.scenarios(None))

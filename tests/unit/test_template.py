@@ -222,8 +222,8 @@ def test_the_layer_installs_the_versions_the_tests_ran_with() -> None:
     lines = (content / "requirements.txt").read_text().splitlines()
     required = {line.strip() for line in lines if line.strip() and not line.startswith("#")}
     assert required <= pinned
-    # boto3 alone is left to the Lambda runtime.
-    assert {dep.split("==")[0] for dep in pinned - required} <= {"boto3"}
+    # botocore alone is left to the Lambda runtime.
+    assert {dep.split("==")[0] for dep in pinned - required} <= {"botocore"}
 
 
 def test_the_api_is_throttled_and_answers_supabase_cors() -> None:

@@ -3,16 +3,21 @@
 HS256 tokens are checked with the project's JWT secret; ES256/RS256 tokens with the key their
 `kid` names in the project's JWKS (PyJWT's PyJWKClient caches the key set). `exp` and
 `aud=authenticated` are required. Failures answer with Supabase's own messages.
+
+PyJWT (with cryptography, ~20 ms of a cold start) is imported when a token is first verified:
+CORS preflights, requests without a token and the website-sync function's state machine tasks
+and schedule never need it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-import jwt
-from jwt.types import Options
+if TYPE_CHECKING:
+    from jwt import PyJWKClient
+    from jwt.types import Options
 
 MISSING_AUTHORIZATION = "Missing authorization header"
 INVALID_JWT = "Invalid JWT"
@@ -39,7 +44,17 @@ class Caller:
 class SupabaseJwtVerifier:
     def __init__(self, hs256_secret: str, jwks_url: str = "") -> None:
         self._secret = hs256_secret
-        self._jwks = jwt.PyJWKClient(jwks_url, cache_keys=True, timeout=5) if jwks_url else None
+        self._jwks_url = jwks_url
+        self._jwks_client: PyJWKClient | None = None
+
+    @property
+    def _jwks(self) -> PyJWKClient | None:
+        """Created on first use and kept: it caches the project's key set."""
+        if self._jwks_client is None and self._jwks_url:
+            import jwt
+
+            self._jwks_client = jwt.PyJWKClient(self._jwks_url, cache_keys=True, timeout=5)
+        return self._jwks_client
 
     @classmethod
     def from_settings(cls) -> SupabaseJwtVerifier:
@@ -63,6 +78,8 @@ class SupabaseJwtVerifier:
         return Caller(user_id, email if isinstance(email, str) else None)
 
     def _decode(self, token: str) -> dict[str, Any]:
+        import jwt
+
         options: Options = {"require": ["exp", "sub", "aud"]}
         try:
             algorithm = jwt.get_unverified_header(token).get("alg")

@@ -1,1 +1,1 @@
-"""AWS service adapters (boto3 lives only here)."""
+"""AWS service adapters (botocore lives only here)."""

@@ -1,7 +1,12 @@
-"""boto3 clients, created once per execution environment and only when first used.
+"""AWS clients, created once per execution environment and only when first used.
 
-Endpoints come from boto3's own configuration (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_SQS`, ...),
-which is how `make run` and the tests point the functions at moto.
+botocore alone, not boto3: the clients are the same (boto3.client is botocore's create_client on a
+session boto3 wraps), and boto3's own import and session set-up (resources, s3transfer, its
+handlers) add ~15 ms to the first request of every function that calls AWS, for nothing we use.
+botocore itself is imported on first use, so requests that never call AWS never pay for it.
+
+Endpoints come from botocore's own configuration (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_SQS`,
+...), which is how `make run` and the tests point the functions at moto.
 """
 
 from __future__ import annotations
@@ -9,14 +14,21 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from botocore.config import Config
 
-# Ingest answers Dataverse within its 60 s timeout and should fail fast (503) rather than hang.
-_FAST = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 2, "mode": "standard"})
+@cache
+def _session() -> Any:
+    from botocore.session import get_session
+
+    # One session for every client: credentials are resolved once per execution environment.
+    return get_session()
 
 
 @cache
 def client(service: str) -> Any:
-    import boto3  # imported on first use: functions that never call AWS never pay for it
+    from botocore.config import Config
 
-    return boto3.client(service, config=_FAST)
+    # Ingest answers Dataverse within its 60 s timeout and should fail fast (503) rather than hang.
+    fast = Config(
+        connect_timeout=2, read_timeout=5, retries={"max_attempts": 2, "mode": "standard"}
+    )
+    return _session().create_client(service, config=fast)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
@@ -13,10 +14,16 @@ _DLQ_SCAN_ROUNDS = 10
 
 
 class SqsEventRequeue:
-    def __init__(self, sqs: Any, queue_url: str, dead_letter_queue_url: str) -> None:
-        self._sqs = sqs
+    def __init__(self, sqs: Callable[[], Any], queue_url: str, dead_letter_queue_url: str) -> None:
+        # The client's factory, called when the queue is used: most admin requests do not use
+        # it, and creating a client (botocore, its service model) is tens of ms of a cold start.
+        self._sqs_factory = sqs
         self._queue_url = queue_url
         self._dlq_url = dead_letter_queue_url
+
+    @property
+    def _sqs(self) -> Any:
+        return self._sqs_factory()
 
     def send(self, message_body: str) -> None:
         self._sqs.send_message(QueueUrl=self._queue_url, MessageBody=message_body)

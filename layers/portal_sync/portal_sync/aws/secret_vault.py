@@ -7,6 +7,7 @@ with KMS, and only the functions whose policies name these prefixes can read the
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
@@ -17,10 +18,17 @@ from portal_sync.webhooks.source_store import secret_name
 
 
 class SecretsManagerVault:
-    def __init__(self, client: Any, source_prefix: str, dynamics_prefix: str) -> None:
-        self._client = client
+    def __init__(self, client: Callable[[], Any], source_prefix: str, dynamics_prefix: str) -> None:
+        # The client's factory, called when a secret is read or written: most admin requests
+        # touch none, and creating a client (botocore, its service model) is tens of ms of a
+        # cold start.
+        self._client_factory = client
         self._source_prefix = source_prefix
         self._dynamics_prefix = dynamics_prefix
+
+    @property
+    def _client(self) -> Any:
+        return self._client_factory()
 
     def read_source(self, source_id: str) -> SourceConfig | None:
         try:

@@ -1,6 +1,6 @@
 """Reads webhook source configurations from Secrets Manager, with a short cache.
 
-Written over boto3 rather than Powertools' SecretsProvider because the ingest must tell an
+Written over botocore rather than Powertools' SecretsProvider because the ingest must tell an
 unknown source (401) from Secrets Manager being unreachable (503, so Dataverse retries), and
 must cache "not found" too, so unknown source ids cannot flood Secrets Manager. Powertools
 folds every failure into one GetParameterError and never caches a miss.
