@@ -112,8 +112,9 @@ REAL_CALLS = (
         "ProcessEvent",
         "batch of one event",
         "one queued `membership.created` of a new member: PostgreSQL connection, receipt, "
-        "profile, membership and sync log written, outbox read; the Step Functions client is "
-        "created, as after every batch when the state machine is configured",
+        "profile, membership and sync log written; not a peer mentor, so no website-visibility "
+        "work (the outbox and the Step Functions client are only touched after a mentor's "
+        "membership changed)",
         {"batchItemFailures": []},
     ),
     RealCall(
