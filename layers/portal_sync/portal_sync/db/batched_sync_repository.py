@@ -118,11 +118,17 @@ class BatchedSyncRepository:
     # -- preparing ---------------------------------------------------------------------------
 
     def prepare(self, messages: Sequence[QueuedEvent | QueuedReceipt]) -> None:
-        receipts = [m.receipt for m in messages if isinstance(m, QueuedEvent)]
-        if receipts:
-            deliveries = [r for r in receipts if r.delivery_id is not None]
-            # Two index lookups (an OR of both would scan the whole table).
-            for row in self._conn.execute(
+        events = [m for m in messages if isinstance(m, QueuedEvent)]
+        if not events:
+            return
+        receipts = [m.receipt for m in events]
+        deliveries = [r for r in receipts if r.delivery_id is not None]
+        keys = {(m.organization_id, m.event_id) for m in events}
+        self._logged.update(dict.fromkeys(keys))
+        # Both reads in one round trip (a pipeline).
+        with self._conn.pipeline():
+            known_receipts = self._conn.execute(
+                # Two index lookups (an OR of both would scan the whole table).
                 """
                 select id, source_id, delivery_id, outcome from webhook_receipts
                  where id = any(%s)
@@ -138,21 +144,19 @@ class BatchedSyncRepository:
                     [r.source_id for r in deliveries],
                     [r.delivery_id for r in deliveries],
                 ),
-            ):
-                self._receipt_outcomes[row["id"]] = row["outcome"]
-                if row["outcome"] == Outcome.ACCEPTED and row["delivery_id"] is not None:
-                    self._accepted.add((row["source_id"], row["delivery_id"]))
-        events = [m for m in messages if isinstance(m, QueuedEvent)]
-        if events:
-            keys = {(m.organization_id, m.event_id) for m in events}
-            self._logged.update(dict.fromkeys(keys))
-            for row in self._conn.execute(
+            )
+            logged = self._conn.execute(
                 "select organization_id, event_id, status from portal_sync_events"
                 " where (organization_id, event_id) in"
                 " (select * from unnest(%s::uuid[], %s::text[]))",
                 ([org for org, _ in keys], [event_id for _, event_id in keys]),
-            ):
-                self._logged[(row["organization_id"], row["event_id"])] = LogStatus(row["status"])
+            )
+        for row in known_receipts.fetchall():
+            self._receipt_outcomes[row["id"]] = row["outcome"]
+            if row["outcome"] == Outcome.ACCEPTED and row["delivery_id"] is not None:
+                self._accepted.add((row["source_id"], row["delivery_id"]))
+        for row in logged.fetchall():
+            self._logged[(row["organization_id"], row["event_id"])] = LogStatus(row["status"])
 
     def expect_member(self, organization_id: UUID, event: SyncEvent) -> None:
         self._expected.append((organization_id, event))
@@ -409,16 +413,31 @@ class BatchedSyncRepository:
     # -- writing -------------------------------------------------------------------------------
 
     def flush(self) -> None:
-        """Writes what the batch changed, one statement per table, in foreign-key order."""
-        self._write_receipts()
-        self._write_profiles()
-        self._write_memberships()
-        self._write_enrollments()
-        self._write_log()
+        """Writes what the batch changed, one statement per table, in foreign-key order and in
+        two round trips (pipelines): the inserts that may meet another consumer's rows first,
+        checked, then the rest."""
+        with self._conn.pipeline():
+            receipts = self._insert_receipts()
+            profiles = self._insert_profiles()
+        if receipts is not None and not self._claimed_first <= {
+            row["id"] for row in receipts.fetchall()
+        }:
+            # A concurrent consumer accepted the same delivery between prepare() and now.
+            raise BatchConflict("a delivery of this batch was claimed concurrently")
+        if profiles is not None and profiles.rowcount != self._new_profile_count():
+            raise BatchConflict("a member of this batch was created concurrently")
+        with self._conn.pipeline():
+            self._update_profiles()
+            self._write_memberships()
+            self._write_enrollments()
+            self._write_log()
 
-    def _write_receipts(self) -> None:
+    def _new_profile_count(self) -> int:
+        return sum(1 for p in self._profiles.values() if p is not None and p.new)
+
+    def _insert_receipts(self) -> psycopg.Cursor[Any] | None:
         if not self._new_receipts:
-            return
+            return None
         columns = _columns(
             [
                 (
@@ -435,55 +454,46 @@ class BatchedSyncRepository:
             ],
             8,
         )
-        inserted = {
-            row["id"]
-            for row in self._conn.execute(
-                """
-                insert into webhook_receipts (id, source_id, organization_id, delivery_id,
-                                              outcome, reason, signature_mode, received_at)
-                select * from unnest(%s::uuid[], %s::text[], %s::uuid[], %s::text[], %s::text[],
-                                     %s::text[], %s::text[], %s::timestamptz[])
-                on conflict do nothing
-                returning id
-                """,
-                columns,
-            )
-        }
-        if not self._claimed_first <= inserted:
-            # A concurrent consumer accepted the same delivery between prepare() and now.
-            raise BatchConflict("a delivery of this batch was claimed concurrently")
+        return self._conn.execute(
+            """
+            insert into webhook_receipts (id, source_id, organization_id, delivery_id,
+                                          outcome, reason, signature_mode, received_at)
+            select * from unnest(%s::uuid[], %s::text[], %s::uuid[], %s::text[], %s::text[],
+                                 %s::text[], %s::text[], %s::timestamptz[])
+            on conflict do nothing
+            returning id
+            """,
+            columns,
+        )
 
-    def _write_profiles(self) -> None:
-        profiles = [(c, p) for c, p in self._profiles.items() if p is not None]
-        new = [(c, p) for c, p in profiles if p.new]
-        if new:
-            inserted = self._conn.execute(
-                """
-                insert into profiles (id, dynamics_contact_id, first_name, last_name, email,
-                                      phone, details_modified_at)
-                select id, contact, nullif(first_name, ''), nullif(last_name, ''),
-                       nullif(email, ''), nullif(phone, ''), at
-                  from unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[],
-                              %s::text[], %s::timestamptz[])
-                       as u(id, contact, first_name, last_name, email, phone, at)
-                on conflict (dynamics_contact_id) do nothing
-                """,
-                _columns(
-                    [
-                        (
-                            p.id,
-                            c,
-                            *(p.details.get(f) for f in _PROFILE_FIELDS),
-                            p.details_modified_at,
-                        )
-                        for c, p in new
-                    ],
-                    7,
-                ),
-            ).rowcount
-            if inserted != len(new):
-                raise BatchConflict("a member of this batch was created concurrently")
-        changed = [p for _, p in profiles if p.details_changed and not p.new]
+    def _insert_profiles(self) -> psycopg.Cursor[Any] | None:
+        new = [(c, p) for c, p in self._profiles.items() if p is not None and p.new]
+        if not new:
+            return None
+        return self._conn.execute(
+            """
+            insert into profiles (id, dynamics_contact_id, first_name, last_name, email,
+                                  phone, details_modified_at)
+            select id, contact, nullif(first_name, ''), nullif(last_name, ''),
+                   nullif(email, ''), nullif(phone, ''), at
+              from unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[],
+                          %s::text[], %s::timestamptz[])
+                   as u(id, contact, first_name, last_name, email, phone, at)
+            on conflict (dynamics_contact_id) do nothing
+            """,
+            _columns(
+                [
+                    (p.id, c, *(p.details.get(f) for f in _PROFILE_FIELDS), p.details_modified_at)
+                    for c, p in new
+                ],
+                7,
+            ),
+        )
+
+    def _update_profiles(self) -> None:
+        changed = [
+            p for p in self._profiles.values() if p is not None and p.details_changed and not p.new
+        ]
         if changed:
             keep_or_set = ", ".join(
                 f"{name} = case when u.{name} is null then p.{name} else nullif(u.{name}, '') end"
