@@ -171,7 +171,8 @@ class BatchedSyncRepository:
             return
         contacts = sorted({event.member.dynamics_contact_id for _, event in wanted})
         organizations = sorted({org for org, _ in wanted})
-        self._profiles.update(dict.fromkeys(contacts))
+        for contact in contacts:
+            self._profiles.setdefault(contact, None)
         self._members_read.update((org, e.member.dynamics_contact_id) for org, e in wanted)
         for row in self._conn.execute(
             """
@@ -303,7 +304,8 @@ class BatchedSyncRepository:
         self._members_read.add((organization_id, contact_id))
         known = self._profiles.get(contact_id)
         if known is not None:
-            if (organization_id, known.id) not in self._memberships:
+            # A profile this batch creates has no membership in the database to read.
+            if not known.new and (organization_id, known.id) not in self._memberships:
                 state = self._db.lock_member(organization_id, contact_id)
                 if state is not None and state.membership_status is not None:
                     assert state.role is not None

@@ -85,7 +85,13 @@ class EventProcessor:
         repo.prepare(messages)
         parsed: list[ParsedEvent | None] = []
         for message in messages:
-            event = self._parse(message) if isinstance(message, QueuedEvent) else None
+            event = (
+                self._parse(message)
+                if isinstance(message, QueuedEvent)
+                # An event already applied is left alone (and not parsed for nothing).
+                and repo.logged_status(message.organization_id, message.event_id) not in _DONE
+                else None
+            )
             if isinstance(message, QueuedEvent) and isinstance(event, SyncEvent):
                 # Told before the next message is parsed: it may name a row this one creates.
                 repo.expect_member(message.organization_id, event)
