@@ -17,6 +17,7 @@ import gc
 # the import built is frozen at the end of this module (see functions/webhook_ingest/app.py).
 gc.disable()
 
+import sys
 from collections import Counter
 from collections.abc import Callable
 from functools import cache
@@ -93,6 +94,18 @@ def _queue_messages(records: list[dict[str, Any]]) -> dict[str, QueueMessage]:
     return messages
 
 
+def _error_facts(exc: BaseException | None) -> dict[str, Any]:
+    """What on-call needs of a failure, without its message: PostgreSQL's messages quote the
+    failing row (names, e-mail addresses), which must not reach the logs."""
+    diag = getattr(exc, "diag", None)
+    return {
+        "error": type(exc).__name__,
+        "sqlstate": getattr(exc, "sqlstate", None),
+        "constraint": getattr(diag, "constraint_name", None),
+        "table": getattr(diag, "table_name", None),
+    }
+
+
 def _count(statuses: list[LogStatus | None]) -> None:
     for status, count in Counter(s for s in statuses if s is not None).items():
         name = "EventFailed" if status is LogStatus.ERROR else f"Event{status.value.title()}"
@@ -115,7 +128,8 @@ def _apply_together(
         if conn.broken or conn.closed:
             raise
         logger.warning(
-            "The batch could not be applied together; applying one message at a time", exc_info=True
+            "The batch could not be applied together; applying one message at a time",
+            extra=_error_facts(sys.exc_info()[1]),
         )
         return False
     _count(statuses)
@@ -147,7 +161,7 @@ def _apply_one_by_one(
                 status = events.process(message)
         except Exception as exc:
             attempts = int(record.attributes.approximate_receive_count or 1)
-            logger.exception("Event failed", extra={"attempt": attempts})
+            logger.error("Event failed", extra={"attempt": attempts, **_error_facts(exc)})
             if isinstance(message, QueuedEvent) and attempts >= max_receive_count:
                 with conn.transaction():
                     events.record_failure(message, _failure_reason(exc, attempts))

@@ -17,10 +17,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+import pytest
 from conftest import Database, eventually
 from dataverse_payloads import dataverse_context, lookup, option
 from portal_sync.db.batched_sync_repository import BatchConflict, BatchedSyncRepository
 from portal_sync.db.sync_repository import PostgresSyncRepository
+from portal_sync.observability import logger as app_logger
 from portal_sync.sync.processor import EventProcessor
 from portal_sync.webhooks.receipts import Outcome, QueuedEvent, Receipt
 from psycopg.rows import dict_row
@@ -196,3 +198,35 @@ def test_a_member_created_by_another_consumer_meanwhile_is_a_conflict_not_a_dupl
     profiles = db.rows("select first_name from profiles where dynamics_contact_id = %s", contact)
     assert len(profiles) == 1
     assert logged(db, "race") == {"race": "success"}
+
+
+def test_a_failing_member_leaves_no_personal_data_in_the_logs(
+    system: Any, db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """PostgreSQL quotes the failing row in its errors (names, e-mail): the consumer logs what
+    failed (error class, SQLSTATE, constraint, table), not the message."""
+    org, source = system.seed.org_id, system.seed.source_id
+    contact = str(uuid.uuid4())
+    body = portal_event("membership.created", contact, first_name="Refused")
+    with db.connect() as conn:
+        conn.execute(
+            "alter table profiles add constraint no_refused check (first_name <> 'Refused') not valid"
+        )
+    try:
+        caplog.clear()
+        response = system.functions["process_event"].invoke(
+            sqs_batch(queued(org, source, body, "private"))
+        )
+        # Each record as the function writes it to CloudWatch (Powertools' JSON formatter).
+        logs = "\n".join(
+            app_logger.registered_formatter.format(r)
+            for r in caplog.records
+            if r.name == app_logger.name
+        )
+    finally:
+        with db.connect() as conn:
+            conn.execute("alter table profiles drop constraint no_refused")
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": "m-private"}]}
+    assert "no_refused" in logs and "23514" in logs  # what failed, for on-call
+    assert "Refused" not in logs and "Nordmann" not in logs and contact not in logs
