@@ -35,7 +35,7 @@ from portal_sync.db.batched_sync_repository import BatchedSyncRepository
 from portal_sync.db.connection import ConnectionProvider, DatabaseUnavailable
 from portal_sync.db.sync_repository import PostgresSyncRepository
 from portal_sync.db.visibility_repository import PostgresVisibilityRepository
-from portal_sync.observability import logger, metrics
+from portal_sync.observability import error_facts, logger, metrics
 from portal_sync.settings import get_settings
 from portal_sync.sync.ports import LogStatus
 from portal_sync.sync.processor import EventProcessor
@@ -94,18 +94,6 @@ def _queue_messages(records: list[dict[str, Any]]) -> dict[str, QueueMessage]:
     return messages
 
 
-def _error_facts(exc: BaseException | None) -> dict[str, Any]:
-    """What on-call needs of a failure, without its message: PostgreSQL's messages quote the
-    failing row (names, e-mail addresses), which must not reach the logs."""
-    diag = getattr(exc, "diag", None)
-    return {
-        "error": type(exc).__name__,
-        "sqlstate": getattr(exc, "sqlstate", None),
-        "constraint": getattr(diag, "constraint_name", None),
-        "table": getattr(diag, "table_name", None),
-    }
-
-
 def _count(statuses: list[LogStatus | None]) -> None:
     for status, count in Counter(s for s in statuses if s is not None).items():
         name = "EventFailed" if status is LogStatus.ERROR else f"Event{status.value.title()}"
@@ -129,7 +117,7 @@ def _apply_together(
             raise
         logger.warning(
             "The batch could not be applied together; applying one message at a time",
-            extra=_error_facts(sys.exc_info()[1]),
+            extra=error_facts(sys.exc_info()[1]),
         )
         return False
     _count(statuses)
@@ -161,7 +149,7 @@ def _apply_one_by_one(
                 status = events.process(message)
         except Exception as exc:
             attempts = int(record.attributes.approximate_receive_count or 1)
-            logger.error("Event failed", extra={"attempt": attempts, **_error_facts(exc)})
+            logger.error("Event failed", extra={"attempt": attempts, **error_facts(exc)})
             if isinstance(message, QueuedEvent) and attempts >= max_receive_count:
                 with conn.transaction():
                     events.record_failure(message, _failure_reason(exc, attempts))

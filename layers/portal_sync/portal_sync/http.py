@@ -14,7 +14,7 @@ from aws_lambda_powertools.event_handler import (
 )
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
-from portal_sync.observability import logger
+from portal_sync.observability import error_facts, logger
 
 # The headers supabase-js sends; Supabase Edge Functions allow exactly these in preflight.
 SUPABASE_CORS_HEADERS = ["authorization", "x-client-info", "apikey", "content-type"]
@@ -45,7 +45,7 @@ def install_error_handlers(app: APIGatewayHttpResolver) -> None:
 
     @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
     def _unexpected(exc: Exception) -> Response[str]:
-        logger.exception("Unhandled error")
+        logger.error("Unhandled error", extra=error_facts(exc))
         return error_response(500, "Internal error; the request was not completed")
 
 
