@@ -295,3 +295,15 @@ def set_state_parent(
         "Stage": 30,
         "UserId": user_id,
     }
+
+
+def size_exceeded(context: dict[str, Any]) -> dict[str, Any]:
+    """The context as Dataverse posts it when it exceeded 256 KB: `InputParameters`, both image
+    lists and `ParentContext` stripped (the `x-ms-dynamics-msg-size-exceeded` header is set)."""
+    return {
+        **context,
+        "InputParameters": [],
+        "PreEntityImages": [],
+        "PostEntityImages": [],
+        "ParentContext": None,
+    }

@@ -19,7 +19,7 @@ gc.disable()
 
 import sys
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import cache
 from typing import Any
 from uuid import UUID
@@ -37,7 +37,7 @@ from portal_sync.db.sync_repository import PostgresSyncRepository
 from portal_sync.db.visibility_repository import PostgresVisibilityRepository
 from portal_sync.observability import error_facts, logger, metrics
 from portal_sync.settings import get_settings
-from portal_sync.sync.ports import LogStatus
+from portal_sync.sync.ports import LogStatus, RowReader
 from portal_sync.sync.processor import EventProcessor
 from portal_sync.visibility.service import VisibilityService
 from portal_sync.webhooks.receipts import QueuedEvent, QueueMessage
@@ -51,16 +51,75 @@ MembershipChanged = Callable[[UUID, UUID], None]
 connections = cache(ConnectionProvider.from_settings)
 
 
-def _failure_reason(exc: Exception, attempts: int) -> str:
-    cause = (
-        "the database was unreachable"
-        if isinstance(exc, DatabaseUnavailable | psycopg.OperationalError)
-        else "an unexpected error occurred"
+@cache
+def web_api() -> Any:
+    # Imported here: only events over 256 KB read from Dynamics (httpx stays out of the cold
+    # start of every other batch).
+    from portal_sync.dataverse.web_api import DataverseWebApi, RateLimiter
+
+    settings = get_settings()
+    rate = settings.dynamics_max_requests_per_second
+    return DataverseWebApi(
+        timeout_seconds=settings.dynamics_timeout_seconds,
+        rate_limiter=RateLimiter(rate, burst=max(1, int(rate))),
     )
+
+
+class DynamicsRows:
+    """The RowReader of events over 256 KB for one invocation, built when the first such event
+    needs it: the organisation's Dynamics connection (PostgreSQL, Secrets Manager) and the Web
+    API client."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
+        self._reader: RowReader | None = None
+        # Organisations whose Dynamics failed transiently in this invocation: their other
+        # events fail at once instead of each waiting for a timeout (the batch is applied a
+        # second time one by one, and the function's time is bounded).
+        self._unavailable: dict[UUID, Exception] = {}
+
+    def read_row(
+        self, organization_id: UUID, entity_set: str, row_id: str, select: Sequence[str]
+    ) -> dict[str, Any] | None:
+        if organization_id in self._unavailable:
+            raise self._unavailable[organization_id]
+        if self._reader is None:
+            from portal_sync.aws.dynamics_targets import SecretsDynamicsTargets
+            from portal_sync.dataverse.row_reader import WebApiRowReader
+
+            settings = get_settings()
+            targets = SecretsDynamicsTargets(
+                PostgresVisibilityRepository(self._conn),
+                client("secretsmanager"),
+                settings.dynamics_secret_prefix,
+                settings.entra_authority_url,
+            )
+            self._reader = WebApiRowReader(targets, web_api())
+        try:
+            return self._reader.read_row(organization_id, entity_set, row_id, select)
+        except Exception as exc:
+            if _is_dynamics_error(exc):  # only transient ones reach here (RowReader)
+                self._unavailable[organization_id] = exc
+            raise
+
+
+def _failure_reason(exc: Exception, attempts: int) -> str:
+    if isinstance(exc, DatabaseUnavailable | psycopg.OperationalError):
+        cause = "the database was unreachable"
+    elif _is_dynamics_error(exc):
+        cause = "Dynamics did not answer the read of the row (the change exceeded 256 KB)"
+    else:
+        cause = "an unexpected error occurred"
     return (
         f"Could not be applied after {attempts} attempts: {cause}. "
         "The event is parked for reprocessing."
     )
+
+
+def _is_dynamics_error(exc: Exception) -> bool:
+    from portal_sync.dataverse.web_api import DynamicsError
+
+    return isinstance(exc, DynamicsError)
 
 
 def _start_visibility_changes(state_machine_arn: str) -> None:
@@ -101,12 +160,17 @@ def _count(statuses: list[LogStatus | None]) -> None:
 
 
 def _apply_together(
-    conn: psycopg.Connection[Any], messages: list[QueueMessage], reconsider: MembershipChanged
+    conn: psycopg.Connection[Any],
+    messages: list[QueueMessage],
+    reconsider: MembershipChanged,
+    rows: DynamicsRows,
 ) -> bool:
     """The whole batch in one transaction, read and written set-wise (a few statements for the
     batch). False when it failed for a reason other than the connection: nothing of it is kept,
     and the caller applies the messages one at a time, so that a bad one fails alone."""
-    events = EventProcessor(BatchedSyncRepository(conn), on_membership_change=reconsider)
+    events = EventProcessor(
+        BatchedSyncRepository(conn), on_membership_change=reconsider, row_reader=rows
+    )
     try:
         with conn.transaction():
             statuses = events.process_batch(messages)
@@ -129,13 +193,16 @@ def _apply_one_by_one(
     records: list[dict[str, Any]],
     messages: dict[str, QueueMessage],
     reconsider: MembershipChanged,
+    rows: DynamicsRows,
     context: LambdaContext,
 ) -> dict[str, Any]:
     """One transaction for the batch, a savepoint per message: a failing message rolls back
     alone and is reported to SQS (partial batch response); on its last attempt it is logged as
     an error so admins see it."""
     max_receive_count = get_settings().max_receive_count
-    events = EventProcessor(PostgresSyncRepository(conn), on_membership_change=reconsider)
+    events = EventProcessor(
+        PostgresSyncRepository(conn), on_membership_change=reconsider, row_reader=rows
+    )
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
     def apply_record(record: SQSRecord) -> None:
@@ -182,11 +249,12 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             mentors.reconsider(organization_id, profile_id, "system:inbound")
 
         messages = _queue_messages(records)
-        if _apply_together(conn, list(messages.values()), reconsider):
+        rows = DynamicsRows(conn)
+        if _apply_together(conn, list(messages.values()), reconsider, rows):
             response: dict[str, Any] = {"batchItemFailures": []}
         else:
             mentors_reconsidered = False
-            response = _apply_one_by_one(conn, records, messages, reconsider, context)
+            response = _apply_one_by_one(conn, records, messages, reconsider, rows, context)
     except (DatabaseUnavailable, psycopg.OperationalError, psycopg.InterfaceError):
         logger.exception("PostgreSQL unavailable; the whole batch will be retried")
         connections().discard()

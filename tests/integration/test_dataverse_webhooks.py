@@ -7,9 +7,12 @@ bodies are Microsoft's documented sample and the captures under tests/fixtures/d
 from __future__ import annotations
 
 import json
+import urllib.parse
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import boto3
 import httpx
 import pytest
 from conftest import ROOT, Database, eventually
@@ -195,25 +198,165 @@ def test_echo_of_our_own_write_back_is_skipped(
     assert db.one("select id from profiles where dynamics_contact_id = %s", SAMPLE_CONTACT) is None
 
 
-def test_truncated_context_is_an_error_kept_for_reprocessing(
-    system: Any, db: Database, dataverse_source: str
+SIZE_EXCEEDED_HEADER = "x-ms-dynamics-msg-size-exceeded"
+MEMBERSHIP_ROW = "5b0e7c2a-91d4-4e6f-8a3b-2c4d6e8f0a1c"
+MEMBERSHIP_CONTACT = "c1d2e3f4-a5b6-4c7d-8e9f-0a1b2c3d4e5f"
+COORDINATOR, MEMBER = 100000002, 100000000
+
+
+@pytest.fixture
+def dynamics(system: Any) -> Iterator[Any]:
+    """The Dynamics stand-in (one for the session) without this module's row, failures or log."""
+    standin = system.dynamics
+    standin.delete_row("hlf_memberships", MEMBERSHIP_ROW)
+    standin.clear_failures()
+    standin.reset_log()
+    yield standin
+    standin.delete_row("hlf_memberships", MEMBERSHIP_ROW)
+    standin.clear_failures()
+
+
+def post_size_exceeded(url: str, context: dict[str, Any]) -> str:
+    """Posts the context as Dataverse does over 256 KB (row data stripped, header set); the
+    accepted event's id."""
+    from dataverse_payloads import size_exceeded
+
+    headers = {"content-type": "application/json", KEY_HEADER: KEY, SIZE_EXCEEDED_HEADER: "True"}
+    response = httpx.post(url, content=json.dumps(size_exceeded(context)), headers=headers)
+    assert response.status_code == 202
+    return str(response.json()["id"])
+
+
+def membership_update(modified_on: datetime) -> dict[str, Any]:
+    from dataverse_payloads import dataverse_context, option
+
+    return dataverse_context(
+        "Update",
+        "hlf_membership",
+        MEMBERSHIP_ROW,
+        {"hlf_role": option(MEMBER)},
+        modified_on=modified_on,
+    )
+
+
+def membership(db: Database) -> dict[str, Any] | None:
+    return db.one(
+        "select m.role, m.status, m.dynamics_row_id, m.source_modified_at"
+        " from organization_memberships m join profiles p on p.id = m.profile_id"
+        " where p.dynamics_contact_id = %s",
+        MEMBERSHIP_CONTACT,
+    )
+
+
+@pytest.mark.parametrize(("statecode", "status"), [(0, "active"), (1, "inactive")])
+def test_size_exceeded_update_is_applied_from_the_row_read_from_dynamics(
+    system: Any,
+    db: Database,
+    dataverse_source: str,
+    dynamics: Any,
+    statecode: int,
+    status: str,
 ) -> None:
-    """Over 256 KB Dataverse strips the row data and says so in a header: nothing to apply yet,
-    and the event must not be lost, so it is shown as an error with its payload kept."""
-    payload = json.loads(SAMPLE.read_bytes())
-    for key in ("InputParameters", "PreEntityImages", "PostEntityImages"):
-        payload[key] = []
-    payload["ParentContext"] = None
-    headers = {
-        "content-type": "application/json",
-        KEY_HEADER: KEY,
-        "x-ms-dynamics-msg-size-exceeded": "True",
+    """Over 256 KB Dataverse leaves the row out: the consumer reads it through the Web API
+    and applies it as Dynamics has it now (its role and state, its modifiedon)."""
+    dynamics.add_row(
+        "hlf_memberships",
+        MEMBERSHIP_ROW,
+        {"hlf_role": COORDINATOR, "statecode": statecode, "modifiedon": "2026-11-23T10:05:00Z"},
+        lookups={"hlf_contactid": ("contact", MEMBERSHIP_CONTACT.upper(), "Kari Nordmann")},
+    )
+    # The event's own (stripped) Target said "member"; Dynamics has a coordinator now.
+    event_id = post_size_exceeded(
+        dataverse_source, membership_update(datetime(2026, 11, 23, 10, tzinfo=UTC))
+    )
+
+    entry = eventually(lambda: logged(db, event_id))
+    assert entry["status"] == "success", entry["message"]
+    assert entry["source_table"] == "hlf_membership"
+    assert entry["source_modified_at"] == datetime(2026, 11, 23, 10, 5, tzinfo=UTC)
+    assert membership(db) == {
+        "role": "coordinator",
+        "status": status,
+        "dynamics_row_id": MEMBERSHIP_ROW,
+        "source_modified_at": datetime(2026, 11, 23, 10, 5, tzinfo=UTC),
     }
+    reads = [r for r in dynamics.received if r.method == "GET"]
+    assert [r.path for r in reads] == [f"/api/data/v9.2/hlf_memberships({MEMBERSHIP_ROW})"]
+    assert reads[0].headers["authorization"].startswith("Bearer ")
+    select = dict(urllib.parse.parse_qsl(reads[0].query))["$select"].split(",")
+    assert {"hlf_role", "statecode", "modifiedon", "_hlf_contactid_value"} <= set(select)
 
-    response = httpx.post(dataverse_source, content=json.dumps(payload), headers=headers)
 
-    entry = eventually(lambda: logged(db, response.json()["id"]))
+def test_size_exceeded_update_of_a_row_deleted_since_is_skipped(
+    system: Any, db: Database, dataverse_source: str, dynamics: Any
+) -> None:
+    event_id = post_size_exceeded(dataverse_source, membership_update(datetime.now(UTC)))
+
+    entry = eventually(lambda: logged(db, event_id))
+    assert entry["status"] == "skipped"
+    assert "no longer exists in Dynamics" in entry["message"]
+    assert membership(db) is None
+    assert [r.status for r in dynamics.received if r.method == "GET"] == [404]
+
+
+def test_size_exceeded_update_is_retried_while_dynamics_is_unavailable(
+    system: Any, db: Database, dataverse_source: str, dynamics: Any
+) -> None:
+    """A Dynamics outage is not the event's fault: the message goes back to the queue (no
+    error in the log) and is applied once Dynamics answers again."""
+    from portal_sync_dev.consumer import sqs_event
+
+    dynamics.add_row(
+        "hlf_memberships",
+        MEMBERSHIP_ROW,
+        {"hlf_role": COORDINATOR, "statecode": 0},
+        lookups={"hlf_contactid": ("contact", MEMBERSHIP_CONTACT, None)},
+    )
+    sqs = boto3.client("sqs")
+    queue = system.aws.event_queue_url
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    with system.consumer_paused():
+        event_id = post_size_exceeded(dataverse_source, membership_update(datetime.now(UTC)))
+        received = sqs.receive_message(
+            QueueUrl=queue, WaitTimeSeconds=5, MessageSystemAttributeNames=["All"]
+        )["Messages"]
+        dynamics.fail_next("503", count=10)
+        batch = sqs_event(received, arn)
+
+        outage = system.functions["process_event"].invoke(batch)
+
+        assert outage["batchItemFailures"] == [{"itemIdentifier": received[0]["MessageId"]}]
+        assert logged(db, event_id) is None  # nothing logged, least of all an error
+        assert 503 in {r.status for r in dynamics.received if r.method == "GET"}
+
+        dynamics.clear_failures()
+        recovered = system.functions["process_event"].invoke(batch)
+
+        assert recovered["batchItemFailures"] == []
+        sqs.delete_message(QueueUrl=queue, ReceiptHandle=received[0]["ReceiptHandle"])
+    entry = logged(db, event_id)
+    assert entry is not None and entry["status"] == "success"
+    assert membership(db) is not None and membership(db)["role"] == "coordinator"
+
+
+def test_size_exceeded_without_a_dynamics_connection_is_an_error_kept_for_reprocessing(
+    system: Any, db: Database, dataverse_source: str, dynamics: Any
+) -> None:
+    """Nothing to read the row with: an error an admin can act on (configure, reprocess)."""
+    with db.connect() as conn:
+        conn.execute(
+            "update integration_configs set dynamics_base_url = null where organization_id = %s",
+            (system.seed.org_id,),
+        )
+    event_id = post_size_exceeded(dataverse_source, membership_update(datetime.now(UTC)))
+
+    entry = eventually(lambda: logged(db, event_id))
     assert entry["status"] == "error"
     assert "256 KB" in entry["message"]
+    assert "configure the Dynamics connection" in entry["message"]
+    assert "reprocess" in entry["message"]
     kept = db.one("select count(*) as n from portal_sync_event_payloads")
     assert kept["n"] == 1
+    assert not [r for r in dynamics.received if r.method == "GET"]

@@ -30,7 +30,9 @@ from portal_sync.dataverse.mapping import (
     DEFAULT_FIELD_MAPPING,
     FieldMapping,
     MappingContext,
+    RowRead,
     TableMapping,
+    entity_set_name,
     map_context,
 )
 from portal_sync.events.models import (
@@ -66,6 +68,7 @@ def mapping_context(
     dataverse_organization_id: str | None = None,
     size_exceeded: bool = False,
     resolve_contact: Callable[[str, str], str | None] = no_contact,
+    read_row: RowRead | None = None,
 ) -> MappingContext:
     return MappingContext(
         field_mapping=field_mapping,
@@ -73,6 +76,7 @@ def mapping_context(
         dataverse_organization_id=dataverse_organization_id,
         size_exceeded=size_exceeded,
         resolve_contact=resolve_contact,
+        read_row=read_row,
     )
 
 
@@ -602,7 +606,7 @@ def test_the_configured_environment_matches_in_any_case() -> None:
     assert event.member.first_name == "Kari"
 
 
-def test_an_event_whose_row_data_was_stripped_for_size_is_unusable() -> None:
+def test_an_event_whose_row_data_was_stripped_for_size_is_unusable_without_a_reader() -> None:
     """Over 256 KB Dataverse drops InputParameters and images but keeps the envelope."""
     payload = dataverse_context(
         "Update", "contact", CONTACT, {"firstname": "Kari"}, modified_on=MODIFIED
@@ -796,3 +800,188 @@ def test_a_profile_column_that_is_not_text_does_not_clear_the_detail() -> None:
 
     assert isinstance(event, SyncEvent)
     assert event.member.phone is None
+
+
+def stripped(payload: dict[str, Any]) -> dict[str, Any]:
+    """As Dataverse sends a context over 256 KB."""
+    return {
+        **payload,
+        "InputParameters": [],
+        "PreEntityImages": [],
+        "PostEntityImages": [],
+        "ParentContext": None,
+    }
+
+
+class Rows:
+    """A `read_row` over rows as the Web API returns them; remembers what it was asked."""
+
+    def __init__(self, **rows: dict[str, Any]) -> None:
+        self.rows = rows
+        self.asked: list[tuple[str, str, list[str]]] = []
+
+    def __call__(self, entity_set: str, row_id: str, select: Any) -> dict[str, Any] | None:
+        self.asked.append((entity_set, row_id, list(select)))
+        return self.rows.get(row_id)
+
+
+def test_a_membership_over_256_kb_is_mapped_from_the_row_read_from_dynamics() -> None:
+    rows = Rows(
+        **{
+            MEMBERSHIP: {
+                "@odata.etag": 'W/"7"',
+                "hlf_membershipid": MEMBERSHIP,
+                "hlf_role": 100000002,
+                "statecode": 1,
+                "modifiedon": "2026-11-20T10:16:00Z",
+                "_hlf_contactid_value": CONTACT.upper(),
+                "_hlf_contactid_value@Microsoft.Dynamics.CRM.lookuplogicalname": "contact",
+            }
+        }
+    )
+    payload = dataverse_context(
+        "Update",
+        "hlf_membership",
+        MEMBERSHIP,
+        {"hlf_role": option(100000000)},
+        modified_on=MODIFIED,
+    )
+
+    event = mapped_event(stripped(payload), size_exceeded=True, read_row=rows)
+
+    assert (event.type, event.role) == (EventType.MEMBERSHIP_DEACTIVATED, "coordinator")
+    assert event.member.dynamics_contact_id == CONTACT
+    assert event.occurred_at == datetime(2026, 11, 20, 10, 16, tzinfo=UTC)
+    assert event.dynamics_row_id == MEMBERSHIP
+    ((entity_set, row_id, select),) = rows.asked
+    assert (entity_set, row_id) == ("hlf_memberships", MEMBERSHIP)
+    assert {"hlf_role", "statecode", "modifiedon", "_hlf_contactid_value"} <= set(select)
+
+
+def test_an_enrolment_over_256_kb_takes_the_course_and_its_name_from_the_lookup() -> None:
+    rows = Rows(
+        **{
+            ENROLMENT: {
+                "statecode": 0,
+                "modifiedon": "2026-11-20T10:16:00Z",
+                "_hlf_contactid_value": CONTACT,
+                "_hlf_courseid_value": COURSE,
+                "_hlf_courseid_value@OData.Community.Display.V1.FormattedValue": "Likeperson",
+            }
+        }
+    )
+    payload = dataverse_context(
+        "Create", "hlf_courseenrollment", ENROLMENT, {}, modified_on=MODIFIED
+    )
+
+    event = mapped_event(stripped(payload), size_exceeded=True, read_row=rows)
+
+    assert event.type is EventType.COURSE_ENROLLED
+    assert event.course is not None
+    assert (event.course.dynamics_course_id, event.course.name) == (COURSE, "Likeperson")
+    assert rows.asked[0][0] == "hlf_courseenrollments"
+
+
+def test_a_contact_over_256_kb_clears_what_dynamics_has_cleared() -> None:
+    rows = Rows(**{CONTACT: {"firstname": "Kari", "mobilephone": None, "statecode": 0}})
+    payload = dataverse_context("Create", "contact", CONTACT, {}, modified_on=MODIFIED)
+
+    event = mapped_event(stripped(payload), size_exceeded=True, read_row=rows)
+
+    assert event.type is EventType.MEMBERSHIP_CREATED
+    assert (event.member.first_name, event.member.phone) == ("Kari", "")
+    # No modifiedon came back: the operation's time orders it.
+    assert event.occurred_at == MODIFIED
+
+
+def test_an_update_over_256_kb_of_a_row_deleted_since_is_not_applicable() -> None:
+    payload = dataverse_context(
+        "Update",
+        "hlf_membership",
+        MEMBERSHIP,
+        {"hlf_role": option(100000000)},
+        modified_on=MODIFIED,
+    )
+
+    result = mapped(stripped(payload), size_exceeded=True, read_row=Rows())
+
+    assert isinstance(result, NotApplicable)
+    assert "no longer exists in Dynamics" in result.message
+
+
+def test_a_delete_over_256_kb_needs_no_read() -> None:
+    lookups = ContactLookups(CONTACT)
+    rows = Rows()
+    payload = dataverse_context(
+        "Delete", "hlf_membership", MEMBERSHIP, operation_created_on=OPERATION
+    )
+
+    event = mapped_event(
+        stripped(payload), size_exceeded=True, read_row=rows, resolve_contact=lookups
+    )
+
+    assert event.type is EventType.MEMBERSHIP_DEACTIVATED
+    assert event.member.dynamics_contact_id == CONTACT
+    assert rows.asked == []
+
+
+def test_no_row_is_read_for_unmapped_tables_or_echoes() -> None:
+    rows = Rows()
+    unmapped = dataverse_context("Update", "account", MEMBERSHIP, {}, modified_on=MODIFIED)
+    echo = dataverse_context(
+        "Update", "contact", CONTACT, {}, modified_on=MODIFIED, user_id=APP_USER
+    )
+
+    assert isinstance(mapped(stripped(unmapped), size_exceeded=True, read_row=rows), NotApplicable)
+    assert isinstance(
+        mapped(
+            stripped(echo),
+            size_exceeded=True,
+            read_row=rows,
+            application_user_ids=frozenset({APP_USER}),
+        ),
+        NotApplicable,
+    )
+    assert rows.asked == []
+
+
+@pytest.mark.parametrize(
+    ("table", "entity_set"),
+    [
+        ("contact", "contacts"),
+        ("hlf_membership", "hlf_memberships"),
+        ("hlf_courseenrollment", "hlf_courseenrollments"),
+        ("hlf_activity", "hlf_activities"),
+        ("hlf_class", "hlf_classes"),
+        ("hlf_journey", "hlf_journeys"),
+    ],
+)
+def test_entity_set_names_follow_dataverse_defaults(table: str, entity_set: str) -> None:
+    assert entity_set_name(table, TableMapping(kind="member")) == entity_set
+
+
+def test_an_entity_set_name_in_the_mapping_wins() -> None:
+    table = TableMapping(kind="member", entity_set="hlf_people")
+
+    assert entity_set_name("hlf_person", table) == "hlf_people"
+
+
+@pytest.mark.parametrize(
+    ("statecode", "event_type"),
+    [(0, EventType.MEMBER_UPDATED), (1, EventType.MEMBERSHIP_DEACTIVATED)],
+)
+def test_a_contact_update_over_256_kb_never_reactivates(
+    statecode: int, event_type: EventType
+) -> None:
+    """Whether the change reactivated the contact is unknown: an active contact's re-read row
+    updates the details only (a membership deactivated by its own row stays so); an inactive
+    one deactivates, as Dynamics has it."""
+    rows = Rows(**{CONTACT: {"firstname": "Kari", "statecode": statecode}})
+    payload = dataverse_context(
+        "Update", "contact", CONTACT, {"firstname": "K"}, modified_on=MODIFIED
+    )
+
+    event = mapped_event(stripped(payload), size_exceeded=True, read_row=rows)
+
+    assert event.type is event_type
+    assert event.member.first_name == "Kari"

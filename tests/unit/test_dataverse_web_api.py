@@ -425,3 +425,109 @@ def test_a_storm_of_429s_keeps_to_the_limiter_rate_and_obeys_retry_after(
             if throttled.time + 0.05 < t < throttled.time + throttled.retry_after - 0.05
         ]
         assert early == [], "a request reached Dynamics before its Retry-After moment"
+
+
+# -- reading a row (events over 256 KB) -------------------------------------------------------
+
+MEMBERSHIP = "3b241101-e2bb-4255-8caf-4136c566a962"
+SELECT = ["modifiedon", "statecode", "hlf_role", "_hlf_contactid_value"]
+
+
+@pytest.fixture
+def membership(standin: DataverseStandIn) -> str:
+    standin.add_row(
+        "hlf_memberships",
+        MEMBERSHIP,
+        {"hlf_role": 100000001, "statecode": 0, "hlf_notes": "not selected"},
+        lookups={"hlf_contactid": ("contact", CONTACT, "Kari Nordmann")},
+    )
+    return MEMBERSHIP
+
+
+def test_read_row_selects_columns_and_gets_lookups_with_their_annotations(
+    standin: DataverseStandIn, membership: str
+) -> None:
+    found = api_for().read_row(oauth(standin), "hlf_memberships", membership.upper(), SELECT)
+
+    assert found is not None
+    assert found["hlf_role"] == 100000001 and found["statecode"] == 0
+    assert found["_hlf_contactid_value"] == CONTACT
+    assert found["_hlf_contactid_value@Microsoft.Dynamics.CRM.lookuplogicalname"] == "contact"
+    assert found["_hlf_contactid_value@OData.Community.Display.V1.FormattedValue"] == (
+        "Kari Nordmann"
+    )
+    assert "hlf_notes" not in found
+    (request,) = [r for r in standin.received if r.method == "GET"]
+    assert request.path == f"/api/data/v9.2/hlf_memberships({membership})"
+    assert request.headers["odata-version"] == "4.0"
+
+
+def test_read_row_of_a_missing_row_is_none(standin: DataverseStandIn) -> None:
+    assert api_for().read_row(oauth(standin), "hlf_memberships", MISSING, SELECT) is None
+
+
+def test_read_row_with_the_api_key(standin: DataverseStandIn, membership: str) -> None:
+    connection = DynamicsConnection(base_url=standin.url, auth_type="api_key", secret=API_KEY)
+
+    assert api_for().read_row(connection, "hlf_memberships", membership, SELECT) is not None
+
+
+def test_read_row_renews_a_revoked_token_once(standin: DataverseStandIn, membership: str) -> None:
+    api = api_for()
+    api.read_row(oauth(standin), "hlf_memberships", membership, SELECT)
+    standin.expire_tokens()
+
+    assert api.read_row(oauth(standin), "hlf_memberships", membership, SELECT) is not None
+    assert len(token_requests(standin)) == 2
+
+
+@pytest.mark.parametrize(
+    ("kind", "retryable", "says"),
+    [
+        ("503", True, "unavailable"),
+        ("429", True, "limiting"),
+        ("timeout", True, "did not answer"),
+        ("403", False, "security role"),
+        ("400", False, "field mapping"),
+    ],
+)
+def test_read_row_failures_say_whether_to_retry(
+    standin: DataverseStandIn, membership: str, kind: str, retryable: bool, says: str
+) -> None:
+    standin.fail_next(kind, retry_after=1 if kind == "429" else None)
+    api = DataverseWebApi(timeout_seconds=0.5)
+
+    error = failure(lambda: api.read_row(oauth(standin), "hlf_memberships", membership, SELECT))
+
+    assert error.retryable is retryable
+    assert says in error.message
+
+
+def test_read_row_with_refused_credentials_is_permanent(
+    standin: DataverseStandIn, membership: str
+) -> None:
+    error = failure(
+        lambda: api_for().read_row(
+            oauth(standin, secret="wrong"), "hlf_memberships", membership, SELECT
+        )
+    )
+
+    assert not error.retryable
+    assert error.message == CREDENTIALS_MESSAGE
+
+
+def test_a_lookup_selected_by_its_own_name_is_refused_as_dataverse_does(
+    standin: DataverseStandIn, membership: str
+) -> None:
+    error = failure(
+        lambda: api_for().read_row(oauth(standin), "hlf_memberships", membership, ["hlf_contactid"])
+    )
+
+    assert (error.status_code, error.retryable) == (400, False)
+
+
+def test_read_row_refuses_an_entity_set_that_is_not_a_name(standin: DataverseStandIn) -> None:
+    error = failure(lambda: api_for().read_row(oauth(standin), "contacts?$top=1#", CONTACT, SELECT))
+
+    assert not error.retryable
+    assert not standin.requests

@@ -7,7 +7,11 @@ It behaves as ../shared/DATAVERSE.md ("Outbound: Dataverse Web API") describes t
 - `PATCH /api/data/v9.2/contacts(<guid>)` needs a bearer token (or an API key added with
   `add_api_key`, as an API-management front would check) and the OData headers. With
   `If-Match: *` a missing row is 404; without it PATCH upserts (creates the row). 204 on success.
-  `GET` and `DELETE` on the same URL work too.
+  `GET` and `DELETE` on the same URL work too, and on rows of the membership and enrolment
+  tables (`hlf_memberships(<guid>)`, `hlf_courseenrollments(<guid>)`, added with `add_row`).
+  `GET` honours `$select` (a lookup is `_<column>_value`; selecting the lookup by its own name is
+  400, as in Dataverse) and, when `Prefer: odata.include-annotations` asks, the lookups' table
+  and display name annotations.
 - Errors have Dataverse's shape, `{"error": {"code": "0x...", "message": "..."}}`.
 - Failures can be switched on from Python (`fail_next`) or over HTTP
   (`POST /_standin/failures {"kind": "429", "count": 2, "retry_after": 3}`,
@@ -26,6 +30,7 @@ It behaves as ../shared/DATAVERSE.md ("Outbound: Dataverse Web API") describes t
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import re
@@ -42,7 +47,15 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 API_PREFIX = "/api/data/v9.2/"
 TOKEN_PATH = re.compile(r"^/([^/]+)/oauth2/v2\.0/token$")
-CONTACT_PATH = re.compile(r"^/api/data/v9\.2/contacts\((.*)\)$")
+ROW_PATH = re.compile(r"^/api/data/v9\.2/([A-Za-z_][A-Za-z0-9_]*)\((.*)\)$")
+# The tables the stand-in serves: entity set (URL) name -> logical name.
+ENTITY_SETS = {
+    "contacts": "contact",
+    "hlf_memberships": "hlf_membership",
+    "hlf_courseenrollments": "hlf_courseenrollment",
+}
+LOOKUP_LOGICAL_NAME = "Microsoft.Dynamics.CRM.lookuplogicalname"
+FORMATTED_VALUE = "OData.Community.Display.V1.FormattedValue"
 STANDIN_CONTACT_PATH = re.compile(r"^/_standin/contacts/([^/]+)$")
 
 FAILURE_KINDS = ("400", "401", "403", "404", "412", "429", "500", "502", "503", "timeout")
@@ -69,6 +82,7 @@ class ReceivedRequest:
     body: bytes
     status: int | None = None
     retry_after: float | None = None
+    query: str = ""
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -97,7 +111,10 @@ class _State:
     clients: dict[tuple[str, str], str] = field(default_factory=dict)
     api_keys: set[str] = field(default_factory=set)
     tokens: dict[str, _Token] = field(default_factory=dict)
-    contacts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Per table logical name, rows by id.
+    rows: dict[str, dict[str, dict[str, Any]]] = field(
+        default_factory=lambda: {table: {} for table in ENTITY_SETS.values()}
+    )
     failures: deque[_Failure] = field(default_factory=deque)
     received: list[ReceivedRequest] = field(default_factory=list)
     served: deque[float] = field(default_factory=deque)  # arrival times within the rate window
@@ -210,18 +227,57 @@ class DataverseStandIn:
         with self._lock:
             row = {"contactid": key, "modifiedon": _now_text(), "versionnumber": 1}
             row.update(columns)
-            self._state.contacts[key] = row
+            self._state.rows["contact"][key] = row
             if self.columns is not None:
                 self.columns.update(columns)
 
     def delete_contact(self, contact_id: str) -> None:
         with self._lock:
-            self._state.contacts.pop(_guid(contact_id) or contact_id, None)
+            self._state.rows["contact"].pop(_guid(contact_id) or contact_id, None)
 
     def contact(self, contact_id: str) -> dict[str, Any] | None:
         key = _guid(contact_id)
         with self._lock:
-            row = self._state.contacts.get(key) if key else None
+            row = self._state.rows["contact"].get(key) if key else None
+            return dict(row) if row is not None else None
+
+    def add_row(
+        self,
+        entity_set: str,
+        row_id: str,
+        columns: dict[str, Any] | None = None,
+        *,
+        lookups: dict[str, tuple[str, str, str | None]] | None = None,
+    ) -> None:
+        """A row of a membership or enrolment table (or a contact). `lookups`: column ->
+        (table, id, display name), stored as the Web API shows them (`_<column>_value`)."""
+        table = ENTITY_SETS[entity_set]
+        key = _guid(row_id)
+        if key is None:
+            raise ValueError(f"not a GUID: {row_id!r}")
+        row: dict[str, Any] = {
+            f"{table}id": key,
+            "modifiedon": _now_text(),
+            "versionnumber": 1,
+            "statecode": 0,
+        }
+        row.update(columns or {})
+        for column, (target, target_id, name) in (lookups or {}).items():
+            row[f"_{column}_value"] = _guid(target_id)
+            row[f"_{column}_value@{LOOKUP_LOGICAL_NAME}"] = target
+            if name is not None:
+                row[f"_{column}_value@{FORMATTED_VALUE}"] = name
+        with self._lock:
+            self._state.rows[table][key] = row
+
+    def delete_row(self, entity_set: str, row_id: str) -> None:
+        with self._lock:
+            self._state.rows[ENTITY_SETS[entity_set]].pop(_guid(row_id) or row_id, None)
+
+    def row(self, entity_set: str, row_id: str) -> dict[str, Any] | None:
+        key = _guid(row_id)
+        with self._lock:
+            row = self._state.rows[ENTITY_SETS[entity_set]].get(key) if key else None
             return dict(row) if row is not None else None
 
     def fail_next(self, kind: str, count: int = 1, retry_after: float | None = None) -> None:
@@ -280,9 +336,7 @@ class DataverseStandIn:
             received = self._state.received
             if index < len(received):
                 old = received[index]
-                received[index] = ReceivedRequest(
-                    old.time, old.method, old.path, old.headers, old.body, status, retry_after
-                )
+                received[index] = dataclasses.replace(old, status=status, retry_after=retry_after)
 
     def _issue_token(self, tenant: str, request: ReceivedRequest) -> _Answer:
         if "application/x-www-form-urlencoded" not in request.headers.get("content-type", ""):
@@ -401,7 +455,7 @@ class DataverseStandIn:
                 )
             served.append(arrived)
 
-    def _injected(self, failure: _Failure, contact_id: str) -> _Answer | None:
+    def _injected(self, failure: _Failure, table: str, row_id: str) -> _Answer | None:
         kind = failure.kind
         if kind == "timeout":
             # Longer than the client waits; then the request is served after all, as a slow
@@ -428,7 +482,7 @@ class DataverseStandIn:
                 CODE_PRIVILEGE,
                 "Principal user is missing prvWriteContact privilege.",
             ),
-            "404": (CODE_NOT_FOUND, f"contact With Id = {contact_id} Does Not Exist"),
+            "404": (CODE_NOT_FOUND, _not_found(table, row_id)),
             "412": (
                 CODE_PRECONDITION,
                 "The version of the existing record doesn't match the RowVersion property "
@@ -442,24 +496,26 @@ class DataverseStandIn:
         return _dataverse_error(int(kind), code, message, headers)
 
     def _web_api(self, request: ReceivedRequest, path: str) -> _Answer:
-        match = CONTACT_PATH.match(path)
-        if match is None:
+        match = ROW_PATH.match(path)
+        if match is None or match.group(1) not in ENTITY_SETS:
             segment = path[len(API_PREFIX) :].split("(")[0].split("/")[0]
             raise _dataverse_error(
                 404, CODE_RESOURCE_NOT_FOUND, f"Resource not found for the segment '{segment}'."
             )
-        raw_id = unquote(match.group(1))
-        contact_id = _guid(raw_id)
+        entity_set = match.group(1)
+        table = ENTITY_SETS[entity_set]
+        raw_id = unquote(match.group(2))
+        row_id = _guid(raw_id)
 
         self._authorise(request)
         failure = self._next_failure()
         if failure is not None:
-            injected = self._injected(failure, contact_id or raw_id)
+            injected = self._injected(failure, table, row_id or raw_id)
             if injected is not None:
                 raise injected
         self._throttle(request.time)
 
-        if contact_id is None:
+        if row_id is None:
             raise _dataverse_error(400, CODE_BAD_REQUEST, "Bad Request - Error in query syntax.")
         headers = request.headers
         for name in ("odata-maxversion", "odata-version"):
@@ -468,31 +524,56 @@ class DataverseStandIn:
                     400, CODE_BAD_REQUEST, f"The {name} header value is not supported."
                 )
         if request.method == "GET":
-            return self._get_contact(contact_id)
+            return self._get_row(request, entity_set, row_id)
         if request.method == "DELETE":
             with self._lock:
-                if self._state.contacts.pop(contact_id, None) is None:
-                    raise _dataverse_error(
-                        404, CODE_NOT_FOUND, f"contact With Id = {contact_id} Does Not Exist"
-                    )
+                if self._state.rows[table].pop(row_id, None) is None:
+                    raise _dataverse_error(404, CODE_NOT_FOUND, _not_found(table, row_id))
             return _Answer(204)
-        if request.method != "PATCH":
+        # Only contacts are written (website visibility); the other tables are read.
+        if request.method != "PATCH" or table != "contact":
             raise _dataverse_error(405, "0x80060888", "The HTTP method is not allowed.")
-        return self._patch_contact(request, contact_id)
+        return self._patch_contact(request, row_id)
 
-    def _get_contact(self, contact_id: str) -> _Answer:
-        row = self.contact(contact_id)
+    def _get_row(self, request: ReceivedRequest, entity_set: str, row_id: str) -> _Answer:
+        table = ENTITY_SETS[entity_set]
+        with self._lock:
+            stored = self._state.rows[table].get(row_id)
+            row = dict(stored) if stored is not None else None
         if row is None:
-            raise _dataverse_error(
-                404, CODE_NOT_FOUND, f"contact With Id = {contact_id} Does Not Exist"
-            )
+            raise _dataverse_error(404, CODE_NOT_FOUND, _not_found(table, row_id))
+        values = {key: value for key, value in row.items() if "@" not in key}
+        select = dict(parse_qsl(request.query)).get("$select")
+        if select:
+            chosen: dict[str, Any] = {f"{table}id": row_id}
+            for name in (column.strip() for column in select.split(",")):
+                # A lookup is selected as `_<column>_value`, never by its own name.
+                if f"_{name}_value" in values or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+                    raise _dataverse_error(
+                        400,
+                        CODE_BAD_REQUEST,
+                        f"Could not find a property named '{name}' on type "
+                        f"'Microsoft.Dynamics.CRM.{table}'.",
+                    )
+                chosen[name] = values.get(name)  # a column without a value is null
+            values = chosen
+        preference = request.headers.get("prefer", "")
+        headers: dict[str, str] = {}
+        if "odata.include-annotations" in preference:
+            headers["Preference-Applied"] = preference
+            wanted = preference.partition("odata.include-annotations=")[2].strip('"')
+            for key in [k for k in values if _LOOKUP_VALUE.match(k)]:
+                for annotation in (LOOKUP_LOGICAL_NAME, FORMATTED_VALUE):
+                    if f"{key}@{annotation}" in row and (wanted == "*" or annotation in wanted):
+                        values[f"{key}@{annotation}"] = row[f"{key}@{annotation}"]
         return _Answer(
             200,
             {
-                "@odata.context": f"{self.url}{API_PREFIX}$metadata#contacts/$entity",
-                "@odata.etag": f'W/"{row["versionnumber"]}"',
-                **row,
+                "@odata.context": f"{self.url}{API_PREFIX}$metadata#{entity_set}/$entity",
+                "@odata.etag": f'W/"{row.get("versionnumber", 1)}"',
+                **values,
             },
+            headers,
         )
 
     def _patch_contact(self, request: ReceivedRequest, contact_id: str) -> _Answer:
@@ -527,7 +608,7 @@ class DataverseStandIn:
                         f"Invalid property '{name}' was found in entity "
                         "'Microsoft.Dynamics.CRM.contact'.",
                     )
-            row = self._state.contacts.get(contact_id)
+            row = self._state.rows["contact"].get(contact_id)
             if_match = headers.get("if-match")
             if_none_match = headers.get("if-none-match")
             if if_match is not None:
@@ -548,7 +629,7 @@ class DataverseStandIn:
                 )
             if row is None:  # no If-Match: PATCH is an upsert and creates the row
                 row = {"contactid": contact_id, "versionnumber": 0}
-                self._state.contacts[contact_id] = row
+                self._state.rows["contact"][contact_id] = row
             row.update(columns)
             row["contactid"] = contact_id
             row["modifiedon"] = _now_text()
@@ -634,6 +715,7 @@ class _Handler(BaseHTTPRequestHandler):
             urlsplit(self.path).path,
             {name.lower(): value for name, value in self.headers.items()},
             body,
+            query=urlsplit(self.path).query,
         )
         logged = not request.path.startswith("/_standin/")
         index = standin._log_arrival(request) if logged else -1
@@ -678,6 +760,13 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         if self.server.standin.verbose:
             super().log_message(format, *args)
+
+
+_LOOKUP_VALUE = re.compile(r"^_.+_value$")
+
+
+def _not_found(table: str, row_id: str) -> str:
+    return f"{table} With Id = {row_id} Does Not Exist"
 
 
 def _guid(value: str | None) -> str | None:

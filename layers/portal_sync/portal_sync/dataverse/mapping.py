@@ -8,9 +8,10 @@ their courses. Everything not mapped is skipped, never an error (CONTRACT.md sec
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -24,9 +25,17 @@ from portal_sync.events.models import (
     ParsedEvent,
     SyncEvent,
     Unusable,
+    normalize_id,
 )
 
 ProfileField = Literal["first_name", "last_name", "email", "phone"]
+
+# Web API annotations of a lookup read through the Web API (`_<column>_value@<annotation>`).
+FORMATTED_VALUE = "OData.Community.Display.V1.FormattedValue"
+LOOKUP_LOGICAL_NAME = "Microsoft.Dynamics.CRM.lookuplogicalname"
+_LOOKUP_VALUE = re.compile(r"^_(.+)_value$")
+# Reading a row from Dynamics: (entity set, row id, columns) -> the Web API's row, or None.
+RowRead = Callable[[str, str, Sequence[str]], dict[str, Any] | None]
 
 
 class TableMapping(BaseModel):
@@ -50,6 +59,9 @@ class TableMapping(BaseModel):
     inactive_states: list[int] = Field(default_factory=lambda: [1])
     course_column: str | None = None
     course_name_column: str | None = None
+    # The table's Web API entity set (URL) name, when it is not the default plural; as
+    # Dataverse spells it (URLs are case-sensitive).
+    entity_set: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
 
     @field_validator(
         "contact_column",
@@ -135,9 +147,12 @@ class MappingContext:
     size_exceeded: bool
     # The contact of a membership or enrolment row already known to us (for deletes).
     resolve_contact: Callable[[str, str], str | None]
+    # Reads the row from Dynamics when Dataverse left it out (None: no way to read it).
+    read_row: RowRead | None = None
 
 
 def map_context(ctx: ExecutionContext, mapping: MappingContext) -> ParsedEvent:
+    """Never raises, except what `mapping.read_row` raises (a Dynamics outage is retried)."""
     message, table = ctx.message_name, ctx.primary_entity_name
     table_mapping = mapping.field_mapping.tables.get(table)
     if table_mapping is None:
@@ -158,12 +173,10 @@ def map_context(ctx: ExecutionContext, mapping: MappingContext) -> ParsedEvent:
             table,
         )
     if mapping.size_exceeded:
-        return Unusable(
-            "Dynamics left out the row data because the change exceeded 256 KB; "
-            "reprocess it once the row can be read from Dynamics",
-            message,
-            table,
-        )
+        reread = _with_current_row(ctx, table_mapping, mapping)
+        if not isinstance(reread, ExecutionContext):
+            return reread
+        ctx = reread
     if ctx.target is None:
         return Unusable("The Dataverse event has no Target row", message, table)
     occurred_at = _occurred_at(ctx, table_mapping)
@@ -181,6 +194,100 @@ def map_context(ctx: ExecutionContext, mapping: MappingContext) -> ParsedEvent:
     except ValidationError as exc:
         fields = ", ".join(".".join(map(str, error["loc"])) for error in exc.errors())
         return Unusable(f"The row has values the app cannot store ({fields})", message, table)
+
+
+def _with_current_row(
+    ctx: ExecutionContext, table: TableMapping, mapping: MappingContext
+) -> ExecutionContext | ParsedEvent:
+    """The context of a change Dataverse sent without its row (over 256 KB), with the row as
+    Dynamics has it now standing in for the Target. A Delete needs only the row id."""
+    message, table_name, row_id = ctx.message_name, ctx.primary_entity_name, ctx.primary_entity_id
+    if row_id is None:
+        return Unusable("The Dataverse event names no row (PrimaryEntityId)", message, table_name)
+    if message == "Delete":
+        return replace(ctx, target=EntityRef(table_name, row_id))
+    if mapping.read_row is None:
+        return Unusable(
+            "Dynamics left out the row data because the change exceeded 256 KB; "
+            "reprocess it once the row can be read from Dynamics",
+            message,
+            table_name,
+        )
+    row = mapping.read_row(entity_set_name(table_name, table), row_id, select_columns(table))
+    if row is None:
+        return NotApplicable(
+            "Dynamics left out the row data (the change exceeded 256 KB) and the row no longer "
+            "exists in Dynamics (deleted since); nothing to apply",
+            message,
+            table_name,
+        )
+    # The row as it is now stands in for the Target: every column read counts as changed, so a
+    # membership or enrolment takes the state and role Dynamics has (each has its own clock).
+    target = entity_from_row(table_name, row_id, table, row)
+    state = target.attributes.get(table.state_column)
+    if table.kind == "member" and message == "Update" and state not in table.inactive_states:
+        # Whether this change reactivated the contact is unknown, and a contact's details
+        # change must not reactivate a membership that its own row deactivated: details only.
+        attributes = {k: v for k, v in target.attributes.items() if k != table.state_column}
+        target = replace(target, attributes=attributes)
+    return replace(ctx, target=target, pre_images={}, post_images={})
+
+
+def entity_set_name(table_name: str, table: TableMapping) -> str:
+    """The Web API's name for the table: the mapping's, else Dataverse's default plural."""
+    if table.entity_set:
+        return table.entity_set
+    if re.search(r"[^aeiou]y$", table_name):
+        return f"{table_name[:-1]}ies"
+    if re.search(r"(s|x|z|ch|sh)$", table_name):
+        return f"{table_name}es"
+    return f"{table_name}s"
+
+
+def select_columns(table: TableMapping) -> list[str]:
+    """The columns the mapping reads, as the Web API's `$select` names them (a lookup as
+    `_<column>_value`)."""
+    columns = [table.modified_on_column, table.state_column, *table.profile_columns.values()]
+    columns += [c for c in (table.role_column, table.course_name_column) if c]
+    columns += [f"_{c}_value" for c in (table.contact_column, table.course_column) if c]
+    return list(dict.fromkeys(columns))
+
+
+def entity_from_row(
+    table_name: str, row_id: str, table: TableMapping, row: dict[str, Any]
+) -> Entity:
+    """A Web API row (JSON) as the Entity a webhook would have carried: lookups as
+    EntityRefs, the modification time as a datetime; annotations are dropped."""
+    attributes: dict[str, Any] = {}
+    for key, value in row.items():
+        if "@" in key:
+            continue
+        lookup = _LOOKUP_VALUE.match(key)
+        if lookup is None:
+            attributes[key.lower()] = value
+            continue
+        column = lookup.group(1).lower()
+        if not isinstance(value, str) or not value.strip():
+            attributes[column] = None
+            continue
+        logical_name = row.get(f"{key}@{LOOKUP_LOGICAL_NAME}")
+        name = row.get(f"{key}@{FORMATTED_VALUE}")
+        attributes[column] = EntityRef(
+            logical_name.lower() if isinstance(logical_name, str) else "",
+            normalize_id(value.strip()).lower(),
+            name if isinstance(name, str) else None,
+        )
+    modified_on = attributes.get(table.modified_on_column)
+    if isinstance(modified_on, str):
+        try:
+            moment = datetime.fromisoformat(modified_on)
+        except ValueError:
+            attributes[table.modified_on_column] = None
+        else:  # the Web API writes UTC ("...Z"); a time without a zone is taken as UTC too
+            attributes[table.modified_on_column] = (
+                moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+            )
+    return Entity(logical_name=table_name, id=row_id, attributes=attributes)
 
 
 def _is_echo(ctx: ExecutionContext, application_users: frozenset[str]) -> bool:

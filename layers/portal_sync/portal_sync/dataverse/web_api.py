@@ -1,7 +1,8 @@
-"""Outbound client for the Dataverse Web API: updates one contact row with one PATCH.
+"""Client for the Dataverse Web API: updates one contact row with one PATCH (website
+visibility) and reads one row with one GET (events whose context exceeded 256 KB).
 
-There is deliberately no retry loop here. The caller (the website visibility Step Functions
-state machine) retries with exponential backoff and jitter; this module only says whether a
+There is deliberately no retry loop here. The callers (the website visibility Step Functions
+state machine, the SQS redelivery of an event) retry with exponential backoff; this module only says whether a
 failure is worth retrying (`DynamicsError.retryable`) and how long Dataverse asked us to wait
 (`retry_after`). The single exception is a 401 with a cached token: the token is dropped and the
 PATCH is sent once more with a fresh one.
@@ -18,10 +19,11 @@ logged.
 from __future__ import annotations
 
 import math
+import re
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -47,6 +49,12 @@ CREDENTIALS_MESSAGE = (
 )
 
 _EPSILON = 1e-9
+
+# Web API annotations asked for when reading a row (a lookup's display name and table).
+FORMATTED_VALUE = "OData.Community.Display.V1.FormattedValue"
+LOOKUP_LOGICAL_NAME = "Microsoft.Dynamics.CRM.lookuplogicalname"
+# An entity set name goes into the URL path: nothing but a name may.
+_ENTITY_SET = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]
@@ -221,26 +229,113 @@ class DataverseWebApi:
             "If-Match": "*",
         }
 
+        response = self._authorised(
+            connection,
+            base_url,
+            lambda auth: self._send(base_url, "PATCH", url, {**headers, **auth}, fields),
+        )
+        if response.is_success:
+            return
+        raise self._failure(base_url, response)
+
+    def read_row(
+        self,
+        connection: DynamicsConnection,
+        entity_set: str,
+        row_id: str,
+        select: Sequence[str] = (),
+    ) -> dict[str, Any] | None:
+        """One row as the Web API returns it (lookups as `_<column>_value`, with their table
+        and name as annotations); None when the row does not exist. Raises DynamicsError."""
+        base_url = _checked_base_url(connection.base_url)
+        try:
+            row = str(uuid.UUID(row_id))
+        except (ValueError, TypeError, AttributeError):
+            raise DynamicsError(
+                "The row id is not a valid Dynamics id (a GUID)", retryable=False
+            ) from None
+        if not _ENTITY_SET.match(entity_set):
+            raise DynamicsError(
+                f"'{entity_set}' is not a Dynamics table's entity set name: check the field "
+                "mapping in the integration settings",
+                retryable=False,
+            )
+        url = f"{base_url}{API_PATH}/{entity_set}({row})"
+        params = {"$select": ",".join(select)} if select else None
+        headers = {
+            "OData-MaxVersion": "4.0",
+            "OData-Version": "4.0",
+            "Accept": "application/json",
+            # A lookup's table and display name come only as annotations, on request.
+            "Prefer": f'odata.include-annotations="{FORMATTED_VALUE},{LOOKUP_LOGICAL_NAME}"',
+        }
+        response = self._authorised(
+            connection,
+            base_url,
+            lambda auth: self._send(base_url, "GET", url, {**headers, **auth}, params=params),
+        )
+        if response.status_code == 200:
+            try:
+                body = response.json()
+            except ValueError:
+                body = None
+            if not isinstance(body, dict):
+                raise DynamicsError(
+                    "Dynamics answered the read with something other than a row; "
+                    "it will be retried",
+                    retryable=True,
+                    status_code=200,
+                )
+            return body
+        if response.status_code == 404:
+            return None
+        if response.status_code == 403:
+            raise DynamicsError(
+                "Dynamics refused access (HTTP 403): check that the application user has a "
+                f"security role that allows reading the '{entity_set}' table",
+                retryable=False,
+                status_code=403,
+            )
+        if response.status_code == 400:
+            logger.warning(
+                "Dynamics row read refused",
+                extra={"status_code": 400, "dataverse_error_code": _dataverse_error_code(response)},
+            )
+            raise DynamicsError(
+                f"Dynamics refused to read the row (HTTP 400): check the table '{entity_set}' "
+                "and its column names in the field mapping",
+                retryable=False,
+                status_code=400,
+            )
+        raise self._failure(base_url, response)
+
+    def _authorised(
+        self,
+        connection: DynamicsConnection,
+        base_url: str,
+        send: Callable[[dict[str, str]], httpx.Response],
+    ) -> httpx.Response:
+        """Sends with the connection's credentials (`send` gets the auth headers); a 401 is
+        raised here, after one retry with a fresh token."""
         if connection.auth_type == "api_key":
             # Dataverse itself has no API keys: this mode is for an API-management front
             # (e.g. Azure API Management) that holds the OAuth credentials and checks this key.
-            response = self._send(
-                base_url, url, {**headers, "x-api-key": connection.secret}, fields
-            )
+            response = send({"x-api-key": connection.secret})
             if response.status_code == 401:
                 raise DynamicsError(
                     "Dynamics rejected the API key: check the API key in the integration settings",
                     retryable=False,
                     status_code=401,
                 )
-        elif connection.auth_type == "oauth_client_credentials":
+            return response
+        if connection.auth_type == "oauth_client_credentials":
             token = self._token(connection, base_url)
-            response = self._send(base_url, url, {**headers, **_bearer(token)}, fields)
+            response = send(_bearer(token))
             if response.status_code == 401:
                 # The token may have been revoked or expired early: one fresh token, one retry.
                 self._drop_token(connection, base_url)
                 token = self._token(connection, base_url)
-                response = self._send(base_url, url, {**headers, **_bearer(token)}, fields)
+                response = send(_bearer(token))
                 if response.status_code == 401:
                     raise DynamicsError(
                         f"{CREDENTIALS_MESSAGE}, and that the app registration is an application "
@@ -248,24 +343,29 @@ class DataverseWebApi:
                         retryable=False,
                         status_code=401,
                     )
-        else:
-            raise DynamicsError(
-                "The integration settings name an unknown Dynamics authentication type",
-                retryable=False,
-            )
-
-        if response.is_success:
-            return
-        raise self._failure(base_url, response)
+            return response
+        raise DynamicsError(
+            "The integration settings name an unknown Dynamics authentication type",
+            retryable=False,
+        )
 
     # -- Web API ---------------------------------------------------------------------------
 
     def _send(
-        self, base_url: str, url: str, headers: dict[str, str], fields: dict[str, Any]
+        self,
+        base_url: str,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        fields: dict[str, Any] | None = None,
+        *,
+        params: dict[str, str] | None = None,
     ) -> httpx.Response:
         self._limiter.acquire(base_url)
         try:
-            return self._http.patch(url, headers=headers, json=fields, timeout=self._timeout)
+            return self._http.request(
+                method, url, headers=headers, json=fields, params=params, timeout=self._timeout
+            )
         except httpx.TimeoutException:
             raise DynamicsError(
                 f"Dynamics did not answer within {self._timeout:g} seconds; "
@@ -335,7 +435,7 @@ class DataverseWebApi:
                 status_code=status,
             )
         logger.warning(
-            "Dynamics contact update failed",
+            "Dynamics request failed",
             extra={
                 "status_code": status,
                 "dataverse_error_code": code,

@@ -122,3 +122,27 @@ class BatchSyncRepository(SyncRepository, Protocol):
 
     def flush(self) -> None:
         """Writes what the batch changed."""
+
+
+NO_DYNAMICS_CONNECTION = (
+    "Dynamics left out the row data because the change exceeded 256 KB, and no Dynamics "
+    "connection is configured to read the row: configure the Dynamics connection in the "
+    "integration settings, then reprocess the event"
+)
+
+
+class RowUnreadable(Exception):
+    """A row cannot be read from Dynamics and retrying will not change that (no connection
+    configured, credentials refused, a bad table name). `str(error)` is meant for admins."""
+
+
+class RowReader(Protocol):
+    """Reads a row from the organisation's Dynamics (for events whose context exceeded 256 KB,
+    which Dataverse sends without the row)."""
+
+    def read_row(
+        self, organization_id: UUID, entity_set: str, row_id: str, select: Sequence[str]
+    ) -> dict[str, Any] | None:
+        """The row as the Web API returns it, with `select`'s columns (a lookup as
+        `_<column>_value`); None when it does not exist. Raises RowUnreadable when retrying
+        cannot help; any other exception is transient (the event is retried)."""

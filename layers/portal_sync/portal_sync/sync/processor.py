@@ -25,9 +25,12 @@ from portal_sync.events.models import EventType, NotApplicable, ParsedEvent, Syn
 from portal_sync.events.portal_event import parse_portal_event
 from portal_sync.sync.apply import apply_event
 from portal_sync.sync.ports import (
+    NO_DYNAMICS_CONNECTION,
     BatchSyncRepository,
     DeliveryClaim,
     LogStatus,
+    RowReader,
+    RowUnreadable,
     SyncLogEntry,
     SyncRepository,
 )
@@ -59,8 +62,11 @@ class EventProcessor:
         self,
         repo: SyncRepository,
         on_membership_change: Callable[[UUID, UUID], None] | None = None,
+        row_reader: RowReader | None = None,
     ) -> None:
         self._repo = repo
+        # Reads a row Dataverse left out of an event over 256 KB (None: none can be read).
+        self._row_reader = row_reader
         # Told (organisation, profile) after a successful membership change, in the same
         # transaction: website visibility follows the membership (CONTRACT.md section 6).
         self._on_membership_change = on_membership_change
@@ -214,18 +220,30 @@ class EventProcessor:
                 context.primary_entity_name,
             )
         organization_id = message.organization_id
-        return map_context(
-            context,
-            MappingContext(
-                field_mapping=mapping,
-                application_user_ids=settings.application_user_ids,
-                dataverse_organization_id=settings.dataverse_organization_id,
-                size_exceeded=message.headers.get(SIZE_EXCEEDED_HEADER, "").lower() == "true",
-                resolve_contact=lambda table, row: self._repo.resolve_contact(
-                    organization_id, table, row
+        reader = self._row_reader
+
+        def read_row(entity_set: str, row_id: str, select: Sequence[str]) -> dict[str, Any] | None:
+            if reader is None:
+                raise RowUnreadable(NO_DYNAMICS_CONNECTION)
+            return reader.read_row(organization_id, entity_set, row_id, select)
+
+        try:
+            return map_context(
+                context,
+                MappingContext(
+                    field_mapping=mapping,
+                    application_user_ids=settings.application_user_ids,
+                    dataverse_organization_id=settings.dataverse_organization_id,
+                    size_exceeded=message.headers.get(SIZE_EXCEEDED_HEADER, "").lower() == "true",
+                    resolve_contact=lambda table, row: self._repo.resolve_contact(
+                        organization_id, table, row
+                    ),
+                    read_row=read_row,
                 ),
-            ),
-        )
+            )
+        except RowUnreadable as exc:
+            # Retrying cannot help: an error kept for reprocessing once an admin fixed it.
+            return Unusable(str(exc), context.message_name, context.primary_entity_name)
 
 
 def _unparsed_type(message: QueuedEvent, parsed: NotApplicable | Unusable) -> str:
