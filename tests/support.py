@@ -1,4 +1,5 @@
-"""Helpers for tests: signing like a real sender (the Standard Webhooks reference library)."""
+"""Helpers for tests: signing like a real sender (the Standard Webhooks reference library), and
+SQS records as the event source mapping hands them to the consumer."""
 
 from __future__ import annotations
 
@@ -52,3 +53,18 @@ def portal_event(
     if course is not None:
         payload["course"] = course
     return json.dumps(payload).encode()
+
+
+def sqs_record(message_id: str, body: str, receives: int = 1) -> dict[str, Any]:
+    """One record of an SQS event, as Lambda's event source mapping delivers it."""
+    return {
+        "messageId": message_id,
+        "receiptHandle": f"handle-{message_id}-{receives}",
+        "body": body,
+        "attributes": {"ApproximateReceiveCount": str(receives)},
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:eu-north-1:000000000000:portal-sync-events",
+        "awsRegion": "eu-north-1",
+    }

@@ -51,56 +51,31 @@ MembershipChanged = Callable[[UUID, UUID], None]
 connections = cache(ConnectionProvider.from_settings)
 
 
-@cache
-def web_api() -> Any:
-    # Imported here: only events over 256 KB read from Dynamics (httpx stays out of the cold
-    # start of every other batch).
-    from portal_sync.dataverse.web_api import DataverseWebApi, RateLimiter
-
-    settings = get_settings()
-    rate = settings.dynamics_max_requests_per_second
-    return DataverseWebApi(
-        timeout_seconds=settings.dynamics_timeout_seconds,
-        rate_limiter=RateLimiter(rate, burst=max(1, int(rate))),
-    )
-
-
 class DynamicsRows:
     """The RowReader of events over 256 KB for one invocation, built when the first such event
-    needs it: the organisation's Dynamics connection (PostgreSQL, Secrets Manager) and the Web
-    API client."""
+    needs it: the Web API client (httpx) stays out of every other batch's cold start."""
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self._conn = conn
         self._reader: RowReader | None = None
-        # Organisations whose Dynamics failed transiently in this invocation: their other
-        # events fail at once instead of each waiting for a timeout (the batch is applied a
-        # second time one by one, and the function's time is bounded).
-        self._unavailable: dict[UUID, Exception] = {}
 
     def read_row(
         self, organization_id: UUID, entity_set: str, row_id: str, select: Sequence[str]
     ) -> dict[str, Any] | None:
-        if organization_id in self._unavailable:
-            raise self._unavailable[organization_id]
         if self._reader is None:
             from portal_sync.aws.dynamics_targets import SecretsDynamicsTargets
             from portal_sync.dataverse.row_reader import WebApiRowReader
 
-            settings = get_settings()
-            targets = SecretsDynamicsTargets(
-                PostgresVisibilityRepository(self._conn),
-                client("secretsmanager"),
-                settings.dynamics_secret_prefix,
-                settings.entra_authority_url,
-            )
+            targets = SecretsDynamicsTargets.from_settings(PostgresVisibilityRepository(self._conn))
             self._reader = WebApiRowReader(targets, web_api())
-        try:
-            return self._reader.read_row(organization_id, entity_set, row_id, select)
-        except Exception as exc:
-            if _is_dynamics_error(exc):  # only transient ones reach here (RowReader)
-                self._unavailable[organization_id] = exc
-            raise
+        return self._reader.read_row(organization_id, entity_set, row_id, select)
+
+
+@cache
+def web_api() -> Any:
+    from portal_sync.dataverse.web_api import DataverseWebApi
+
+    return DataverseWebApi.from_settings()
 
 
 def _failure_reason(exc: Exception, attempts: int) -> str:
@@ -117,9 +92,9 @@ def _failure_reason(exc: Exception, attempts: int) -> str:
 
 
 def _is_dynamics_error(exc: Exception) -> bool:
-    from portal_sync.dataverse.web_api import DynamicsError
-
-    return isinstance(exc, DynamicsError)
+    # Only an invocation that read from Dynamics has the Web API module (and httpx) loaded.
+    web_api_module = sys.modules.get("portal_sync.dataverse.web_api")
+    return web_api_module is not None and isinstance(exc, web_api_module.DynamicsError)
 
 
 def _start_visibility_changes(state_machine_arn: str) -> None:

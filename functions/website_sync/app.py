@@ -92,14 +92,9 @@ verifier = cache(SupabaseJwtVerifier.from_settings)
 @cache
 def web_api() -> Any:
     # Imported here: only the task path talks to Dynamics (and needs httpx).
-    from portal_sync.dataverse.web_api import DataverseWebApi, RateLimiter
+    from portal_sync.dataverse.web_api import DataverseWebApi
 
-    settings = get_settings()
-    rate = settings.dynamics_max_requests_per_second
-    return DataverseWebApi(
-        timeout_seconds=settings.dynamics_timeout_seconds,
-        rate_limiter=RateLimiter(rate, burst=max(1, int(rate))),
-    )
+    return DataverseWebApi.from_settings()
 
 
 @contextmanager
@@ -108,7 +103,6 @@ def visibility(delivering: bool = False) -> Iterator[VisibilityService]:
 
     Only deliveries (state machine tasks) talk to Dynamics, so only they load the client.
     """
-    settings = get_settings()
     try:
         conn = connections().get()
         with conn.transaction():
@@ -117,12 +111,7 @@ def visibility(delivering: bool = False) -> Iterator[VisibilityService]:
             if delivering:
                 from portal_sync.aws.dynamics_targets import SecretsDynamicsTargets
 
-                targets = SecretsDynamicsTargets(
-                    repo,
-                    client("secretsmanager"),
-                    settings.dynamics_secret_prefix,
-                    settings.entra_authority_url,
-                )
+                targets = SecretsDynamicsTargets.from_settings(repo)
                 writer = web_api()
             yield VisibilityService(
                 repo,

@@ -26,7 +26,7 @@ from portal_sync.observability import logger as app_logger
 from portal_sync.sync.processor import EventProcessor
 from portal_sync.webhooks.receipts import Outcome, QueuedEvent, Receipt
 from psycopg.rows import dict_row
-from support import portal_event
+from support import portal_event, sqs_record
 
 MODIFIED = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
@@ -51,17 +51,7 @@ def queued(org_id: uuid.UUID, source_id: str, body: bytes, event_id: str) -> Que
 def sqs_batch(*messages: QueuedEvent, receives: int = 1) -> dict[str, Any]:
     return {
         "Records": [
-            {
-                "messageId": f"m-{message.event_id}",
-                "receiptHandle": "not-a-real-handle",
-                "body": message.model_dump_json(),
-                "attributes": {"ApproximateReceiveCount": str(receives)},
-                "messageAttributes": {},
-                "md5OfBody": "",
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:eu-north-1:000000000000:portal-sync-events",
-                "awsRegion": "eu-north-1",
-            }
+            sqs_record(f"m-{message.event_id}", message.model_dump_json(), receives)
             for message in messages
         ]
     }

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from conftest import Database, eventually
 from portal_sync_dev.aws_local import put_source_secret
-from support import portal_event, signed_headers
+from support import portal_event, signed_headers, sqs_record
 
 
 def post(system: Any, body: bytes, secret: str | None = None) -> httpx.Response:
@@ -127,17 +127,7 @@ def test_event_failing_on_its_last_attempt_is_logged_as_error_and_parked(
     )
 
     def record(receive_count: int) -> dict[str, Any]:
-        return {
-            "messageId": "m-1",
-            "receiptHandle": "not-a-real-handle",
-            "body": message.model_dump_json(),
-            "attributes": {"ApproximateReceiveCount": str(receive_count)},
-            "messageAttributes": {},
-            "md5OfBody": "",
-            "eventSource": "aws:sqs",
-            "eventSourceARN": "arn:aws:sqs:eu-north-1:000000000000:portal-sync-events",
-            "awsRegion": "eu-north-1",
-        }
+        return sqs_record("m-1", message.model_dump_json(), receive_count)
 
     # Poison: the database refuses this one message's receipt.
     with db.connect() as conn:

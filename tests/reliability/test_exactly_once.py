@@ -63,6 +63,7 @@ from portal_sync.sync.processor import EventProcessor
 from portal_sync.webhooks.receipts import Outcome, QueuedEvent, Receipt
 from portal_sync_dev.seed import DEMO_MENTOR_CONTACT_ID
 from psycopg.rows import dict_row
+from support import sqs_record
 
 EVENTS = int(os.environ.get("RELIABILITY_EVENTS", "10000"))
 BATCH_SIZE = 100
@@ -244,20 +245,6 @@ def deliveries(
             keyed.append((later, message_id, body))
     keyed.sort(key=lambda item: item[0])
     return [(message_id, body) for _, message_id, body in keyed]
-
-
-def sqs_record(message_id: str, body: str, receives: int = 1) -> dict[str, Any]:
-    return {
-        "messageId": message_id,
-        "receiptHandle": f"handle-{message_id}-{receives}",
-        "body": body,
-        "attributes": {"ApproximateReceiveCount": str(receives)},
-        "messageAttributes": {},
-        "md5OfBody": "",
-        "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:eu-north-1:000000000000:portal-sync-events",
-        "awsRegion": "eu-north-1",
-    }
 
 
 def run_like_sqs(consume: Any, stream: Sequence[tuple[str, str]], max_receives: int = 5) -> int:

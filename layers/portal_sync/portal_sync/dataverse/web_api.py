@@ -184,6 +184,18 @@ class _Token:
 
 
 class DataverseWebApi:
+    @classmethod
+    def from_settings(cls) -> DataverseWebApi:
+        """The client of an execution environment: timeout and request rate from the settings."""
+        from portal_sync.settings import get_settings
+
+        settings = get_settings()
+        rate = settings.dynamics_max_requests_per_second
+        return cls(
+            timeout_seconds=settings.dynamics_timeout_seconds,
+            rate_limiter=RateLimiter(rate, burst=max(1, int(rate))),
+        )
+
     def __init__(
         self,
         http: httpx.Client | None = None,
@@ -213,18 +225,11 @@ class DataverseWebApi:
     ) -> None:
         """Sets `fields` on an existing contact; raises DynamicsError on any failure."""
         base_url = _checked_base_url(connection.base_url)
-        try:
-            contact = str(uuid.UUID(contact_id))
-        except (ValueError, TypeError, AttributeError):
-            raise DynamicsError(
-                "The contact id is not a valid Dynamics id (a GUID)", retryable=False
-            ) from None
+        contact = _guid(contact_id, "contact")
         url = f"{base_url}{API_PATH}/contacts({contact})"
         headers = {
-            "OData-MaxVersion": "4.0",
-            "OData-Version": "4.0",
+            **_ODATA_HEADERS,
             "Content-Type": "application/json",
-            "Accept": "application/json",
             # Without If-Match a PATCH is an upsert and would create a missing contact.
             "If-Match": "*",
         }
@@ -248,12 +253,7 @@ class DataverseWebApi:
         """One row as the Web API returns it (lookups as `_<column>_value`, with their table
         and name as annotations); None when the row does not exist. Raises DynamicsError."""
         base_url = _checked_base_url(connection.base_url)
-        try:
-            row = str(uuid.UUID(row_id))
-        except (ValueError, TypeError, AttributeError):
-            raise DynamicsError(
-                "The row id is not a valid Dynamics id (a GUID)", retryable=False
-            ) from None
+        row = _guid(row_id, "row")
         if not _ENTITY_SET.match(entity_set):
             raise DynamicsError(
                 f"'{entity_set}' is not a Dynamics table's entity set name: check the field "
@@ -263,9 +263,7 @@ class DataverseWebApi:
         url = f"{base_url}{API_PATH}/{entity_set}({row})"
         params = {"$select": ",".join(select)} if select else None
         headers = {
-            "OData-MaxVersion": "4.0",
-            "OData-Version": "4.0",
-            "Accept": "application/json",
+            **_ODATA_HEADERS,
             # A lookup's table and display name come only as annotations, on request.
             "Prefer": f'odata.include-annotations="{FORMATTED_VALUE},{LOOKUP_LOGICAL_NAME}"',
         }
@@ -558,6 +556,19 @@ class DataverseWebApi:
                 status_code=status,
             ) from None
         return _Token(value, requested_at + expires_in - TOKEN_EXPIRY_MARGIN_SECONDS)
+
+
+_ODATA_HEADERS = {"OData-MaxVersion": "4.0", "OData-Version": "4.0", "Accept": "application/json"}
+
+
+def _guid(value: str, what: str) -> str:
+    """A Dynamics row id in its canonical form; refuses anything else before it reaches a URL."""
+    try:
+        return str(uuid.UUID(value))
+    except (ValueError, TypeError, AttributeError):
+        raise DynamicsError(
+            f"The {what} id is not a valid Dynamics id (a GUID)", retryable=False
+        ) from None
 
 
 def _checked_base_url(base_url: str) -> str:

@@ -31,7 +31,13 @@ from uuid import UUID
 
 import psycopg
 
-from portal_sync.db.sync_repository import PostgresSyncRepository
+from portal_sync.db.sync_repository import (
+    ENROLLMENT_ON_CONFLICT,
+    LOG_ON_CONFLICT,
+    MEMBERSHIP_ON_CONFLICT,
+    PROFILE_FIELDS,
+    PostgresSyncRepository,
+)
 from portal_sync.events.models import CourseDetails, MemberDetails, SyncEvent, normalize_id
 from portal_sync.sync.ports import (
     DeliveryClaim,
@@ -42,8 +48,6 @@ from portal_sync.sync.ports import (
     SyncLogEntry,
 )
 from portal_sync.webhooks.receipts import Outcome, QueuedEvent, QueuedReceipt, Receipt
-
-_PROFILE_FIELDS = ("first_name", "last_name", "email", "phone")
 
 
 class BatchConflict(Exception):
@@ -59,6 +63,10 @@ class _Membership:
     changed: bool = False
     # As read from the database (None: no membership there yet).
     stored_status: str | None = None
+
+    @classmethod
+    def read(cls, role: str, status: str, source_modified_at: datetime | None) -> _Membership:
+        return cls(role, status, source_modified_at, stored_status=status)
 
 
 @dataclass
@@ -87,7 +95,7 @@ def _later(current: datetime | None, new: datetime | None) -> datetime | None:
 
 
 def _merge_details(into: dict[str, str | None], details: MemberDetails) -> None:
-    for name in _PROFILE_FIELDS:
+    for name in PROFILE_FIELDS:
         value = getattr(details, name)
         if value is not None:
             into[name] = value
@@ -191,11 +199,8 @@ class BatchedSyncRepository:
                 row["dynamics_contact_id"], _Profile(row["id"], row["details_modified_at"])
             )
             if row["organization_id"] is not None:
-                self._memberships[(row["organization_id"], row["id"])] = _Membership(
-                    row["role"],
-                    row["status"],
-                    row["source_modified_at"],
-                    stored_status=row["status"],
+                self._memberships[(row["organization_id"], row["id"])] = _Membership.read(
+                    row["role"], row["status"], row["source_modified_at"]
                 )
         courses = [
             (org, profile.id, event.course.dynamics_course_id)
@@ -303,31 +308,18 @@ class BatchedSyncRepository:
         """A member the batch did not prepare (found while applying): read as the reference does."""
         self._members_read.add((organization_id, contact_id))
         known = self._profiles.get(contact_id)
-        if known is not None:
-            # A profile this batch creates has no membership in the database to read.
-            if not known.new and (organization_id, known.id) not in self._memberships:
-                state = self._db.lock_member(organization_id, contact_id)
-                if state is not None and state.membership_status is not None:
-                    assert state.role is not None
-                    self._memberships[(organization_id, known.id)] = _Membership(
-                        state.role,
-                        state.membership_status,
-                        state.source_modified_at,
-                        stored_status=state.membership_status,
-                    )
-            return
+        if known is not None and (known.new or (organization_id, known.id) in self._memberships):
+            return  # created by this batch (nothing to read yet), or read already
         state = self._db.lock_member(organization_id, contact_id)
         if state is None:
             self._profiles[contact_id] = None
             return
-        self._known_profile(contact_id, _Profile(state.profile_id, state.details_modified_at))
+        if known is None:
+            self._known_profile(contact_id, _Profile(state.profile_id, state.details_modified_at))
         if state.membership_status is not None:
             assert state.role is not None
-            self._memberships[(organization_id, state.profile_id)] = _Membership(
-                state.role,
-                state.membership_status,
-                state.source_modified_at,
-                stored_status=state.membership_status,
+            self._memberships[(organization_id, state.profile_id)] = _Membership.read(
+                state.role, state.membership_status, state.source_modified_at
             )
 
     def create_profile(self, details: MemberDetails, modified_at: datetime | None) -> UUID | None:
@@ -341,7 +333,7 @@ class BatchedSyncRepository:
     def update_profile(
         self, profile_id: UUID, details: MemberDetails, modified_at: datetime
     ) -> None:
-        if all(getattr(details, name) is None for name in _PROFILE_FIELDS):
+        if all(getattr(details, name) is None for name in PROFILE_FIELDS):
             return
         profile = self._profiles[self._contacts[profile_id]]
         assert profile is not None
@@ -485,7 +477,7 @@ class BatchedSyncRepository:
             """,
             _columns(
                 [
-                    (p.id, c, *(p.details.get(f) for f in _PROFILE_FIELDS), p.details_modified_at)
+                    (p.id, c, *(p.details.get(f) for f in PROFILE_FIELDS), p.details_modified_at)
                     for c, p in new
                 ],
                 7,
@@ -499,7 +491,7 @@ class BatchedSyncRepository:
         if changed:
             keep_or_set = ", ".join(
                 f"{name} = case when u.{name} is null then p.{name} else nullif(u.{name}, '') end"
-                for name in _PROFILE_FIELDS
+                for name in PROFILE_FIELDS
             )
             self._conn.execute(
                 f"update profiles p set {keep_or_set}, updated_at = now(),"  # noqa: S608
@@ -509,7 +501,7 @@ class BatchedSyncRepository:
                 " where p.id = u.id",
                 _columns(
                     [
-                        (p.id, *(p.details.get(f) for f in _PROFILE_FIELDS), p.details_modified_at)
+                        (p.id, *(p.details.get(f) for f in PROFILE_FIELDS), p.details_modified_at)
                         for p in changed
                     ],
                     6,
@@ -528,16 +520,8 @@ class BatchedSyncRepository:
             select org, profile, role, status, at, row_id, now()
               from unnest(%s::uuid[], %s::uuid[], %s::text[], %s::text[], %s::timestamptz[],
                           %s::text[]) as u(org, profile, role, status, at, row_id)
-            on conflict (organization_id, profile_id) do update set
-                role = excluded.role,
-                status = excluded.status,
-                source_modified_at = greatest(organization_memberships.source_modified_at,
-                                              excluded.source_modified_at),
-                dynamics_row_id = coalesce(excluded.dynamics_row_id,
-                                           organization_memberships.dynamics_row_id),
-                last_synced_at = now(),
-                updated_at = now()
-            """,
+            """  # noqa: S608
+            + MEMBERSHIP_ON_CONFLICT,
             _columns(
                 [
                     (org, profile, m.role, m.status, m.source_modified_at, m.dynamics_row_id)
@@ -590,15 +574,8 @@ class BatchedSyncRepository:
                  source_modified_at, dynamics_row_id)
             select * from unnest(%s::uuid[], %s::uuid[], %s::text[], %s::text[], %s::text[],
                                  %s::timestamptz[], %s::text[])
-            on conflict (organization_id, profile_id, dynamics_course_id) do update set
-                course_name = coalesce(excluded.course_name, course_enrollments.course_name),
-                status = excluded.status,
-                source_modified_at = greatest(course_enrollments.source_modified_at,
-                                              excluded.source_modified_at),
-                dynamics_row_id = coalesce(excluded.dynamics_row_id,
-                                           course_enrollments.dynamics_row_id),
-                updated_at = now()
-            """,
+            """  # noqa: S608
+            + ENROLLMENT_ON_CONFLICT,
             _columns(rows, 7),
         )
 
@@ -620,19 +597,8 @@ class BatchedSyncRepository:
                    as u(org, event_id, event_type, source_message, source_table, status, message,
                         profile_id, receipt_id, correlation_id, source_modified_at, received_at,
                         attempts)
-            on conflict (organization_id, event_id) do update set
-                event_type = excluded.event_type,
-                source_message = coalesce(excluded.source_message,
-                                          portal_sync_events.source_message),
-                source_table = coalesce(excluded.source_table, portal_sync_events.source_table),
-                status = excluded.status,
-                message = excluded.message,
-                profile_id = coalesce(excluded.profile_id, portal_sync_events.profile_id),
-                source_modified_at = coalesce(excluded.source_modified_at,
-                                              portal_sync_events.source_modified_at),
-                processed_at = now(),
-                attempts = portal_sync_events.attempts + excluded.attempts
-            """,
+            """  # noqa: S608
+            + LOG_ON_CONFLICT,
             _columns(
                 [
                     (

@@ -27,11 +27,47 @@ from portal_sync.sync.ports import (
 from portal_sync.webhooks.receipts import Outcome, Receipt
 
 # A field sent as "" was cleared at the source; a field not sent (NULL here) is kept.
-_PROFILE_FIELDS = ("first_name", "last_name", "email", "phone")
+PROFILE_FIELDS = ("first_name", "last_name", "email", "phone")
 _KEEP_OR_SET = ", ".join(
     f"{name} = case when %({name})s::text is null then {name} else nullif(%({name})s, '') end"
-    for name in _PROFILE_FIELDS
+    for name in PROFILE_FIELDS
 )
+
+# How a write meets the row already there; the batched repository writes with the same clauses.
+# The log counts attempts: an insert carries how many writes it stands for.
+LOG_ON_CONFLICT = """
+    on conflict (organization_id, event_id) do update set
+        event_type = excluded.event_type,
+        source_message = coalesce(excluded.source_message, portal_sync_events.source_message),
+        source_table = coalesce(excluded.source_table, portal_sync_events.source_table),
+        status = excluded.status,
+        message = excluded.message,
+        profile_id = coalesce(excluded.profile_id, portal_sync_events.profile_id),
+        source_modified_at = coalesce(excluded.source_modified_at,
+                                      portal_sync_events.source_modified_at),
+        processed_at = now(),
+        attempts = portal_sync_events.attempts + excluded.attempts
+"""
+MEMBERSHIP_ON_CONFLICT = """
+    on conflict (organization_id, profile_id) do update set
+        role = excluded.role,
+        status = excluded.status,
+        source_modified_at = greatest(organization_memberships.source_modified_at,
+                                      excluded.source_modified_at),
+        dynamics_row_id = coalesce(excluded.dynamics_row_id,
+                                   organization_memberships.dynamics_row_id),
+        last_synced_at = now(),
+        updated_at = now()
+"""
+ENROLLMENT_ON_CONFLICT = """
+    on conflict (organization_id, profile_id, dynamics_course_id) do update set
+        course_name = coalesce(excluded.course_name, course_enrollments.course_name),
+        status = excluded.status,
+        source_modified_at = greatest(course_enrollments.source_modified_at,
+                                      excluded.source_modified_at),
+        dynamics_row_id = coalesce(excluded.dynamics_row_id, course_enrollments.dynamics_row_id),
+        updated_at = now()
+"""
 
 
 class PostgresSyncRepository:
@@ -99,18 +135,8 @@ class PostgresSyncRepository:
             values (%(organization_id)s, %(event_id)s, %(event_type)s, %(source_message)s,
                     %(source_table)s, %(status)s, %(message)s, %(profile_id)s, %(receipt_id)s,
                     %(correlation_id)s, %(source_modified_at)s, %(received_at)s, now(), 1)
-            on conflict (organization_id, event_id) do update set
-                event_type = excluded.event_type,
-                source_message = coalesce(excluded.source_message, portal_sync_events.source_message),
-                source_table = coalesce(excluded.source_table, portal_sync_events.source_table),
-                status = excluded.status,
-                message = excluded.message,
-                profile_id = coalesce(excluded.profile_id, portal_sync_events.profile_id),
-                source_modified_at = coalesce(excluded.source_modified_at,
-                                              portal_sync_events.source_modified_at),
-                processed_at = now(),
-                attempts = portal_sync_events.attempts + 1
-            """,
+            """  # noqa: S608
+            + LOG_ON_CONFLICT,
             {
                 "organization_id": entry.organization_id,
                 "event_id": entry.event_id,
@@ -215,21 +241,13 @@ class PostgresSyncRepository:
         dynamics_row_id: str | None,
     ) -> None:
         self._conn.execute(
-            """
+            f"""
             with membership as (
                 insert into organization_memberships
                     (organization_id, profile_id, role, status, source_modified_at,
                      dynamics_row_id, last_synced_at)
                 values (%(org)s, %(profile)s, %(role)s, %(status)s, %(at)s, %(row)s, now())
-                on conflict (organization_id, profile_id) do update set
-                    role = excluded.role,
-                    status = excluded.status,
-                    source_modified_at = greatest(organization_memberships.source_modified_at,
-                                                  excluded.source_modified_at),
-                    dynamics_row_id = coalesce(excluded.dynamics_row_id,
-                                               organization_memberships.dynamics_row_id),
-                    last_synced_at = now(),
-                    updated_at = now()
+                {MEMBERSHIP_ON_CONFLICT}
                 returning profile_id
             )
             update profiles p set
@@ -239,7 +257,7 @@ class PostgresSyncRepository:
                        and m.organization_id <> %(org)s),
                 updated_at = now()
               from membership where p.id = membership.profile_id
-            """,
+            """,  # noqa: S608
             {
                 "org": organization_id,
                 "profile": profile_id,
@@ -279,15 +297,8 @@ class PostgresSyncRepository:
                 (organization_id, profile_id, dynamics_course_id, course_name, status,
                  source_modified_at, dynamics_row_id)
             values (%(org)s, %(profile)s, %(course)s, %(name)s, %(status)s, %(at)s, %(row)s)
-            on conflict (organization_id, profile_id, dynamics_course_id) do update set
-                course_name = coalesce(excluded.course_name, course_enrollments.course_name),
-                status = excluded.status,
-                source_modified_at = greatest(course_enrollments.source_modified_at,
-                                              excluded.source_modified_at),
-                dynamics_row_id = coalesce(excluded.dynamics_row_id,
-                                           course_enrollments.dynamics_row_id),
-                updated_at = now()
-            """,
+            """  # noqa: S608
+            + ENROLLMENT_ON_CONFLICT,
             {
                 "org": organization_id,
                 "profile": profile_id,
@@ -307,4 +318,4 @@ def _jsonb_safe(message: str) -> str:
 
 
 def _profile_params(details: MemberDetails) -> dict[str, str | None]:
-    return {name: getattr(details, name) for name in _PROFILE_FIELDS}
+    return {name: getattr(details, name) for name in PROFILE_FIELDS}
