@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+from portal_sync_dev import supabase_project  # noqa: E402
 from portal_sync_dev.migrations import migrate  # noqa: E402
 from portal_sync_dev.postgres import EmbeddedPostgres  # noqa: E402
 
@@ -34,14 +35,25 @@ os.environ.setdefault("SOURCE_CACHE_SECONDS", "2")
 APP_TABLES = (
     "audit_logs, webhook_receipts, portal_sync_event_payloads, portal_sync_events, "
     "integration_configs, course_enrollments, organization_memberships, profiles, "
-    "platform_admins, organizations"
+    "platform_admins, organizations, auth.users"
 )
 
 
+FUNCTIONS_PASSWORD = "portal-sync-test"
+
+
 class Database:
+    """The test database, prepared as a Supabase project's is and migrated.
+
+    `url` connects as the migrating role (a superuser here, `postgres` on Supabase): tests set
+    up and inspect state with it. `functions_url` connects as the functions' own role, under
+    row-level security, as the deployed functions do.
+    """
+
     def __init__(self, url: str, server: EmbeddedPostgres | None) -> None:
         self.url = url
         self.server = server
+        self.functions_url = supabase_project.functions_database_url(url, FUNCTIONS_PASSWORD)
 
     def connect(self) -> psycopg.Connection[Any]:
         from psycopg.rows import dict_row
@@ -79,9 +91,9 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
         name = f"portal_sync_test_{uuid.uuid4().hex[:10]}"
         with psycopg.connect(external, autocommit=True) as admin:
             admin.execute(f'create database "{name}"')
-        url = psycopg.conninfo.make_conninfo(external, dbname=name)
-        migrate(_as_url(url))
-        yield Database(_as_url(url), None)
+        url = supabase_project.as_url(psycopg.conninfo.make_conninfo(external, dbname=name))
+        migrate(url)
+        yield Database(url, None)
         with psycopg.connect(external, autocommit=True) as admin:
             admin.execute(f'drop database if exists "{name}" with (force)')
         return
@@ -89,17 +101,6 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
     migrate(server.url)
     yield Database(server.url, server)
     server.destroy()
-
-
-def _as_url(conninfo: str) -> str:
-    """dbmate wants a URL; make_conninfo returns key=value pairs."""
-    params = psycopg.conninfo.conninfo_to_dict(conninfo)
-    user = params.get("user", "postgres")
-    password = f":{params['password']}" if params.get("password") else ""
-    host = params.get("host", "127.0.0.1")
-    port = params.get("port", 5432)
-    sslmode = params.get("sslmode", "disable")
-    return f"postgresql://{user}{password}@{host}:{port}/{params['dbname']}?sslmode={sslmode}"
 
 
 @pytest.fixture
@@ -127,7 +128,10 @@ def local_system(database: Database, tmp_path_factory: pytest.TempPathFactory) -
     from portal_sync_dev.system import LocalSystem
 
     system = LocalSystem(
-        state_dir=tmp_path_factory.mktemp("local"), port=0, database_url=database.url
+        state_dir=tmp_path_factory.mktemp("local"),
+        port=0,
+        database_url=database.url,
+        functions_password=FUNCTIONS_PASSWORD,
     ).start()
     yield system
     system.stop(stop_database=False)

@@ -1,4 +1,12 @@
-"""Applies infra/migrations with dbmate (the same command the README gives for Supabase)."""
+"""Applies infra/migrations with dbmate (the same command docs/deploy.md gives for Supabase).
+
+On a server that is not a Supabase project (the embedded PostgreSQL, `DATABASE_URL`), what
+Supabase creates for a project is created first (supabase_project.py).
+
+dbmate's bookkeeping lives in `portal_sync.schema_migrations`, outside the schemas the Data API
+exposes (in `public` anyone with the anon key could read and rewrite it). A database migrated
+before that has it in `public`: it is moved first, so dbmate finds what was applied.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +16,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
+
+from portal_sync_dev.supabase_project import DefaultPrivileges, prepare
+
 ROOT = Path(__file__).resolve().parents[2]
 MIGRATIONS_DIR = ROOT / "infra" / "migrations"
+MIGRATIONS_TABLE = "portal_sync.schema_migrations"
 
 
 def dbmate_executable() -> str:
@@ -22,13 +35,30 @@ def dbmate_executable() -> str:
     return found
 
 
-def migrate(database_url: str) -> None:
-    """Brings the database up to the newest migration; safe to call on every start."""
+def move_legacy_bookkeeping(database_url: str) -> None:
+    """`public.schema_migrations` (dbmate's default) moves to MIGRATIONS_TABLE."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        row = conn.execute(
+            "select to_regclass('public.schema_migrations') is not null,"
+            " to_regclass('portal_sync.schema_migrations') is not null"
+        ).fetchone()
+        if row is not None and row[0] and not row[1]:
+            with conn.transaction():
+                conn.execute("create schema if not exists portal_sync")
+                conn.execute("alter table public.schema_migrations set schema portal_sync")
+
+
+def migrate(database_url: str, default_privileges: DefaultPrivileges = "granted") -> None:
+    """Brings the database up to the newest migration; safe to call on every start.
+    `default_privileges`: Supabase's setting for new tables, where the project is made here."""
+    prepare(database_url, default_privileges)
+    move_legacy_bookkeeping(database_url)
     env = {**os.environ, "DATABASE_URL": database_url}
     result = subprocess.run(
         [
             dbmate_executable(),
             "--migrations-dir", str(MIGRATIONS_DIR),
+            "--migrations-table", MIGRATIONS_TABLE,
             "--no-dump-schema",
             "--wait",
             "up",

@@ -31,6 +31,7 @@ from portal_sync_dev.lambda_http import LocalApiServer, LocalFunction
 from portal_sync_dev.migrations import migrate
 from portal_sync_dev.postgres import EmbeddedPostgres
 from portal_sync_dev.seed import DemoSeed, new_webhook_secret, remembered, seed_demo
+from portal_sync_dev.supabase_project import functions_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,6 +41,8 @@ class LocalSystem:
     state_dir: Path
     port: int = 8000
     database_url: str | None = None
+    # The functions' role's password (remembered under state_dir when not given).
+    functions_password: str | None = None
     consume: bool = True
     verbose: bool = False
     postgres: EmbeddedPostgres | None = field(default=None, init=False)
@@ -47,6 +50,9 @@ class LocalSystem:
     seed: DemoSeed | None = field(default=None, init=False)
     functions: dict[str, LocalFunction] = field(default_factory=dict, init=False)
     consumer: QueueConsumer | None = field(default=None, init=False)
+    # The functions' own connection (their role, under row-level security); `database_url` is
+    # the migrating role's, which seeds the demo and which run.json hands out.
+    functions_database_url: str = field(default="", init=False)
     jwt_secret: str = field(default="", init=False)
     webhook_secret: str = field(default="", init=False)
     dynamics: DataverseStandIn | None = field(default=None, init=False)
@@ -63,7 +69,16 @@ class LocalSystem:
         if not self.database_url:
             self.postgres = EmbeddedPostgres(self.state_dir / "pgdata").start()
             self.database_url = self.postgres.url
+        # As on a Supabase project (docs/supabase.md): the migrations, then a login for the
+        # functions' role.
         migrate(self.database_url)
+        self.functions_database_url = functions_database_url(
+            self.database_url,
+            self.functions_password
+            or remembered(
+                self.state_dir / "functions_db_password", lambda: secrets.token_urlsafe(24)
+            ),
+        )
 
         if os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("PORTAL_SYNC_REAL_AWS"):
             endpoint = os.environ.get("AWS_ENDPOINT_URL")
@@ -197,7 +212,7 @@ class LocalSystem:
         assert self.aws is not None and self.database_url is not None
         os.environ.update(
             {
-                "DATABASE_URL": self.database_url,
+                "DATABASE_URL": self.functions_database_url,
                 "EVENT_QUEUE_URL": self.aws.event_queue_url,
                 "DEAD_LETTER_QUEUE_URL": self.aws.dead_letter_queue_url,
                 "SOURCE_SECRET_PREFIX": SOURCE_SECRET_PREFIX,
