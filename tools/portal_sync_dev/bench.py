@@ -475,7 +475,7 @@ def _ingest_worker(config: dict[str, Any]) -> dict[str, Any]:
                 }
             ),
         )
-        _function_environment(config["database_url"], queue_url)
+        _function_environment(config["functions_database_url"], queue_url)
         handler = _load_handler("webhook_ingest")
 
         def drain() -> None:
@@ -629,7 +629,7 @@ def _apply_worker(config: dict[str, Any]) -> dict[str, Any]:
                 "insert into organizations (id, name) values (%s, 'benchmark')", (organization_id,)
             )
         _function_environment(
-            database_url,
+            config["functions_database_url"],
             queue_url,
             # As deployed: after each batch the handler looks for visibility changes to start.
             WEBSITE_STATE_MACHINE_ARN=(
@@ -831,7 +831,7 @@ def _memory_worker(config: dict[str, Any]) -> dict[str, Any]:
         return {"start_mb": started_mb, "import_mb": peak, "peak_mb": peak, "end_mb": current}
 
     _function_environment(
-        run["database_url"],
+        run["functions_database_url"],
         run["event_queue_url"],
         SUPABASE_JWT_SECRET=config["jwt_secret"],
         PUBLIC_BASE_URL=run["base_url"],
@@ -931,9 +931,11 @@ class BenchDatabase:
         self._external: str | None = os.environ.get("DATABASE_URL") or None
         self._name: str | None = None
         self.url = ""
+        self.functions_url = ""
 
     def __enter__(self) -> BenchDatabase:
         from portal_sync_dev.migrations import migrate
+        from portal_sync_dev.supabase_project import as_url, functions_database_url
 
         if self._external:
             import psycopg
@@ -941,18 +943,15 @@ class BenchDatabase:
             self._name = f"portal_sync_bench_{uuid.uuid4().hex[:10]}"
             with psycopg.connect(self._external, autocommit=True) as admin:
                 admin.execute(f'create database "{self._name}"')
-            params = psycopg.conninfo.conninfo_to_dict(self._external)
-            user = params.get("user", "postgres")
-            password = f":{params['password']}" if params.get("password") else ""
-            host, port = params.get("host", "127.0.0.1"), params.get("port", 5432)
-            sslmode = params.get("sslmode", "disable")
-            self.url = f"postgresql://{user}{password}@{host}:{port}/{self._name}?sslmode={sslmode}"
+            self.url = as_url(psycopg.conninfo.make_conninfo(self._external, dbname=self._name))
         else:
             from portal_sync_dev.postgres import EmbeddedPostgres
 
             self._server = EmbeddedPostgres(self._work_dir / "pgdata").start()
             self.url = self._server.url
         migrate(self.url)
+        # The functions connect as their own role, under row-level security, as deployed.
+        self.functions_url = functions_database_url(self.url, "portal-sync-bench")
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -2080,6 +2079,7 @@ def run_all(plan: Plan, only: set[str], work_dir: Path) -> dict[str, Any]:
                 "ingest",
                 {
                     "database_url": database.url,
+                    "functions_database_url": database.functions_url,
                     "calls": plan.ingest_calls,
                     "reps": plan.reps,
                     "profile": plan.profile,
@@ -2093,6 +2093,7 @@ def run_all(plan: Plan, only: set[str], work_dir: Path) -> dict[str, Any]:
                 "apply",
                 {
                     "database_url": database.url,
+                    "functions_database_url": database.functions_url,
                     "events": plan.apply_events,
                     "batch_sizes": list(plan.apply_batch_sizes),
                     "reps": plan.reps,

@@ -366,7 +366,7 @@ def local_services(work_dir: Path) -> Iterator[LocalServices]:
                 ),
             }
             environment = {
-                "DATABASE_URL": database.url,
+                "DATABASE_URL": database.functions_url,
                 "AWS_ENDPOINT_URL": endpoint,
                 "AWS_ACCESS_KEY_ID": "testing",
                 "AWS_SECRET_ACCESS_KEY": "testing",

@@ -180,6 +180,8 @@ class LocalSystem:
         return {
             "base_url": self.base_url,
             "database_url": self.database_url,
+            # What the functions connect with (their own role, under row-level security).
+            "functions_database_url": self.functions_database_url,
             "org_id": str(self.seed.org_id),
             "source_id": self.seed.source_id,
             "webhook_secret": self.seed.webhook_secret,
