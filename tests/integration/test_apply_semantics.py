@@ -11,6 +11,7 @@ from conftest import Database
 from portal_sync.db.sync_repository import PostgresSyncRepository
 from portal_sync.events.models import CourseDetails, EventType, MemberDetails, SyncEvent
 from portal_sync.sync.apply import apply_event
+from portal_sync.sync.identity import member_environment
 from portal_sync.sync.ports import LogStatus
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
@@ -24,12 +25,15 @@ def org(db: Database) -> uuid.UUID:
     return org_id
 
 
-def apply(db: Database, org: uuid.UUID, event: SyncEvent) -> Any:
+def apply(db: Database, org: uuid.UUID, event: SyncEvent, environment: str | None = None) -> Any:
+    """Applies as the organisation's events are; `environment` defaults to its own."""
     import psycopg
     from psycopg.rows import dict_row
 
     with psycopg.connect(db.url, row_factory=dict_row) as conn, conn.transaction():
-        return apply_event(PostgresSyncRepository(conn), org, event)
+        return apply_event(
+            PostgresSyncRepository(conn), org, event, environment or member_environment(org, None)
+        )
 
 
 def event(kind: EventType, contact: str, minutes: int = 0, **extra: Any) -> SyncEvent:
@@ -96,9 +100,11 @@ def test_member_stays_active_while_active_in_another_organisation(
     with db.connect() as conn:
         conn.execute("insert into organizations (id, name) values (%s, 'Other')", (other,))
     contact = str(uuid.uuid4())
-    apply(db, org, event(EventType.MEMBERSHIP_CREATED, contact))
-    apply(db, other, event(EventType.MEMBERSHIP_CREATED, contact))
-    apply(db, org, event(EventType.MEMBERSHIP_DEACTIVATED, contact, 1))
+    # Both organisations on one Dynamics environment: they share its members.
+    shared = "7d0e6b52-1111-4c4c-9d9d-000000000001"
+    apply(db, org, event(EventType.MEMBERSHIP_CREATED, contact), shared)
+    apply(db, other, event(EventType.MEMBERSHIP_CREATED, contact), shared)
+    apply(db, org, event(EventType.MEMBERSHIP_DEACTIVATED, contact, 1), shared)
 
     profile = db.one("select is_active from profiles where dynamics_contact_id = %s", contact)
     assert profile["is_active"] is True

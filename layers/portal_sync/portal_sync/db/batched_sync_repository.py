@@ -73,6 +73,7 @@ class _Membership:
 class _Profile:
     id: UUID
     details_modified_at: datetime | None
+    environment: str | None = None
     new: bool = False
     # Field -> value to write: None = not sent (kept), "" = cleared at the source.
     details: dict[str, str | None] = field(default_factory=dict)
@@ -184,7 +185,7 @@ class BatchedSyncRepository:
         self._members_read.update((org, e.member.dynamics_contact_id) for org, e in wanted)
         for row in self._conn.execute(
             """
-            select p.id, p.dynamics_contact_id, p.details_modified_at,
+            select p.id, p.dynamics_contact_id, p.details_modified_at, p.dynamics_environment,
                    m.organization_id, m.status, m.role, m.source_modified_at
               from profiles p
               left join organization_memberships m
@@ -196,7 +197,8 @@ class BatchedSyncRepository:
             (organizations, contacts),
         ):
             self._known_profile(
-                row["dynamics_contact_id"], _Profile(row["id"], row["details_modified_at"])
+                row["dynamics_contact_id"],
+                _Profile(row["id"], row["details_modified_at"], row["dynamics_environment"]),
             )
             if row["organization_id"] is not None:
                 self._memberships[(row["organization_id"], row["id"])] = _Membership.read(
@@ -302,6 +304,7 @@ class BatchedSyncRepository:
             membership.role if membership else None,
             membership.source_modified_at if membership else None,
             profile.details_modified_at,
+            profile.environment,
         )
 
     def _read_member(self, organization_id: UUID, contact_id: str) -> None:
@@ -315,17 +318,22 @@ class BatchedSyncRepository:
             self._profiles[contact_id] = None
             return
         if known is None:
-            self._known_profile(contact_id, _Profile(state.profile_id, state.details_modified_at))
+            self._known_profile(
+                contact_id,
+                _Profile(state.profile_id, state.details_modified_at, state.environment),
+            )
         if state.membership_status is not None:
             assert state.role is not None
             self._memberships[(organization_id, state.profile_id)] = _Membership.read(
                 state.role, state.membership_status, state.source_modified_at
             )
 
-    def create_profile(self, details: MemberDetails, modified_at: datetime | None) -> UUID | None:
+    def create_profile(
+        self, details: MemberDetails, modified_at: datetime | None, environment: str
+    ) -> UUID | None:
         if self._profiles.get(details.dynamics_contact_id) is not None:
             return None
-        profile = _Profile(uuid.uuid4(), modified_at, new=True)
+        profile = _Profile(uuid.uuid4(), modified_at, environment, new=True)
         _merge_details(profile.details, details)
         self._known_profile(details.dynamics_contact_id, profile)
         return profile.id
@@ -466,21 +474,27 @@ class BatchedSyncRepository:
             return None
         return self._conn.execute(
             """
-            insert into profiles (id, dynamics_contact_id, first_name, last_name, email,
-                                  phone, details_modified_at)
-            select id, contact, nullif(first_name, ''), nullif(last_name, ''),
+            insert into profiles (id, dynamics_contact_id, dynamics_environment, first_name,
+                                  last_name, email, phone, details_modified_at)
+            select id, contact, environment, nullif(first_name, ''), nullif(last_name, ''),
                    nullif(email, ''), nullif(phone, ''), at
-              from unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[],
+              from unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
                           %s::text[], %s::timestamptz[])
-                   as u(id, contact, first_name, last_name, email, phone, at)
+                   as u(id, contact, environment, first_name, last_name, email, phone, at)
             on conflict (dynamics_contact_id) do nothing
             """,
             _columns(
                 [
-                    (p.id, c, *(p.details.get(f) for f in PROFILE_FIELDS), p.details_modified_at)
+                    (
+                        p.id,
+                        c,
+                        p.environment,
+                        *(p.details.get(f) for f in PROFILE_FIELDS),
+                        p.details_modified_at,
+                    )
                     for c, p in new
                 ],
-                7,
+                8,
             ),
         )
 

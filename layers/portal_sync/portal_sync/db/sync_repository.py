@@ -185,7 +185,8 @@ class PostgresSyncRepository:
         # rows that reference the profile (logs, statuses) can still be inserted meanwhile.
         row = self._one(
             """
-            select p.id, m.status, m.role, m.source_modified_at, p.details_modified_at
+            select p.id, m.status, m.role, m.source_modified_at, p.details_modified_at,
+                   p.dynamics_environment
               from profiles p
               left join organization_memberships m
                 on m.profile_id = p.id and m.organization_id = %s
@@ -202,19 +203,29 @@ class PostgresSyncRepository:
             row["role"],
             row["source_modified_at"],
             row["details_modified_at"],
+            row["dynamics_environment"],
         )
 
-    def create_profile(self, details: MemberDetails, modified_at: datetime | None) -> UUID | None:
+    def create_profile(
+        self, details: MemberDetails, modified_at: datetime | None, environment: str
+    ) -> UUID | None:
         row = self._one(
             """
             insert into profiles
-                (dynamics_contact_id, first_name, last_name, email, phone, details_modified_at)
-            values (%(contact)s, nullif(%(first_name)s, ''), nullif(%(last_name)s, ''),
-                    nullif(%(email)s, ''), nullif(%(phone)s, ''), %(at)s)
+                (dynamics_contact_id, dynamics_environment, first_name, last_name, email, phone,
+                 details_modified_at)
+            values (%(contact)s, %(environment)s, nullif(%(first_name)s, ''),
+                    nullif(%(last_name)s, ''), nullif(%(email)s, ''), nullif(%(phone)s, ''),
+                    %(at)s)
             on conflict (dynamics_contact_id) do nothing
             returning id
             """,
-            {"contact": details.dynamics_contact_id, "at": modified_at, **_profile_params(details)},
+            {
+                "contact": details.dynamics_contact_id,
+                "environment": environment,
+                "at": modified_at,
+                **_profile_params(details),
+            },
         )
         return row["id"] if row else None
 

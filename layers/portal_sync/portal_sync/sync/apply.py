@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from portal_sync.events.models import EventType, SyncEvent
+from portal_sync.sync.identity import ANOTHER_ENVIRONMENT
 from portal_sync.sync.ports import LogStatus, MemberState, SyncRepository
 
 DEFAULT_ROLE = "member"
@@ -35,21 +36,28 @@ class Applied:
     profile_id: UUID | None = None
 
 
-def apply_event(repo: SyncRepository, organization_id: UUID, event: SyncEvent) -> Applied:
+def apply_event(
+    repo: SyncRepository, organization_id: UUID, event: SyncEvent, environment: str
+) -> Applied:
+    """Applies the organisation's event; `environment` is the organisation's Dynamics
+    environment (sync/identity.py), the only one whose members it may write."""
     member = repo.lock_member(organization_id, event.member.dynamics_contact_id)
     created_profile = False
     if member is None:
         # A course event's contact details are there to create the member, not a change of
         # them: without a time, the member's own events set them whatever their order.
         details_at = None if event.type in _COURSE_EVENTS else event.occurred_at
-        profile_id = repo.create_profile(event.member, details_at)
+        profile_id = repo.create_profile(event.member, details_at, environment)
         if profile_id is None:
             # Another consumer created this member a moment ago: continue with their row.
             member = repo.lock_member(organization_id, event.member.dynamics_contact_id)
             assert member is not None
         else:
-            member = MemberState(profile_id, None, None, None, details_at)
+            member = MemberState(profile_id, None, None, None, details_at, environment)
             created_profile = True
+    if member.environment is not None and member.environment != environment:
+        # Nothing is written, and the log does not point at another organisation's person.
+        return Applied(LogStatus.ERROR, ANOTHER_ENVIRONMENT)
 
     if event.type in _COURSE_EVENTS:
         return _apply_course(repo, organization_id, event, member, created_profile)

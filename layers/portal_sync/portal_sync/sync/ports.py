@@ -32,6 +32,8 @@ class MemberState:
     role: str | None
     source_modified_at: datetime | None  # of the newest membership change applied
     details_modified_at: datetime | None = None  # of the newest profile-details change applied
+    # The Dynamics environment the contact belongs to (sync/identity.py); None: not known.
+    environment: str | None = None
 
 
 @dataclass(frozen=True)
@@ -73,8 +75,11 @@ class SyncRepository(Protocol):
     def keep_payload(self, organization_id: UUID, event_id: str, message: str) -> None: ...
     def resolve_contact(self, organization_id: UUID, table: str, row_id: str) -> str | None: ...
     def lock_member(self, organization_id: UUID, contact_id: str) -> MemberState | None: ...
-    def create_profile(self, details: MemberDetails, modified_at: datetime | None) -> UUID | None:
-        """The new profile's id; None when the contact was created concurrently.
+    def create_profile(
+        self, details: MemberDetails, modified_at: datetime | None, environment: str
+    ) -> UUID | None:
+        """The new profile's id, a contact of `environment`; None when the contact exists
+        already (created concurrently, or by another environment).
         `modified_at` None: the details carry no time (any later-arriving change applies)."""
 
     def update_profile(

@@ -24,6 +24,7 @@ from portal_sync.dataverse.mapping import (
 from portal_sync.events.models import EventType, NotApplicable, ParsedEvent, SyncEvent, Unusable
 from portal_sync.events.portal_event import parse_portal_event
 from portal_sync.sync.apply import apply_event
+from portal_sync.sync.identity import member_environment
 from portal_sync.sync.ports import (
     NO_DYNAMICS_CONNECTION,
     BatchSyncRepository,
@@ -145,7 +146,9 @@ class EventProcessor:
             correlation_id=message.correlation_id,
         )
         if isinstance(parsed, SyncEvent):
-            applied = apply_event(self._repo, organization_id, parsed)
+            settings = self._repo.integration(organization_id)
+            environment = member_environment(organization_id, settings.dataverse_organization_id)
+            applied = apply_event(self._repo, organization_id, parsed, environment)
             entry.event_type = parsed.type.value
             entry.source_message, entry.source_table = parsed.source_message, parsed.source_table
             entry.source_modified_at = parsed.occurred_at
