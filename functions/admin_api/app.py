@@ -121,6 +121,7 @@ def admin() -> Iterator[AdminService]:
                 ),
                 HttpxWebhookSender(),
                 public_base_url=settings.public_base_url or _request_base_url(),
+                allow_local_dynamics=settings.allow_local_dynamics,
             )
     except psycopg.OperationalError as exc:
         connections().discard()

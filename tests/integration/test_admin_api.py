@@ -263,14 +263,14 @@ def test_dynamics_credentials_are_write_only_and_audited_without_their_value(
         db.rows("select * from integration_configs"), default=str
     )
 
-    # Changing the URL without resending the secret keeps it.
+    # Saving the same connection without resending the secret keeps it.
     again = api.call(
         "PUT",
         f"/orgs/{api.org_id}/integration",
         system.seed.org_admin_token,
         json={
             "dynamics": {
-                "base_url": "https://hlf-test.crm4.dynamics.com",
+                "base_url": "https://hlf.crm4.dynamics.com/",
                 "auth_type": "oauth_client_credentials",
                 "tenant_id": "5f3c7a2e-1111-4222-8333-444455556666",
                 "client_id": "app-portal-sync",

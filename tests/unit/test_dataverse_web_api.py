@@ -83,9 +83,9 @@ def oauth(standin: DataverseStandIn, secret: str = SECRET) -> DynamicsConnection
 
 def api_for(clock: FakeClock | None = None) -> DataverseWebApi:
     if clock is None:
-        return DataverseWebApi(timeout_seconds=2.0)
+        return DataverseWebApi(timeout_seconds=2.0, allow_local=True)
     limiter = RateLimiter(50, 50, clock=clock, sleep=clock.sleep)
-    return DataverseWebApi(timeout_seconds=2.0, rate_limiter=limiter, clock=clock)
+    return DataverseWebApi(timeout_seconds=2.0, rate_limiter=limiter, clock=clock, allow_local=True)
 
 
 def row(standin: DataverseStandIn, contact_id: str = CONTACT) -> dict[str, Any]:
@@ -228,7 +228,9 @@ def test_a_429_is_retryable_with_retry_after_and_blocks_the_organisation_until_t
         sent_at.append((clock.now, request.url.path))
 
     http = httpx.Client(event_hooks={"request": [record]})
-    api = DataverseWebApi(http, timeout_seconds=2.0, rate_limiter=limiter, clock=clock)
+    api = DataverseWebApi(
+        http, timeout_seconds=2.0, rate_limiter=limiter, clock=clock, allow_local=True
+    )
     standin.fail_next("429", retry_after=7)
 
     error = failure(lambda: api.update_contact(oauth(standin), CONTACT, {COLUMN: True}))
@@ -279,7 +281,7 @@ def test_server_errors_and_conflicts_are_retryable(standin: DataverseStandIn, ki
 
 def test_a_timeout_is_retryable(standin: DataverseStandIn) -> None:
     standin.fail_next("timeout")
-    api = DataverseWebApi(timeout_seconds=0.3)
+    api = DataverseWebApi(timeout_seconds=0.3, allow_local=True)
     started = time.monotonic()
     error = failure(lambda: api.update_contact(oauth(standin), CONTACT, {COLUMN: True}))
 
@@ -388,7 +390,7 @@ def test_a_storm_of_429s_keeps_to_the_limiter_rate_and_obeys_retry_after(
 ) -> None:
     rate = 5
     standin.limit_rate(4, per_seconds=1.0)  # service protection: the 5th request in 1 s is 429
-    api = DataverseWebApi(timeout_seconds=2.0, rate_limiter=RateLimiter(rate, 1))
+    api = DataverseWebApi(timeout_seconds=2.0, rate_limiter=RateLimiter(rate, 1), allow_local=True)
     connection = oauth(standin)
     deadline = time.monotonic() + 2.0
     unexpected: list[BaseException] = []
@@ -495,7 +497,7 @@ def test_read_row_failures_say_whether_to_retry(
     standin: DataverseStandIn, membership: str, kind: str, retryable: bool, says: str
 ) -> None:
     standin.fail_next(kind, retry_after=1 if kind == "429" else None)
-    api = DataverseWebApi(timeout_seconds=0.5)
+    api = DataverseWebApi(timeout_seconds=0.5, allow_local=True)
 
     error = failure(lambda: api.read_row(oauth(standin), "hlf_memberships", membership, SELECT))
 

@@ -191,6 +191,17 @@ def test_every_variable_the_template_sets_is_a_setting_the_code_reads() -> None:
         assert names <= known, name
 
 
+def test_no_deployed_function_may_call_dynamics_on_this_machine() -> None:
+    """ALLOW_LOCAL_DYNAMICS lets a Dynamics base URL be plain http on loopback, for `make run`'s
+    stand-in; deployed, it would let stored credentials reach the Lambda runtime API."""
+    for name in FUNCTIONS:
+        assert "ALLOW_LOCAL_DYNAMICS" not in environment(name), name
+    globals_environment = load_template().get("Globals", {}).get("Function", {})
+    assert "ALLOW_LOCAL_DYNAMICS" not in globals_environment.get("Environment", {}).get(
+        "Variables", {}
+    )
+
+
 def test_the_layer_is_built_for_the_functions_runtime_and_architecture() -> None:
     """psycopg and pydantic-core ship compiled wheels: an x86 layer breaks arm64 functions."""
     layer = RESOURCES["SharedLayer"]

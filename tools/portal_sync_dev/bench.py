@@ -837,6 +837,7 @@ def _memory_worker(config: dict[str, Any]) -> dict[str, Any]:
         PUBLIC_BASE_URL=run["base_url"],
         WEBSITE_STATE_MACHINE_ARN=config.get("state_machine_arn", ""),
         ENTRA_AUTHORITY_URL=run.get("dynamics_sandbox_url") or "",
+        ALLOW_LOCAL_DYNAMICS="true",
     )
     handler = _load_handler(function)
     import_mb = _rss_mb()[0]

@@ -375,6 +375,7 @@ def local_services(work_dir: Path) -> Iterator[LocalServices]:
                 "SUPABASE_JWT_SECRET": jwt_secret,
                 "WEBSITE_STATE_MACHINE_ARN": STATE_MACHINE_ARN,
                 "ENTRA_AUTHORITY_URL": dynamics.url,
+                "ALLOW_LOCAL_DYNAMICS": "true",
             }
             yield LocalServices(environment, events)
         finally:

@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     public_base_url: str = Field(
         default="", description="Base URL the webhook endpoint is served at."
     )
+    # Lets a Dynamics base URL be plain http on this machine: `make run`'s Dataverse stand-in.
+    # Never set on AWS (a test of the template checks).
+    allow_local_dynamics: bool = False
 
 
 @cache

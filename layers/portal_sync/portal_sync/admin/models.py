@@ -46,19 +46,6 @@ def _https(value: str) -> str:
 HttpsUrl = Annotated[str, StringConstraints(max_length=2000), AfterValidator(_https)]
 
 
-def _https_or_loopback(value: str) -> str:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(value)
-    # Plain http only for a Dynamics stand-in on this machine (`make run`, tests).
-    if parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost"):
-        return value.rstrip("/")
-    return _https(value).rstrip("/")
-
-
-DynamicsUrl = Annotated[str, StringConstraints(max_length=2000), AfterValidator(_https_or_loopback)]
-
-
 def _storable(value: object) -> bool:
     """Text PostgreSQL can store: no NUL character, no lone surrogate (not UTF-8 encodable)."""
     if isinstance(value, str):
@@ -90,7 +77,11 @@ class Strict(BaseModel):
 
 
 class DynamicsConnectionUpdate(Strict):
-    base_url: DynamicsUrl = Field(description="The environment, e.g. https://hlf.crm4.dynamics.com")
+    base_url: Annotated[str, StringConstraints(max_length=2000)] = Field(
+        description="The environment's https origin, e.g. https://hlf.crm4.dynamics.com: a "
+        "public host name, no IP address, port, path, query or fragment. Changing it (or the "
+        "tenant, client id or authentication type) needs the credentials again."
+    )
     auth_type: Literal["oauth_client_credentials", "api_key"]
     tenant_id: str | None = Field(default=None, description="Entra ID tenant (OAuth only)")
     client_id: str | None = Field(default=None, description="App registration (OAuth only)")
@@ -127,7 +118,10 @@ class IntegrationUpdate(Strict):
         default=None, description="header-key mode: the header Dataverse sends the key in"
     )
     dataverse_organization_id: UUID | None = Field(
-        default=None, description="Dataverse OrganizationId that webhooks must come from"
+        default=None,
+        description="The Dynamics environment (Dataverse OrganizationId) webhooks must come "
+        "from and whose members the organisation's events write; organisations with the same "
+        "one share their members. Platform administrators only.",
     )
     application_user_ids: list[UUID] | None = Field(
         default=None, description="Our Dynamics application users: their changes are echoes"
@@ -276,6 +270,11 @@ class OrganizationCreate(Strict):
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=200)]
     source_id: SourceIdText | None = Field(
         default=None, description="Defaults to a name derived from the organisation's name"
+    )
+    dataverse_organization_id: UUID | None = Field(
+        default=None,
+        description="The organisation's Dynamics environment (Dataverse OrganizationId), when "
+        "known; without one its members are its own",
     )
 
 

@@ -54,6 +54,11 @@ class AdminRepository(Protocol):
     ) -> datetime | None: ...
     def members(self, organization_id: UUID, limit: int, cursor: str | None) -> Page: ...
     def contact_of(self, organization_id: UUID, user_id: UUID) -> str | None: ...
+    def organizations_on_dataverse(self, dataverse_organization_id: str) -> list[UUID]:
+        """The organisations whose Dataverse OrganizationId is this one (any case)."""
+
+    def move_members(self, from_environment: str, to_environment: str) -> int:
+        """Moves the profiles of one Dynamics environment to another; how many moved."""
 
 
 class SecretVault(Protocol):

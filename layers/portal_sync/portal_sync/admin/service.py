@@ -42,10 +42,12 @@ from portal_sync.admin.models import (
     WebhookSecretStatus,
 )
 from portal_sync.admin.ports import AdminRepository, EventRequeue, SecretVault, WebhookSender
-from portal_sync.auth.authority import Access, Authority
+from portal_sync.auth.authority import Access, Authority, Forbidden
 from portal_sync.auth.supabase_jwt import Caller
+from portal_sync.dataverse.base_url import BaseUrlNotAllowed, checked_base_url
 from portal_sync.dataverse.mapping import DEFAULT_FIELD_MAPPING, FieldMapping
 from portal_sync.events.portal_event import TEST_EVENT_TYPE
+from portal_sync.sync.identity import member_environment
 from portal_sync.webhooks.signature import WHSEC_PREFIX, sign
 from portal_sync.webhooks.source_config import SignatureMode, SigningKey, SourceConfig
 
@@ -102,6 +104,15 @@ _NOT_NULL_SETTINGS = frozenset(
 )
 
 
+# The connection settings the stored credentials were entered for (name -> column).
+_CREDENTIALS_BELONG_TO = {
+    "base URL": "dynamics_base_url",
+    "tenant": "dynamics_tenant_id",
+    "client id": "dynamics_client_id",
+    "authentication type": "dynamics_auth_type",
+}
+
+
 def fingerprint(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()[:12]
 
@@ -122,13 +133,17 @@ class AdminService:
         sender: WebhookSender,
         *,
         public_base_url: str,
+        allow_local_dynamics: bool = False,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        """`allow_local_dynamics`: a Dynamics base URL may be plain http on this machine
+        (`make run`'s stand-in; dataverse/base_url.py)."""
         self._repo = repo
         self._vault = vault
         self._requeue = requeue
         self._sender = sender
         self._base_url = public_base_url.rstrip("/")
+        self._allow_local_dynamics = allow_local_dynamics
         self._clock = clock
         self._authorities: dict[UUID, Authority] = {}
 
@@ -164,6 +179,15 @@ class AdminService:
             raise InvalidSettings(
                 [(key, "cannot be null; leave it out to keep the current value") for key in nulls]
             )
+        rebinds = "dataverse_organization_id" in sent and member_environment(
+            organization_id, sent["dataverse_organization_id"]
+        ) != member_environment(organization_id, row["dataverse_organization_id"])
+        if rebinds and not self._authority(caller).is_global_admin:
+            # The environment decides whose people the organisation's webhooks may write.
+            raise Forbidden(
+                "Only platform administrators may change the organisation's Dynamics "
+                "environment (dataverse_organization_id)"
+            )
         # The update's fields are named as the columns are; the Dynamics connection is split.
         changes: dict[str, Any] = {key: value for key, value in sent.items() if key != "dynamics"}
         audit: dict[str, Any] = {"changed": sorted(sent)}
@@ -181,6 +205,8 @@ class AdminService:
 
         if changes:
             self._repo.update_integration(organization_id, changes)
+        if rebinds:
+            audit["members_moved"] = self._rebind_members(organization_id, row, merged)
         self._sync_source(organization_id, row["source_id"], merged)
         self._repo.audit(organization_id, caller.actor, "integration.updated", audit)
         return self._integration_view(organization_id)
@@ -194,8 +220,12 @@ class AdminService:
     ) -> dict[str, Any]:
         dynamics = update.dynamics
         assert dynamics is not None
+        try:
+            base_url = checked_base_url(dynamics.base_url, allow_local=self._allow_local_dynamics)
+        except BaseUrlNotAllowed as exc:
+            raise InvalidSettings([("dynamics.base_url", str(exc))]) from None
         changes: dict[str, Any] = {
-            "dynamics_base_url": dynamics.base_url,
+            "dynamics_base_url": base_url,
             "dynamics_auth_type": dynamics.auth_type,
             "dynamics_tenant_id": dynamics.tenant_id,
             "dynamics_client_id": dynamics.client_id,
@@ -206,17 +236,53 @@ class AdminService:
             changes["dynamics_credentials_fingerprint"] = fingerprint(secret)
             changes["dynamics_credentials_updated_at"] = self._clock()
             audit["dynamics_credentials"] = "replaced"
-        elif (
-            not row.get("dynamics_credentials_fingerprint")
-            or row.get("dynamics_auth_type") != dynamics.auth_type
-        ):
-            field = (
-                "client_secret" if dynamics.auth_type == "oauth_client_credentials" else "api_key"
-            )
+            return changes
+        field = "client_secret" if dynamics.auth_type == "oauth_client_credentials" else "api_key"
+        if not row.get("dynamics_credentials_fingerprint"):
             raise InvalidSettings(
                 [(f"dynamics.{field}", "is required when the connection has no credentials yet")]
             )
+        # Stored credentials are only ever sent where they were entered for.
+        moved = [
+            name
+            for name, column in _CREDENTIALS_BELONG_TO.items()
+            if changes[column] != self._stored(row, column)
+        ]
+        if moved:
+            raise InvalidSettings(
+                [
+                    (
+                        f"dynamics.{field}",
+                        f"is required again: the {' and '.join(moved)} changed, and the stored "
+                        "credentials are only sent where they were entered for",
+                    )
+                ]
+            )
         return changes
+
+    def _stored(self, row: dict[str, Any], column: str) -> Any:
+        value = row.get(column)
+        if column == "dynamics_base_url" and value:
+            try:
+                return checked_base_url(value, allow_local=self._allow_local_dynamics)
+            except BaseUrlNotAllowed:
+                return None  # stored before the rule: the credentials must be entered again
+        return value
+
+    def _rebind_members(
+        self, organization_id: UUID, row: dict[str, Any], merged: dict[str, Any]
+    ) -> int:
+        """The organisation's members follow it to its new Dynamics environment, unless other
+        organisations stay on the old one (then the members are theirs too, and stay)."""
+        previous = row["dataverse_organization_id"]
+        if previous and any(
+            other != organization_id for other in self._repo.organizations_on_dataverse(previous)
+        ):
+            return 0
+        return self._repo.move_members(
+            member_environment(organization_id, previous),
+            member_environment(organization_id, merged["dataverse_organization_id"]),
+        )
 
     def _check_features(self, merged: dict[str, Any]) -> None:
         links = merged.get("deep_links") or {}
@@ -506,6 +572,11 @@ class AdminService:
                 "field_mapping": template["field_mapping"],
                 "feature_ownership": template["feature_ownership"],
                 "deep_links": template["deep_links"],
+                "dataverse_organization_id": (
+                    str(request.dataverse_organization_id)
+                    if request.dataverse_organization_id
+                    else None
+                ),
             },
         )
         self._vault.write_source(

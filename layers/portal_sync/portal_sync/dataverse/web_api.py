@@ -11,6 +11,10 @@ Service protection: every request to an organisation first takes a token from a 
 keyed by the organisation's URL, and a 429 blocks that key until its `Retry-After` has passed,
 so no request reaches Dataverse before the moment it asked for.
 
+Where requests go: only to a base URL that dataverse/base_url.py allows, and only when the host
+name resolves to public addresses (checked before each connection, results kept for a minute),
+so stored credentials never reach loopback, private or metadata addresses.
+
 Error messages are for administrators: they say what to check and never contain the response
 body (Dataverse's error text can echo data) or a secret. Only the Dataverse error code is
 logged.
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import math
 import re
+import socket
 import threading
 import time
 import uuid
@@ -32,6 +37,12 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from portal_sync.dataverse.base_url import (
+    LOCAL_HOSTS,
+    BaseUrlNotAllowed,
+    checked_base_url,
+    is_public_address,
+)
 from portal_sync.observability import logger
 
 API_PATH = "/api/data/v9.2"
@@ -53,6 +64,8 @@ _EPSILON = 1e-9
 # Web API annotations asked for when reading a row (a lookup's display name and table).
 FORMATTED_VALUE = "OData.Community.Display.V1.FormattedValue"
 LOOKUP_LOGICAL_NAME = "Microsoft.Dynamics.CRM.lookuplogicalname"
+# How long what a host name resolves to is trusted before it is looked up again.
+RESOLUTION_TTL_SECONDS = 60.0
 # An entity set name goes into the URL path: nothing but a name may.
 _ENTITY_SET = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
@@ -194,6 +207,7 @@ class DataverseWebApi:
         return cls(
             timeout_seconds=settings.dynamics_timeout_seconds,
             rate_limiter=RateLimiter(rate, burst=max(1, int(rate))),
+            allow_local=settings.allow_local_dynamics,
         )
 
     def __init__(
@@ -203,7 +217,14 @@ class DataverseWebApi:
         timeout_seconds: float = 10.0,
         rate_limiter: RateLimiter | None = None,
         clock: Clock = time.monotonic,
+        allow_local: bool = False,
+        resolve: Callable[[str], Sequence[str]] | None = None,
     ) -> None:
+        """`allow_local`: plain http to this machine is allowed (`make run`'s stand-in).
+        `resolve`: a host name's addresses (the system resolver by default)."""
+        self._allow_local = allow_local
+        self._resolve = resolve or _addresses
+        self._resolved: dict[str, float] = {}  # public host -> checked until (monotonic)
         self._owns_http = http is None
         self._http = http if http is not None else httpx.Client(timeout=timeout_seconds)
         self._timeout = timeout_seconds
@@ -224,7 +245,7 @@ class DataverseWebApi:
         self, connection: DynamicsConnection, contact_id: str, fields: dict[str, Any]
     ) -> None:
         """Sets `fields` on an existing contact; raises DynamicsError on any failure."""
-        base_url = _checked_base_url(connection.base_url)
+        base_url = self._checked_base_url(connection.base_url)
         contact = _guid(contact_id, "contact")
         url = f"{base_url}{API_PATH}/contacts({contact})"
         headers = {
@@ -252,7 +273,7 @@ class DataverseWebApi:
     ) -> dict[str, Any] | None:
         """One row as the Web API returns it (lookups as `_<column>_value`, with their table
         and name as annotations); None when the row does not exist. Raises DynamicsError."""
-        base_url = _checked_base_url(connection.base_url)
+        base_url = self._checked_base_url(connection.base_url)
         row = _guid(row_id, "row")
         if not _ENTITY_SET.match(entity_set):
             raise DynamicsError(
@@ -359,6 +380,7 @@ class DataverseWebApi:
         *,
         params: dict[str, str] | None = None,
     ) -> httpx.Response:
+        self._check_resolution(base_url)
         self._limiter.acquire(base_url)
         try:
             return self._http.request(
@@ -379,6 +401,37 @@ class DataverseWebApi:
                 f"Dynamics could not be reached ({type(exc).__name__}); the change will be retried",
                 retryable=True,
             ) from None
+
+    def _checked_base_url(self, base_url: str) -> str:
+        try:
+            return checked_base_url(base_url, allow_local=self._allow_local)
+        except BaseUrlNotAllowed as exc:
+            raise DynamicsError(
+                f"The Dynamics URL in the integration settings is not allowed: it {exc}",
+                retryable=False,
+            ) from None
+
+    def _check_resolution(self, base_url: str) -> None:
+        """Refuses a host whose name resolves to a loopback, private or other non-public
+        address (a public name can be made to point anywhere)."""
+        host = urlsplit(base_url).hostname or ""
+        now = self._clock()
+        if self._resolved.get(host, 0.0) > now or (self._allow_local and host in LOCAL_HOSTS):
+            return
+        try:
+            addresses = self._resolve(host)
+        except OSError:
+            raise DynamicsError(
+                "The Dynamics host name could not be resolved; the change will be retried",
+                retryable=True,
+            ) from None
+        if not addresses or not all(is_public_address(address) for address in addresses):
+            raise DynamicsError(
+                "The Dynamics URL in the integration settings is not allowed: its host name "
+                "does not resolve to public addresses",
+                retryable=False,
+            )
+        self._resolved[host] = now + RESOLUTION_TTL_SECONDS
 
     def _failure(self, base_url: str, response: httpx.Response) -> DynamicsError:
         status = response.status_code
@@ -571,16 +624,8 @@ def _guid(value: str, what: str) -> str:
         ) from None
 
 
-def _checked_base_url(base_url: str) -> str:
-    url = base_url.strip().rstrip("/")
-    parts = urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.netloc:
-        raise DynamicsError(
-            "The Dynamics URL in the integration settings is not valid "
-            "(expected e.g. https://<org>.crm4.dynamics.com)",
-            retryable=False,
-        )
-    return url
+def _addresses(host: str) -> list[str]:
+    return [str(info[4][0]) for info in socket.getaddrinfo(host, 443, type=socket.SOCK_STREAM)]
 
 
 def _token_key(connection: DynamicsConnection, base_url: str) -> tuple[str, str, str, str]:

@@ -123,8 +123,8 @@ class PostgresAdminRepository:
             """
             insert into integration_configs
                 (organization_id, source_id, enabled, signature_mode, field_mapping,
-                 feature_ownership, deep_links)
-            values (%s, %s, %s, %s, %s, %s, %s)
+                 feature_ownership, deep_links, dataverse_organization_id)
+            values (%s, %s, %s, %s, %s, %s, %s, %s)
             """,
             (
                 row["id"],
@@ -134,6 +134,7 @@ class PostgresAdminRepository:
                 Jsonb(integration["field_mapping"]) if integration["field_mapping"] else None,
                 Jsonb(integration["feature_ownership"]),
                 Jsonb(integration["deep_links"]),
+                integration.get("dataverse_organization_id"),
             ),
         )
         organization_id: UUID = row["id"]
@@ -275,6 +276,21 @@ class PostgresAdminRepository:
             (organization_id, user_id),
         )
         return row["dynamics_contact_id"] if row else None
+
+    def organizations_on_dataverse(self, dataverse_organization_id: str) -> list[UUID]:
+        rows = self._all(
+            "select organization_id from integration_configs"
+            " where lower(dataverse_organization_id) = lower(%s)",
+            (dataverse_organization_id,),
+        )
+        return [row["organization_id"] for row in rows]
+
+    def move_members(self, from_environment: str, to_environment: str) -> int:
+        return self._conn.execute(
+            "update profiles set dynamics_environment = %s, updated_at = now()"
+            " where dynamics_environment = %s",
+            (to_environment, from_environment),
+        ).rowcount
 
     def _page(
         self,

@@ -1,0 +1,227 @@
+"""Where the integration may send an organisation's Dynamics credentials, and who binds an
+organisation to a Dynamics environment (CONTRACT.md sections 4 and 5; docs/admin-api.md).
+
+Through the admin API over loopback HTTP, then through the Web API client as the functions use
+it: stored credentials only ever go where they were entered for, and only to an https origin
+on a public host.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from conftest import Database
+from integration.test_admin_api import Api
+from portal_sync.dataverse.base_url import BaseUrlNotAllowed, checked_base_url
+from portal_sync.dataverse.web_api import DataverseWebApi, DynamicsConnection, DynamicsError
+
+TENANT = "5f3c7a2e-1111-4222-8333-444455556666"
+
+
+@pytest.fixture
+def api(system: Any) -> Api:
+    return Api(system.base_url, system.seed.org_id)
+
+
+def put_dynamics(system: Any, api: Api, **dynamics: Any) -> httpx.Response:
+    return api.call(
+        "PUT",
+        f"/orgs/{api.org_id}/integration",
+        system.seed.org_admin_token,
+        json={"dynamics": dynamics},
+    )
+
+
+def stored_connection(db: Database, org: uuid.UUID) -> dict[str, Any] | None:
+    return db.one(
+        "select dynamics_base_url, dynamics_auth_type, dynamics_tenant_id, dynamics_client_id,"
+        " dynamics_credentials_fingerprint from integration_configs where organization_id = %s",
+        org,
+    )
+
+
+def test_a_changed_base_url_needs_the_key_again(system: Any, db: Database, api: Api) -> None:
+    first = put_dynamics(
+        system, api, base_url="https://gateway.hlf.no", auth_type="api_key", api_key="k-" + "1" * 20
+    )
+    assert first.status_code == 200, first.text
+    before = stored_connection(db, api.org_id)
+
+    moved = put_dynamics(
+        system, api, base_url="https://collector.attacker.example.com", auth_type="api_key"
+    )
+
+    assert moved.status_code == 422
+    assert moved.json()["errors"] == [
+        {
+            "path": "dynamics.api_key",
+            "message": "is required again: the base URL changed, and the stored credentials "
+            "are only sent where they were entered for",
+        }
+    ]
+    assert stored_connection(db, api.org_id) == before
+
+
+@pytest.mark.parametrize(
+    ("changed", "named"),
+    [
+        ({"tenant_id": "00000000-2222-4333-8444-555566667777"}, "tenant"),
+        ({"client_id": "another-app"}, "client id"),
+        ({"base_url": "https://hlf-test.crm4.dynamics.com"}, "base URL"),
+    ],
+)
+def test_a_changed_tenant_client_or_url_needs_the_secret_again(
+    system: Any, api: Api, changed: dict[str, str], named: str
+) -> None:
+    connection = {
+        "base_url": "https://hlf.crm4.dynamics.com",
+        "auth_type": "oauth_client_credentials",
+        "tenant_id": TENANT,
+        "client_id": "portal-sync",
+    }
+    assert put_dynamics(system, api, **connection, client_secret="s" * 24).status_code == 200
+
+    response = put_dynamics(system, api, **{**connection, **changed})
+
+    assert response.status_code == 422
+    [error] = response.json()["errors"]
+    assert error["path"] == "dynamics.client_secret"
+    assert f"the {named} changed" in error["message"]
+    # With the secret entered again, the change is taken.
+    again = put_dynamics(system, api, **{**connection, **changed}, client_secret="t" * 24)
+    assert again.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        "https://169.254.169.254",
+        "https://10.0.0.5",
+        "https://192.168.1.10",
+        "https://[fd00::1]",
+        "https://[::ffff:127.0.0.1]",
+        "https://metadata.google.internal",
+        "https://localhost",
+        "https://2130706433",
+        "https://127.1",
+        "https://intranet",
+        "http://127.0.0.1:9001",  # allowed only under make run, and only plain loopback http
+        "http://hlf.crm4.dynamics.com",
+        "https://hlf.crm4.dynamics.com:9001",
+        "https://user:pass@hlf.crm4.dynamics.com",
+        "https://hlf.crm4.dynamics.com/api/data/v9.2",
+        "https://hlf.crm4.dynamics.com?",
+        "https://hlf.crm4.dynamics.com#",
+        "https://127.0.0.1:9001/2018-06-01/runtime/invocation/next#",
+    ],
+)
+def test_base_urls_that_are_not_a_public_https_origin_are_refused(base_url: str) -> None:
+    with pytest.raises(BaseUrlNotAllowed):
+        checked_base_url(base_url)
+
+
+def test_the_admin_api_refuses_them_with_the_field_named(system: Any, api: Api) -> None:
+    for base_url in ("https://169.254.169.254", "https://hlf.crm4.dynamics.com#"):
+        response = put_dynamics(
+            system, api, base_url=base_url, auth_type="api_key", api_key="k" * 20
+        )
+        assert response.status_code == 422, base_url
+        assert [e["path"] for e in response.json()["errors"]] == ["dynamics.base_url"]
+
+
+def test_a_public_origin_is_stored_in_its_canonical_form() -> None:
+    assert checked_base_url(" https://HLF.crm4.Dynamics.com/ ") == "https://hlf.crm4.dynamics.com"
+    assert checked_base_url("https://hlf.crm4.dynamics.com:443") == "https://hlf.crm4.dynamics.com"
+    assert checked_base_url("http://127.0.0.1:8123", allow_local=True) == "http://127.0.0.1:8123"
+
+
+def test_a_public_name_that_resolves_to_a_private_address_is_never_called() -> None:
+    requests: list[httpx.Request] = []
+    http = httpx.Client(
+        transport=httpx.MockTransport(lambda r: requests.append(r) or httpx.Response(204))
+    )
+    api = DataverseWebApi(http, resolve=lambda host: ["169.254.169.254"])
+    connection = DynamicsConnection(
+        base_url="https://rebinding.attacker.example.com",
+        auth_type="api_key",
+        secret="stored-key",
+    )
+    with pytest.raises(DynamicsError) as failure:
+        api.update_contact(connection, str(uuid.uuid4()), {"hlf_showonwebsite": False})
+    assert not failure.value.retryable
+    assert "does not resolve to public addresses" in failure.value.message
+    assert requests == []
+
+
+def test_a_stored_url_from_before_the_rule_is_not_called() -> None:
+    requests: list[httpx.Request] = []
+    http = httpx.Client(
+        transport=httpx.MockTransport(lambda r: requests.append(r) or httpx.Response(204))
+    )
+    api = DataverseWebApi(http, resolve=lambda host: ["203.0.113.7"])
+    connection = DynamicsConnection(
+        base_url="http://127.0.0.1:9001/2018-06-01/runtime/invocation/next#",
+        auth_type="api_key",
+        secret="stored-key",
+    )
+    with pytest.raises(DynamicsError):
+        api.update_contact(connection, str(uuid.uuid4()), {"hlf_showonwebsite": False})
+    assert requests == []
+
+
+def test_only_platform_administrators_bind_an_organisation_to_an_environment(
+    system: Any, db: Database, api: Api
+) -> None:
+    environment = str(uuid.uuid4())
+    refused = api.call(
+        "PUT",
+        f"/orgs/{api.org_id}/integration",
+        system.seed.org_admin_token,
+        json={"dataverse_organization_id": environment},
+    )
+    assert refused.status_code == 403
+    assert "platform administrators" in refused.json()["message"]
+
+    accepted = api.call(
+        "PUT",
+        f"/orgs/{api.org_id}/integration",
+        system.seed.admin_token,
+        json={"dataverse_organization_id": environment},
+    )
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["dataverse_organization_id"] == environment
+    # Sending the value it already has is no change: an organisation administrator may.
+    same = api.call(
+        "PUT",
+        f"/orgs/{api.org_id}/integration",
+        system.seed.org_admin_token,
+        json={"dataverse_organization_id": environment, "enabled": True},
+    )
+    assert same.status_code == 200
+
+
+def test_binding_an_organisation_moves_its_members_to_the_environment(
+    system: Any, db: Database, api: Api
+) -> None:
+    with db.connect() as conn:
+        profile = conn.execute(
+            "insert into profiles (dynamics_contact_id, dynamics_environment) values (%s, %s)"
+            " returning id",
+            (str(uuid.uuid4()), f"organization:{api.org_id}"),
+        ).fetchone()
+    environment = str(uuid.uuid4())
+    response = api.call(
+        "PUT",
+        f"/orgs/{api.org_id}/integration",
+        system.seed.admin_token,
+        json={"dataverse_organization_id": environment},
+    )
+    assert response.status_code == 200
+    assert db.one("select dynamics_environment from profiles where id = %s", profile["id"]) == {
+        "dynamics_environment": environment
+    }
+    audit = db.one("select details from audit_logs where action = 'integration.updated'")
+    assert audit["details"]["members_moved"] == 1
