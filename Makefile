@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck template-lint unit clean build bench-cold bench
+.PHONY: install run test lint typecheck template-lint unit clean build bench-cold bench migrate
 
 $(STAMP): pyproject.toml layers/portal_sync/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ install: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/python -m portal_sync_dev.run
+
+# The migrations on DATABASE_URL (a Supabase project: its direct connection, docs/supabase.md).
+migrate: $(STAMP)
+	$(BIN)/python -m portal_sync_dev.migrations
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

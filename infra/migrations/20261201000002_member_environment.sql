@@ -1,6 +1,6 @@
 -- migrate:up
 
--- A member is one Dynamics contact of one Dynamics environment (docs/inbound.md, "Identity"):
+-- A member is one Dynamics contact of one Dynamics environment (docs/security.md, "Identity"):
 -- an organisation's events only ever write members of its own environment, so one organisation's
 -- webhooks cannot rewrite another's people by naming their contact id. The environment is the
 -- organisation's Dataverse OrganizationId (set by a platform administrator); an organisation

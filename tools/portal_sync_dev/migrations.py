@@ -1,4 +1,4 @@
-"""Applies infra/migrations with dbmate (the same command docs/deploy.md gives for Supabase).
+"""Applies infra/migrations with dbmate (the same command docs/supabase.md gives for a Supabase project).
 
 On a server that is not a Supabase project (the embedded PostgreSQL, `DATABASE_URL`), what
 Supabase creates for a project is created first (supabase_project.py).
@@ -70,3 +70,16 @@ def migrate(database_url: str, default_privileges: DefaultPrivileges = "granted"
     )  # fmt: skip
     if result.returncode != 0:
         raise RuntimeError(f"migrations failed:\n{result.stdout}\n{result.stderr}")
+
+
+def main() -> None:
+    """`make migrate`: the migrations on DATABASE_URL (a Supabase project's direct connection)."""
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        raise SystemExit("DATABASE_URL is not set: the database to migrate (direct connection)")
+    migrate(url)
+    print("migrated")
+
+
+if __name__ == "__main__":
+    main()

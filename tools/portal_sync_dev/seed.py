@@ -18,6 +18,7 @@ from psycopg.types.json import Jsonb
 
 from portal_sync_dev.aws_local import put_secret, put_source_secret
 from portal_sync_dev.dataverse_standin import DataverseStandIn
+from portal_sync_dev.supabase_project import is_supabase_project
 
 # Fixed ids, so that a second `make run` finds the same organisation and tokens keep working.
 _NAMESPACE = uuid.UUID("6f3a1c52-4a8e-4c61-9a43-3b2f1f0d7e10")
@@ -25,6 +26,8 @@ DEMO_ORG_ID = uuid.uuid5(_NAMESPACE, "demo-organization")
 DEMO_SOURCE_ID = "demo-portal"
 DEMO_ADMIN_USER_ID = uuid.uuid5(_NAMESPACE, "global-admin")
 DEMO_ORG_ADMIN_USER_ID = uuid.uuid5(_NAMESPACE, "org-admin")
+DEMO_ADMIN_EMAIL = "admin@example.org"
+DEMO_ORG_ADMIN_EMAIL = "org-admin@example.org"
 TOKEN_LIFETIME_SECONDS = 30 * 24 * 3600
 DEMO_MENTOR_CONTACT_ID = str(uuid.uuid5(_NAMESPACE, "demo-mentor-contact"))
 DEMO_DYNAMICS_TENANT = "demo-tenant"
@@ -98,10 +101,25 @@ def seed_demo(
             "insert into platform_admins (user_id) values (%s) on conflict do nothing",
             (DEMO_ADMIN_USER_ID,),
         )
+        if not is_supabase_project(conn):
+            # The demo users' app accounts, as Supabase Auth writes them (verified addresses).
+            # A real project's auth.users is Supabase Auth's own: nothing is written there.
+            conn.execute(
+                "insert into auth.users (id, aud, role, email, email_confirmed_at, created_at)"
+                " values (%s, 'authenticated', 'authenticated', %s, now(), now()),"
+                " (%s, 'authenticated', 'authenticated', %s, now(), now())"
+                " on conflict (id) do nothing",
+                (
+                    DEMO_ADMIN_USER_ID,
+                    DEMO_ADMIN_EMAIL,
+                    DEMO_ORG_ADMIN_USER_ID,
+                    DEMO_ORG_ADMIN_EMAIL,
+                ),
+            )
         profile = conn.execute(
             "insert into profiles (auth_user_id, first_name, last_name, email) values (%s, %s, %s, %s)"
             " on conflict (auth_user_id) do update set updated_at = now() returning id",
-            (DEMO_ORG_ADMIN_USER_ID, "Demo", "Administrator", "org-admin@example.org"),
+            (DEMO_ORG_ADMIN_USER_ID, "Demo", "Administrator", DEMO_ORG_ADMIN_EMAIL),
         ).fetchone()
         assert profile is not None
         conn.execute(
@@ -124,8 +142,8 @@ def seed_demo(
         org_id=DEMO_ORG_ID,
         source_id=DEMO_SOURCE_ID,
         webhook_secret=webhook_secret,
-        admin_token=user_token(jwt_secret, DEMO_ADMIN_USER_ID, "admin@example.org"),
-        org_admin_token=user_token(jwt_secret, DEMO_ORG_ADMIN_USER_ID, "org-admin@example.org"),
+        admin_token=user_token(jwt_secret, DEMO_ADMIN_USER_ID, DEMO_ADMIN_EMAIL),
+        org_admin_token=user_token(jwt_secret, DEMO_ORG_ADMIN_USER_ID, DEMO_ORG_ADMIN_EMAIL),
         mentor_id=mentor_id,
     )
 

@@ -226,7 +226,7 @@ class LocalSystem:
                 "PUBLIC_BASE_URL": self.base_url,
                 "WEBSITE_STATE_MACHINE_ARN": self.aws.state_machine_arn,
                 "ENTRA_AUTHORITY_URL": self.dynamics.url,
-                # The stand-in is plain http on loopback (docs/admin-api.md, Dynamics URL rule).
+                # The stand-in is plain http on loopback (docs/security.md, "Dynamics base URL").
                 "ALLOW_LOCAL_DYNAMICS": "true",
                 "DYNAMICS_TIMEOUT_SECONDS": os.environ.get("DYNAMICS_TIMEOUT_SECONDS", "5"),
                 "SUPABASE_JWT_SECRET": jwt_secret,

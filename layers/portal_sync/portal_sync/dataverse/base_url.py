@@ -1,4 +1,4 @@
-"""Which Dynamics base URLs the integration may call (docs/admin-api.md, "Dynamics connection").
+"""Which Dynamics base URLs the integration may call (docs/security.md, "Dynamics base URL").
 
 The functions send the organisation's Dynamics credentials to this URL, from inside AWS: an
 administrator who could point it anywhere could make them send a stored secret to a host of

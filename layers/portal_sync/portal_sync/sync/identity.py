@@ -1,4 +1,4 @@
-"""Who a member is: one Dynamics contact of one Dynamics environment (docs/inbound.md, "Identity").
+"""Who a member is: one Dynamics contact of one Dynamics environment (docs/security.md, "Identity").
 
 Contact ids are GUIDs Dataverse hands out per environment; a copy of an environment (a sandbox)
 keeps them, and a sender can put any id in a portal event. So an organisation's events only ever
