@@ -194,7 +194,7 @@ def _apply_one_by_one(
             logger.error("Event failed", extra={"attempt": attempts, **error_facts(exc)})
             if isinstance(message, QueuedEvent) and attempts >= max_receive_count:
                 with conn.transaction():
-                    events.record_failure(message, _failure_reason(exc, attempts))
+                    events.record_failure(message, _failure_reason(exc, attempts), attempts)
             raise
         finally:
             logger.remove_keys(["correlation_id", "event_id"])

@@ -431,6 +431,37 @@ def test_sync_log_is_filtered_paginated_and_failed_events_reprocess(
     assert actions == ["sync_event.reprocessed"]
 
 
+def test_sync_status_pending_counts_the_organisations_own_events_not_yet_applied(
+    system: Any, db: Database, api: Api
+) -> None:
+    """Accepted receipts (the ingest writes them) of this organisation not in the sync log yet;
+    another organisation's queued events are not counted."""
+    other = add_org(db)
+    db.rows(
+        "insert into webhook_receipts (id, source_id, organization_id, delivery_id, outcome,"
+        " received_at) values (%s, 'other', %s, 'msg_other_org', 'accepted', now())"
+        " returning id",
+        uuid.uuid4(),
+        other,
+    )
+    status_path = f"/orgs/{api.org_id}/sync/status"
+    with system.consumer_paused() as consumer:
+        sent = [
+            send_webhook(system, portal_event("membership.created", str(uuid.uuid4())))
+            for _ in range(3)
+        ]
+        assert [r.json()["status"] for r in sent] == ["accepted"] * 3
+        waiting = api.call("GET", status_path, system.seed.org_admin_token).json()
+        while consumer.poll_once(wait_seconds=0):
+            pass
+
+    assert waiting["pending"] == 3
+    applied = api.call("GET", status_path, system.seed.org_admin_token).json()
+    assert applied["pending"] == 0 and applied["last_24h"]["success"] == 3
+    others = api.call("GET", f"/orgs/{other}/sync/status", system.seed.admin_token).json()
+    assert others["pending"] == 1
+
+
 def test_reprocessing_a_parked_event_takes_it_out_of_the_dead_letter_queue(
     system: Any, db: Database, api: Api
 ) -> None:

@@ -164,6 +164,38 @@ def test_deactivation_is_ordered_by_modifiedon_not_the_offset_operation_time(
     assert member["source_modified_at"] == datetime.fromtimestamp(1795343600, UTC)
 
 
+def test_a_value_nested_900_deep_is_an_error_at_once_not_a_poison_message(
+    system: Any, db: Database, dataverse_source: str
+) -> None:
+    """Parsable JSON that would exhaust the consumer's stack on every attempt: an error shown at
+    once (its payload kept for reprocessing), not ten failed attempts and a parked message."""
+    from dataverse_payloads import dataverse_context
+
+    deep: Any = "x"
+    for _ in range(900):
+        deep = [deep]
+    context = dataverse_context(
+        "Update",
+        "contact",
+        CAPTURED_CONTACT,
+        {"firstname": "Ingrid", "hlf_notes": {"__type": "Unknown:x", "Value": deep}},
+        modified_on=datetime(2026, 11, 20, 10, tzinfo=UTC),
+    )
+
+    response = post(dataverse_source, json.dumps(context).encode())
+
+    assert response.status_code == 202
+    entry = eventually(lambda: logged(db, response.json()["id"]))
+    assert entry["status"] == "error" and entry["attempts"] == 1
+    assert "nested" in entry["message"]
+    assert entry["event_type"] == "dataverse.contact.update"
+    assert db.one("select count(*) as n from portal_sync_event_payloads")["n"] == 1
+    assert (
+        db.one("select 1 as x from profiles where dynamics_contact_id = %s", CAPTURED_CONTACT)
+        is None
+    )
+
+
 def test_wrong_or_missing_key_is_rejected_and_recorded(
     system: Any, db: Database, dataverse_source: str
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -136,20 +137,26 @@ def test_duplicate_delivery_changes_nothing(system: Any, db: Database) -> None:
     assert member(db, contact) == before
 
 
-def test_duplicate_racing_the_consumer_is_applied_once(system: Any, db: Database) -> None:
-    """Two deliveries of one id queued before either was applied: one applies, one is a duplicate."""
+def test_a_resend_before_the_first_is_applied_is_a_duplicate(system: Any, db: Database) -> None:
+    """The ingest writes the accepted receipt when it accepts: a resend arriving while the first
+    delivery still waits in the queue is answered `duplicate`, and only one is applied."""
     body = portal_event("membership.created", str(uuid.uuid4()))
     with system.consumer_paused() as consumer:
-        assert send(system, body, webhook_id="msg_race").json()["status"] == "accepted"
-        assert send(system, body, webhook_id="msg_race").json()["status"] == "accepted"
+        first = send(system, body, webhook_id="msg_race")
+        again = send(system, body, webhook_id="msg_race")
         while consumer.poll_once(wait_seconds=0):
             pass
+
+    assert first.json() == {"status": "accepted", "id": "msg_race"}
+    assert again.json() == {"status": "duplicate", "id": "msg_race"}
     outcomes = sorted(
         r["outcome"]
         for r in db.rows("select outcome from webhook_receipts where delivery_id = 'msg_race'")
     )
     assert outcomes == ["accepted", "duplicate"]
-    assert log_entry(db, "msg_race")["attempts"] == 1
+    # The consumer took the receipt the ingest wrote for its own delivery, not for a duplicate.
+    entry = log_entry(db, "msg_race")
+    assert entry["status"] == "success" and entry["attempts"] == 1
 
 
 @pytest.mark.parametrize(
@@ -271,3 +278,69 @@ def test_an_event_with_a_nul_character_is_an_error_at_once_not_a_poison_message(
     assert entry["status"] == "error" and "NUL" in entry["message"]
     assert entry["attempts"] == 1
     assert member(db, contact) is None
+
+
+@pytest.mark.parametrize(
+    "bad_time",
+    ["2999-01-01T00:00:00Z", "0001-01-01T00:00:00+14:00"],
+    ids=["far future", "year 1 at +14:00"],
+)
+def test_an_implausible_occurred_at_is_an_error_and_never_makes_later_events_stale(
+    system: Any, db: Database, bad_time: str
+) -> None:
+    """Applied, 2999 would make every later change of the member stale (deactivations too), and
+    year 1 at +14:00 (year 0 in UTC) would make every later event of the member fail."""
+    contact = str(uuid.uuid4())
+    created = send(system, portal_event("membership.created", contact))
+    eventually(lambda: (row := log_entry(db, created.json()["id"])) and row["status"] == "success")
+
+    bad = send(
+        system, portal_event("membership.role_updated", contact, role="admin", occurred_at=bad_time)
+    )
+    entry = eventually(lambda: log_entry(db, bad.json()["id"]))
+
+    assert bad.status_code == 202
+    assert entry["status"] == "error" and entry["attempts"] == 1
+    assert "occurred_at" in entry["message"] and "not applied" in entry["message"]
+    assert entry["source_modified_at"] is None
+    assert db.one(
+        "select 1 as kept from portal_sync_event_payloads where event_id = %s", bad.json()["id"]
+    )
+    deactivation = send(
+        system, portal_event("membership.deactivated", contact, occurred_at="2026-11-20T11:00:00Z")
+    )
+    done = eventually(lambda: log_entry(db, deactivation.json()["id"]))
+    assert done["status"] == "success", done["message"]
+    row = member(db, contact)
+    assert (row["status"], row["role"]) == ("inactive", "member")
+    assert row["source_modified_at"] == datetime(2026, 11, 20, 11, tzinfo=UTC)
+
+
+def test_a_signed_body_nested_1200_deep_is_unparsable_json_with_a_receipt(
+    system: Any, db: Database
+) -> None:
+    body = b'{"type": "membership.created", "x": ' + b"[" * 1200 + b"]" * 1200 + b"}"
+
+    response = send(system, body)
+
+    assert response.status_code == 400
+    assert response.json()["code"] == 400
+    receipt = db.one("select outcome, reason from webhook_receipts")
+    assert receipt == {"outcome": "rejected", "reason": "UNPARSABLE_JSON"}
+
+
+def test_a_failure_of_ours_in_the_ingest_answers_503_never_500(system: Any) -> None:
+    """Dataverse retries 502/503/504 once and a 500 never: whatever fails in the ingest (here
+    the request's own base64 body, decoded before the ingest logic runs) answers 503."""
+    from portal_sync_dev.lambda_http import build_http_event
+
+    event = build_http_event(
+        "POST", f"/functions/v1/portal-webhook/{system.seed.source_id}", {}, b"{}", "127.0.0.1"
+    )
+    event.update(body="not base64!", isBase64Encoded=True)
+
+    result = system.functions["webhook_ingest"].invoke(event)
+
+    assert result["statusCode"] == 503
+    answer = json.loads(result["body"])
+    assert answer["code"] == 503 and set(answer) == {"code", "message"}

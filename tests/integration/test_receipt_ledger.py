@@ -65,25 +65,109 @@ def receipt(delivery_id: str, outcome: Outcome) -> Receipt:
     )
 
 
-def test_the_duplicate_check_is_one_round_trip_outside_any_transaction(
-    connections: ConnectionProvider, tmp_path: Path
+def test_claiming_a_delivery_is_one_round_trip_outside_any_transaction(
+    connections: ConnectionProvider, db: Database, tmp_path: Path
 ) -> None:
+    """The ingest writes the accepted receipt, or the duplicate one, in one statement."""
     ledger = PostgresReceiptLedger(connections, retry_after_seconds=2)
     delivery_id = f"msg_{uuid.uuid4().hex}"
-    assert ledger.record(receipt(delivery_id, Outcome.ACCEPTED))
+    first, again = receipt(delivery_id, Outcome.ACCEPTED), receipt(delivery_id, Outcome.ACCEPTED)
 
     answers: list[bool | None] = []
-    messages = wire(
-        connections,
-        tmp_path / "trace",
-        lambda: answers.append(ledger.already_accepted("demo-portal", delivery_id)),
-    )
+    for claimed in (first, again):
+        messages = wire(
+            connections, tmp_path / "trace", lambda r=claimed: answers.append(ledger.claim(r))
+        )
+        assert round_trips(messages) == 1, messages
+        assert [m for m in messages if m.startswith("F Query")] == []  # no BEGIN, no COMMIT
 
-    assert answers == [True]
-    assert round_trips(messages) == 1, messages
-    assert [m for m in messages if m.startswith("F Query")] == []  # no BEGIN, no COMMIT
+    assert answers == [True, False]
     # Nothing left open: a transaction-mode pooler gets its backend back at once.
     assert connections.get().info.transaction_status == pq.TransactionStatus.IDLE
+    rows = db.rows("select id, outcome from webhook_receipts order by recorded_at, outcome")
+    assert [(r["id"], r["outcome"]) for r in rows] == [
+        (first.id, "accepted"),
+        (again.id, "duplicate"),
+    ]
+
+
+def test_concurrent_claims_of_one_delivery_accept_exactly_one(db: Database) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    delivery_id = f"msg_{uuid.uuid4().hex}"
+    providers = [ConnectionProvider(db.url, autocommit=True) for _ in range(8)]
+    try:
+        ledgers = [PostgresReceiptLedger(p, retry_after_seconds=2) for p in providers]
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(
+                pool.map(
+                    lambda ledger: ledger.claim(receipt(delivery_id, Outcome.ACCEPTED)), ledgers
+                )
+            )
+    finally:
+        for provider in providers:
+            provider.discard()
+
+    assert sorted(answers) == [False] * 7 + [True]
+    outcomes = db.rows("select outcome from webhook_receipts where delivery_id = %s", delivery_id)
+    assert sorted(r["outcome"] for r in outcomes) == ["accepted"] + ["duplicate"] * 7
+
+
+def test_a_delivery_that_could_not_be_queued_is_accepted_on_the_senders_retry(
+    connections: ConnectionProvider, db: Database
+) -> None:
+    """503 and the receipt rejected: the retry is accepted, not answered `duplicate`."""
+    from portal_sync.webhooks.ingest import (
+        IngestLimits,
+        QueueUnavailable,
+        WebhookIngest,
+        WebhookRequest,
+    )
+    from portal_sync.webhooks.source_config import SigningKey, SourceConfig
+    from support import signed_headers
+
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    org = db.one("insert into organizations (name) values ('Ledger test') returning id")["id"]
+    source = SourceConfig(source_id="src", organization_id=org, keys=[SigningKey(value=secret)])
+
+    class Sources:  # the ingest's source port, in memory
+        def get(self, source_id: str) -> SourceConfig | None:
+            return source
+
+        refresh = get
+
+    class Queue:  # the ingest's queue port, in memory
+        broken = True
+        sent: list[str] = []
+
+        def send(self, message_body: str) -> None:
+            if self.broken:
+                raise QueueUnavailable("down")
+            self.sent.append(message_body)
+
+    queue = Queue()
+    ingest = WebhookIngest(
+        Sources(),
+        queue,
+        PostgresReceiptLedger(connections, retry_after_seconds=2),
+        IngestLimits(512 * 1024, 300),
+    )
+    body = b'{"type": "membership.created"}'
+    headers = signed_headers(secret, body, webhook_id="msg_queue_down")
+
+    assert ingest.handle(WebhookRequest("src", headers, body)).status_code == 503
+    queue.broken = False
+    retry = ingest.handle(WebhookRequest("src", headers, body))
+
+    assert retry.body == {"status": "accepted", "id": "msg_queue_down"}
+    rows = db.rows(
+        "select outcome, reason from webhook_receipts where delivery_id = 'msg_queue_down'"
+        " order by recorded_at"
+    )
+    assert [(r["outcome"], r["reason"]) for r in rows] == [
+        ("rejected", "QUEUE_UNAVAILABLE"),
+        ("accepted", None),
+    ]
 
 
 def test_a_receipt_is_written_and_committed_in_one_round_trip(

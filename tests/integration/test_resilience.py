@@ -151,6 +151,7 @@ def test_event_failing_on_its_last_attempt_is_logged_as_error_and_parked(
     assert entry is not None and entry["status"] == "error"
     assert entry["event_type"] == "membership.created"
     assert "after 10 attempts" in entry["message"] and "parked" in entry["message"]
+    assert entry["attempts"] == 10  # as the message says (the failed ones were rolled back)
     assert "constraint" not in entry["message"]  # no driver errors shown to admins
     kept = db.one("select message from portal_sync_event_payloads where event_id = 'msg_poison'")
     assert kept["message"]["event_id"] == "msg_poison"

@@ -33,8 +33,9 @@ changes sent as `reactivated` / `deactivated` with the new role); members whose 
 changes get `role_updated` events. The last two tests show what a partial event loses when it
 is overtaken, which is what the contract's rule says.
 
-Duplicates over HTTP, a duplicate racing the consumer and a single redelivery are covered one
-by one in tests/integration/test_inbound_pipeline.py; this module is the bulk, shuffled version.
+Duplicates over HTTP, a resend before the first delivery is applied and a single redelivery are
+covered one by one in tests/integration/test_inbound_pipeline.py; this module is the bulk,
+shuffled version.
 """
 
 from __future__ import annotations

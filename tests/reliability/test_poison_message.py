@@ -93,6 +93,7 @@ def test_a_poison_message_is_parked_shown_and_applied_after_the_fix_and_reproces
     )
     assert entry["status"] == "error"
     assert "after 10 attempts" in entry["message"] and "parked" in entry["message"]
+    assert entry["attempts"] == 10
     assert "constraint" not in entry["message"] and refused_contact not in entry["message"]
     eventually(lambda: parked(system) == 1, timeout=15)
     assert (

@@ -642,6 +642,46 @@ def test_an_event_without_any_time_is_unusable() -> None:
     assert "time" in result.message
 
 
+@pytest.mark.parametrize(
+    ("times", "problem"),
+    [
+        pytest.param(
+            {"modified_on": datetime(2999, 1, 1, tzinfo=UTC)},
+            "more than 5 minutes in the future",
+            id="Target modifiedon in 2999",
+        ),
+        pytest.param(
+            {"post_image": {"modifiedon": "/Date(631152000000)/"}},  # 1990-01-01
+            "before the year 2000",
+            id="post-image modifiedon in 1990",
+        ),
+        pytest.param(
+            # 0001-01-01T00:00:00 written with a +14:00 offset (ms + offset, DATAVERSE.md).
+            {"operation_created_on": "/Date(-62135596800000+1400)/"},
+            "before the year 2000",
+            id="OperationCreatedOn in year 1",
+        ),
+    ],
+)
+def test_an_implausible_change_time_is_unusable_and_says_why(
+    times: dict[str, Any], problem: str
+) -> None:
+    """The same rule as for portal events: a far-future time would make every later change
+    of the member stale, a year-1 time cannot be read back from PostgreSQL."""
+    message_name = "Delete" if "operation_created_on" in times else "Update"
+    attributes = {} if message_name == "Delete" else {"statecode": option(1)}
+    payload = dataverse_context(message_name, "contact", CONTACT, attributes, **times)
+    if "operation_created_on" not in times:
+        payload["OperationCreatedOn"] = "junk"  # the row's modifiedon is what counts
+
+    result = mapped(payload)
+
+    assert isinstance(result, Unusable), result
+    assert result.message.startswith("The Dataverse event is invalid: the time of the change")
+    assert problem in result.message and "not applied" in result.message
+    assert (result.source_message, result.source_table) == (message_name, "contact")
+
+
 def test_a_value_the_app_cannot_store_is_unusable_naming_the_field() -> None:
     payload = dataverse_context(
         "Update", "contact", CONTACT, {"firstname": "K" * 201}, modified_on=MODIFIED

@@ -16,7 +16,7 @@ from portal_sync.webhooks.ingest import (
     WebhookRequest,
     derive_delivery_id,
 )
-from portal_sync.webhooks.receipts import QueuedEvent, QueuedReceipt, Receipt
+from portal_sync.webhooks.receipts import Outcome, QueuedEvent, QueuedReceipt, Receipt
 from portal_sync.webhooks.source_config import SignatureMode, SigningKey, SourceConfig
 from support import signed_headers
 
@@ -50,17 +50,28 @@ class Queue:
 
 
 class Ledger:
+    """webhook_receipts in memory, with its unique index of accepted deliveries."""
+
     def __init__(self, reachable: bool = True) -> None:
         self.receipts: list[Receipt] = []
-        self.accepted: set[tuple[str, str]] = set()
         self.reachable = reachable
 
-    def already_accepted(self, source_id: str, delivery_id: str) -> bool | None:
-        return (source_id, delivery_id) in self.accepted if self.reachable else None
+    @property
+    def accepted(self) -> set[tuple[str, str | None]]:
+        return {(r.source_id, r.delivery_id) for r in self.receipts if r.outcome == "accepted"}
+
+    def claim(self, receipt: Receipt) -> bool | None:
+        if not self.reachable:
+            return None
+        first = (receipt.source_id, receipt.delivery_id) not in self.accepted
+        outcome = Outcome.ACCEPTED if first else Outcome.DUPLICATE
+        self.receipts.append(receipt.model_copy(update={"outcome": outcome}))
+        return first
 
     def record(self, receipt: Receipt) -> bool:
         if self.reachable:
-            self.receipts.append(receipt)
+            # Replaces a receipt of the same id, as the upsert does.
+            self.receipts = [r for r in self.receipts if r.id != receipt.id] + [receipt]
         return self.reachable
 
 
@@ -92,20 +103,21 @@ def test_accepted_event_is_queued_with_its_receipt_and_exact_body() -> None:
     assert queued.body() == BODY
     assert queued.event_id == "msg_1"
     assert queued.receipt.organization_id == ORG
-    assert ledger.receipts == []  # the consumer writes accepted receipts
+    # The ingest wrote the accepted receipt itself, the one the message carries.
+    assert [(r.id, r.outcome) for r in ledger.receipts] == [(queued.receipt.id, "accepted")]
 
 
-def test_already_accepted_delivery_is_a_duplicate_and_not_queued() -> None:
+def test_a_resend_before_the_first_is_applied_is_a_duplicate_and_not_queued() -> None:
     ingest, queue, ledger = make()
-    ledger.accepted.add(("src", "msg_1"))
+    headers = signed_headers(SECRET, BODY, webhook_id="msg_1")
 
-    result = ingest.handle(
-        WebhookRequest("src", signed_headers(SECRET, BODY, webhook_id="msg_1"), BODY)
-    )
+    first = ingest.handle(WebhookRequest("src", headers, BODY))
+    again = ingest.handle(WebhookRequest("src", headers, BODY))
 
-    assert result.body == {"status": "duplicate", "id": "msg_1"}
-    assert queue.messages == []
-    assert [r.outcome for r in ledger.receipts] == ["duplicate"]
+    assert first.body == {"status": "accepted", "id": "msg_1"}
+    assert again.body == {"status": "duplicate", "id": "msg_1"}
+    assert len(queue.messages) == 1
+    assert [r.outcome for r in ledger.receipts] == ["accepted", "duplicate"]
 
 
 def test_rejection_with_database_down_travels_on_the_queue() -> None:
@@ -129,7 +141,56 @@ def test_queue_down_is_503_so_dataverse_retries() -> None:
     ingest, _, ledger = make(queue=Queue(broken=True))
     result = ingest.handle(WebhookRequest("src", signed_headers(SECRET, BODY), BODY))
     assert result.status_code == 503
-    assert ledger.receipts[0].reason == "QUEUE_UNAVAILABLE"
+    assert result.body["code"] == 503
+    [receipt] = ledger.receipts
+    assert (receipt.outcome, receipt.reason) == ("rejected", "QUEUE_UNAVAILABLE")
+
+
+def test_the_retry_of_a_delivery_that_could_not_be_queued_is_accepted_not_a_duplicate() -> None:
+    """The claimed receipt must not stay `accepted` when the answer was 503: the sender's retry
+    would be answered `duplicate` and the event lost."""
+    queue = Queue(broken=True)
+    ingest, _, ledger = make(queue=queue)
+    headers = signed_headers(SECRET, BODY, webhook_id="msg_1")
+
+    assert ingest.handle(WebhookRequest("src", headers, BODY)).status_code == 503
+    queue.broken = False
+    retry = ingest.handle(WebhookRequest("src", headers, BODY))
+
+    assert retry.body == {"status": "accepted", "id": "msg_1"}
+    assert len(queue.messages) == 1
+    assert sorted((r.outcome, r.reason or "") for r in ledger.receipts) == [
+        ("accepted", ""),
+        ("rejected", "QUEUE_UNAVAILABLE"),
+    ]
+
+
+def test_a_failure_of_ours_is_a_503_with_a_receipt_never_an_exception() -> None:
+    """Dataverse retries 503 once and never a 500; nothing of the failure reaches the answer."""
+
+    class Broken(Sources):
+        def get(self, source_id: str) -> SourceConfig | None:
+            raise RuntimeError("kari@example.org")  # a bug whose message quotes personal data
+
+    ingest, _, ledger = make(Broken(standard()))
+
+    result = ingest.handle(WebhookRequest("src", signed_headers(SECRET, BODY), BODY))
+
+    assert result.status_code == 503
+    assert set(result.body) == {"code", "message"} and result.body["code"] == 503
+    assert "kari" not in result.body["message"]
+    assert [r.reason for r in ledger.receipts] == ["QUEUE_UNAVAILABLE"]
+
+
+def test_a_verified_body_nested_too_deep_to_parse_is_unparsable_json_with_a_receipt() -> None:
+    ingest, queue, ledger = make()
+    body = b'{"a": ' + b"[" * 1200 + b"]" * 1200 + b"}"
+
+    result = ingest.handle(WebhookRequest("src", signed_headers(SECRET, body), body))
+
+    assert (result.status_code, result.body["code"]) == (400, 400)
+    assert [(r.outcome, r.reason) for r in ledger.receipts] == [("rejected", "UNPARSABLE_JSON")]
+    assert queue.messages == []
 
 
 def test_rotated_secret_is_fetched_again_before_rejecting() -> None:
@@ -184,7 +245,7 @@ def test_header_key_mode() -> None:
 
     assert ok.body == {"status": "accepted", "id": "dataverse:op-1:step-9"}
     assert (wrong.status_code, missing.status_code) == (401, 401)
-    assert [r.reason for r in ledger.receipts] == ["SIGNATURE_MISMATCH", "MISSING_SIGNATURE"]
+    assert [r.reason for r in ledger.receipts] == [None, "SIGNATURE_MISMATCH", "MISSING_SIGNATURE"]
     assert len(queue.messages) == 1
 
 

@@ -282,3 +282,29 @@ def test_unknown_keys_are_ignored() -> None:
     assert result.type is EventType.MEMBERSHIP_ROLE_UPDATED
     assert result.role == "peer_mentor"
     assert "membership_number" not in result.member.model_dump()
+
+
+@pytest.mark.parametrize(
+    ("occurred_at", "problem"),
+    [
+        ("2999-01-01T00:00:00Z", "more than 5 minutes in the future"),
+        # Year 1 at +14:00 is year 0 in UTC: stored, PostgreSQL's answer is unreadable to psycopg.
+        ("0001-01-01T00:00:00+14:00", "before the year 2000"),
+        ("1999-12-31T23:59:59Z", "before the year 2000"),
+    ],
+)
+def test_an_implausible_time_is_unusable_with_a_message_an_admin_understands(
+    occurred_at: str, problem: str
+) -> None:
+    """Applied, a far-future time would make every later change of the member stale."""
+    message = unusable(event("membership.created", occurred_at=occurred_at))
+
+    assert message.startswith("The portal event is invalid: occurred_at: ")
+    assert problem in message and "not applied" in message
+    assert SECRET_EMAIL not in message
+
+
+def test_times_from_2000_until_five_minutes_ahead_are_plausible() -> None:
+    soon = datetime.now(UTC) + timedelta(minutes=4)
+    for moment in ("2000-01-01T00:00:00Z", soon.isoformat()):
+        assert parsed(event("membership.deactivated", occurred_at=moment)).occurred_at

@@ -11,7 +11,12 @@ import boto3
 import pytest
 from botocore.config import Config
 from moto import mock_aws
-from portal_sync.webhooks.source_store import REFRESH_BURST, SourceStore, SourceStoreUnavailable
+from portal_sync.webhooks.source_store import (
+    MISS_BURST,
+    REFRESH_BURST,
+    SourceStore,
+    SourceStoreUnavailable,
+)
 
 ORG = str(uuid.uuid4())
 
@@ -84,13 +89,48 @@ def test_refresh_sees_a_rotated_secret_at_once_but_is_rate_limited(secrets: Any)
     assert client.calls == 1 + REFRESH_BURST + 3  # one more per second of flood
 
 
-def test_unknown_source_is_none_and_the_miss_is_cached(secrets: Any) -> None:
+def test_unknown_source_is_none_and_a_source_created_next_is_seen_at_once(secrets: Any) -> None:
     clock, client = Clock(), CountingClient(secrets)
     sources = store(client, clock)
 
-    assert sources.get("nope") is None
-    assert sources.get("nope") is None
-    assert client.calls == 1
+    assert sources.get("new-src") is None
+    put(secrets, "new-src", ["whsec_a"])  # onboarded right after a webhook named it
+
+    assert sources.get("new-src").active_keys() == ["whsec_a"]
+
+
+def test_never_seen_source_ids_cannot_cost_a_secrets_manager_call_each(secrets: Any) -> None:
+    """600 made-up ids: a bounded number of calls, and nothing kept per id."""
+    clock, client = Clock(), CountingClient(secrets)
+    put(secrets, "real", ["whsec_a"])
+    sources = store(client, clock)
+    assert sources.get("real") is not None
+    calls_before = client.calls
+
+    for n in range(600):
+        assert sources.get(f"made-up-{n}") is None
+        if n % 60 == 59:
+            clock.now += 1  # 600 ids over 10 seconds
+
+    assert client.calls - calls_before <= MISS_BURST + 10
+    assert set(vars(sources)["_cache"]) == {"real"}  # the cache holds sources that exist only
+    # The source that exists keeps verifying during the flood, also after its cache expired.
+    clock.now += 61
+    assert sources.get("real").active_keys() == ["whsec_a"]
+    # A source created during the flood is seen once the flood leaves a look-up free.
+    put(secrets, "created-now", ["whsec_b"])
+    clock.now += 1
+    assert sources.get("created-now").active_keys() == ["whsec_b"]
+
+
+def test_refreshing_an_unknown_id_spends_the_shared_budget(secrets: Any) -> None:
+    clock, client = Clock(), CountingClient(secrets)
+    sources = store(client, clock)
+
+    for n in range(100):
+        assert sources.refresh(f"made-up-{n}") is None
+
+    assert client.calls <= MISS_BURST
 
 
 def test_ids_that_cannot_name_a_secret_never_reach_secrets_manager(secrets: Any) -> None:

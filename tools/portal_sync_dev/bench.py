@@ -358,7 +358,7 @@ def _in_file(fragment: str) -> Callable[[str, str], bool]:
 
 INGEST_RULES: list[Rule] = [
     ("SQS SendMessage (boto3/botocore client side)", _in_file("aws/sqs_queue.py"), True),
-    ("PostgreSQL duplicate check (already_accepted)", _named("already_accepted"), True),
+    ("PostgreSQL receipt and duplicate check (claim)", _named("claim"), True),
     ("signature check + JSON parse (the floor's work)", _named("_verify"), False),
     ("source config (Secrets Manager, cached)", _in_file("webhooks/source_store.py"), True),
     ("pydantic (receipt, queue message)", _in_file("/pydantic"), False),
@@ -1895,8 +1895,8 @@ def _ingest_findings(ingest: dict[str, Any], e2e: dict[str, Any] | None) -> list
             f" Where it goes (profile shares applied to that mean): moto answering SendMessage"
             f" in the same process {_ms(emulator)}, which SQS does on its own servers;"
             f" botocore's client side of SendMessage (serialise, SigV4-sign, parse)"
-            f" {_ms(sqs)}; the duplicate check in PostgreSQL {_ms(database)}"
-            f" ({ingest['round_trips_per_call']:.0f} round trip(s) per request: one SELECT on an"
+            f" {_ms(sqs)}; the receipt and duplicate check in PostgreSQL {_ms(database)}"
+            f" ({ingest['round_trips_per_call']:.0f} round trip(s) per request: one INSERT on an"
             " autocommit connection, no transaction block); the floor's own work"
             f" {_ms(verify)}; everything else (Powertools"
             " resolver and decorators, pydantic receipt copies, the JSON log line, EMF"
@@ -1916,9 +1916,8 @@ def _ingest_findings(ingest: dict[str, Any], e2e: dict[str, Any] | None) -> list
                 if e2e
                 else ""
             )
-            + " against Dataverse's 60 s timeout): drop the duplicate check (the consumer's"
-            " `claim_delivery` already marks a second delivery as `duplicate`; the check only"
-            " spares a queue message); keep the SQS client and its connection warm (already"
+            + " against Dataverse's 60 s timeout): keep the SQS client and its connection warm"
+            " (already"
             " done: one client per execution environment); replace Powertools' resolver for"
             " this single route. A realistic target is the handler's own CPU time excluding"
             " I/O, against a budget (e.g. under 1 ms), not a multiple of the HMAC."

@@ -266,10 +266,8 @@ def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         ("organisation", body.get("organization_id")),
         ("last processed", when(body.get("last_processed_at"))),
         ("last success", when(body.get("last_success_at"))),
-        (
-            "pending (all orgs)",
-            pending if pending is not None else Text("unknown", style="dim"),
-        ),
+        # The organisation's accepted events not applied yet (an older server: unknown).
+        ("pending", pending if pending is not None else Text("unknown", style="dim")),
         ("failed", Text(str(failed), style="red" if failed else "")),
     ]
     last_24h = body.get("last_24h") or {}

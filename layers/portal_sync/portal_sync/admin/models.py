@@ -204,9 +204,9 @@ class SyncStatus(BaseModel):
     organization_id: UUID
     last_processed_at: datetime | None
     last_success_at: datetime | None
-    pending: int | None = Field(
-        description="Events queued and not yet applied, across all organisations (SQS's "
-        "approximate count); null when the queue cannot be asked"
+    pending: int = Field(
+        description="The organisation's accepted webhooks not yet applied (nor logged as "
+        "failed): queued, or waiting for a retry"
     )
     failed: int = Field(description="Events whose latest attempt ended in error")
     last_24h: dict[str, int] = Field(description="Events processed in 24 h, by status")

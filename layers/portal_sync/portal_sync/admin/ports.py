@@ -75,8 +75,6 @@ class EventRequeue(Protocol):
     def remove_parked(self, organization_id: UUID, event_id: str) -> int:
         """Deletes the event's messages from the dead-letter queue; how many there were."""
 
-    def approximate_pending(self) -> int | None: ...
-
 
 @dataclass(frozen=True)
 class DeliveryAttempt:

@@ -474,7 +474,7 @@ class AdminService:
             organization_id=organization_id,
             last_processed_at=summary["last_processed_at"],
             last_success_at=summary["last_success_at"],
-            pending=self._requeue.approximate_pending(),
+            pending=summary["pending"],
             failed=summary["failed"],
             last_24h=summary["last_24h"],
         )

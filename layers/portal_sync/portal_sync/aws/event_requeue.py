@@ -7,8 +7,6 @@ from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 # A reprocess looks through this many dead-letter messages at most (10 per receive call).
 _DLQ_SCAN_ROUNDS = 10
 
@@ -53,21 +51,6 @@ class SqsEventRequeue:
                 QueueUrl=self._dlq_url, ReceiptHandle=handle, VisibilityTimeout=0
             )
         return removed
-
-    def approximate_pending(self) -> int | None:
-        try:
-            attributes = self._sqs.get_queue_attributes(
-                QueueUrl=self._queue_url,
-                AttributeNames=[
-                    "ApproximateNumberOfMessages",
-                    "ApproximateNumberOfMessagesNotVisible",
-                ],
-            )["Attributes"]
-        except (BotoCoreError, ClientError):
-            return None
-        return int(attributes["ApproximateNumberOfMessages"]) + int(
-            attributes["ApproximateNumberOfMessagesNotVisible"]
-        )
 
 
 def _is_event(body: str, organization_id: UUID, event_id: str) -> bool:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from portal_sync.dataverse.context import Entity, EntityRef, ExecutionContext
 from portal_sync.events.models import (
+    IMPLAUSIBLE_TIME,
     CourseDetails,
     EventType,
     MemberDetails,
@@ -192,7 +193,12 @@ def map_context(ctx: ExecutionContext, mapping: MappingContext) -> ParsedEvent:
             case "course_enrollment":
                 return _course_event(ctx, table_mapping, occurred_at, mapping)
     except ValidationError as exc:
-        fields = ", ".join(".".join(map(str, error["loc"])) for error in exc.errors())
+        errors = exc.errors(include_input=False, include_url=False)
+        # The event's time (modifiedon, OperationCreatedOn) checked by SyncEvent's rule.
+        implausible = [e["msg"] for e in errors if e["type"] == IMPLAUSIBLE_TIME]
+        if implausible:
+            return Unusable(f"The Dataverse event is invalid: {implausible[0]}", message, table)
+        fields = ", ".join(".".join(map(str, error["loc"])) for error in errors)
         return Unusable(f"The row has values the app cannot store ({fields})", message, table)
 
 

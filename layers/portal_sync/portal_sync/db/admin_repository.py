@@ -160,14 +160,23 @@ class PostgresAdminRepository:
         )
 
     def sync_summary(self, organization_id: UUID, since: datetime) -> dict[str, Any]:
+        # pending: accepted receipts (the ingest writes them) not yet in the sync log, over
+        # the queue's retention (14 days; an older one can no longer be on the queue). The
+        # partial index webhook_receipts_accepted_org covers the scan.
         row = self._one(
             """
             select max(processed_at) as last_processed_at,
                    max(processed_at) filter (where status = 'success') as last_success_at,
-                   count(*) filter (where status = 'error') as failed
-              from portal_sync_events where organization_id = %s
+                   count(*) filter (where status = 'error') as failed,
+                   (select count(*) from webhook_receipts r
+                     where r.organization_id = %(org)s and r.outcome = 'accepted'
+                       and r.received_at > now() - interval '14 days'
+                       and not exists (select from portal_sync_events l
+                                        where l.organization_id = r.organization_id
+                                          and l.event_id = r.delivery_id)) as pending
+              from portal_sync_events where organization_id = %(org)s
             """,
-            (organization_id,),
+            {"org": organization_id},
         )
         assert row is not None
         recent = self._all(

@@ -264,7 +264,7 @@ class BatchedSyncRepository:
         self._logged[key] = entry.status
         earlier = self._log.get(key)
         if earlier is None:
-            self._log[key] = (replace(entry), 1)
+            self._log[key] = (replace(entry), entry.attempts)
             return
         first, writes = earlier
         # As the upsert of write_log() would leave it after both writes.
@@ -279,7 +279,7 @@ class BatchedSyncRepository:
                 profile_id=entry.profile_id or first.profile_id,
                 source_modified_at=entry.source_modified_at or first.source_modified_at,
             ),
-            writes + 1,
+            writes + entry.attempts,
         )
 
     def keep_payload(self, organization_id: UUID, event_id: str, message: str) -> None:

@@ -134,7 +134,8 @@ class PostgresSyncRepository:
                  processed_at, attempts)
             values (%(organization_id)s, %(event_id)s, %(event_type)s, %(source_message)s,
                     %(source_table)s, %(status)s, %(message)s, %(profile_id)s, %(receipt_id)s,
-                    %(correlation_id)s, %(source_modified_at)s, %(received_at)s, now(), 1)
+                    %(correlation_id)s, %(source_modified_at)s, %(received_at)s, now(),
+                    %(attempts)s)
             """  # noqa: S608
             + LOG_ON_CONFLICT,
             {
@@ -150,6 +151,7 @@ class PostgresSyncRepository:
                 "correlation_id": entry.correlation_id,
                 "source_modified_at": entry.source_modified_at,
                 "received_at": entry.received_at,
+                "attempts": entry.attempts,
             },
         )
 

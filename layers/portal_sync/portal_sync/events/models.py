@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated
 from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 
 def normalize_id(value: str) -> str:
@@ -20,6 +21,37 @@ def normalize_id(value: str) -> str:
 
 
 SourceId = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(normalize_id)]
+
+# The range of believable change times (CONTRACT.md section 3). A time outside it is a sender's
+# clock or data error: applied, a far-future time would make every later change of the member
+# stale, and a year-1 time in a positive offset is year 0 in UTC, which PostgreSQL stores but
+# psycopg cannot read back.
+EARLIEST_EVENT_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+FUTURE_TOLERANCE = timedelta(minutes=5)
+IMPLAUSIBLE_TIME = "implausible_time"
+
+
+def plausible_event_time(moment: datetime) -> datetime:
+    """The one rule for every event's time, whatever format it arrived in (portal events,
+    Dataverse's `modifiedon` and `/Date(...)/` values, rows read from the Web API)."""
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    # Compared, never converted: converting year 1 at +14:00 to UTC overflows.
+    if aware < EARLIEST_EVENT_TIME:
+        problem = "is before the year 2000"
+    elif aware > datetime.now(UTC) + FUTURE_TOLERANCE:
+        problem = "is more than 5 minutes in the future"
+    else:
+        return moment
+    raise PydanticCustomError(
+        IMPLAUSIBLE_TIME,
+        "the time of the change ({time}) {problem}: the sender's clock or data is wrong. It "
+        "was not applied, so that it cannot make later changes of the member look out of "
+        "date; correct the time at the source and send the change again",
+        {"time": aware.isoformat(), "problem": problem},
+    )
+
+
+EventTime = Annotated[datetime, AfterValidator(plausible_event_time)]
 
 
 class EventType(StrEnum):
@@ -56,7 +88,7 @@ class SyncEvent(BaseModel):
     """One change to apply to one member of one organisation."""
 
     type: EventType
-    occurred_at: datetime
+    occurred_at: EventTime
     member: MemberDetails
     role: str | None = Field(default=None, max_length=100)
     course: CourseDetails | None = None

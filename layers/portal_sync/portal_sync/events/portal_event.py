@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Self
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -22,6 +23,7 @@ from portal_sync.events.models import (
     ParsedEvent,
     SyncEvent,
     Unusable,
+    plausible_event_time,
 )
 
 _COURSE_EVENTS = (EventType.COURSE_ENROLLED, EventType.COURSE_UNENROLLED)
@@ -35,7 +37,7 @@ class PortalEvent(BaseModel):
 
     type: EventType
     # RFC 3339 with an offset: a time without one is ambiguous and would break ordering.
-    occurred_at: AwareDatetime
+    occurred_at: Annotated[AwareDatetime, AfterValidator(plausible_event_time)]
     member: MemberDetails
     # Trimmed like the member's details, and no longer than SyncEvent.role allows: a longer one
     # must be reported here, not fail when the SyncEvent is built.

@@ -21,7 +21,9 @@ class LogStatus(StrEnum):
 
 class DeliveryClaim(StrEnum):
     FIRST = "first"  # the first accepted delivery of this id
-    REDELIVERY = "redelivery"  # the same queued message again (SQS at-least-once)
+    # The message's own receipt is recorded already: written by the ingest when it accepted
+    # the delivery, or by an earlier attempt (SQS delivers at least once).
+    REDELIVERY = "redelivery"
     DUPLICATE = "duplicate"  # another delivery of an id already accepted
 
 
@@ -64,6 +66,9 @@ class SyncLogEntry:
     correlation_id: str | None = None
     source_modified_at: datetime | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # How many attempts this write stands for: more than one when the failed ones before it
+    # were rolled back (the error logged on an event's last attempt).
+    attempts: int = 1
 
 
 class SyncRepository(Protocol):

@@ -22,6 +22,7 @@ from portal_sync.dataverse.mapping import (
     map_context,
 )
 from portal_sync.events.models import EventType, NotApplicable, ParsedEvent, SyncEvent, Unusable
+from portal_sync.events.nesting import TOO_DEEP, nested_deeper_than
 from portal_sync.events.portal_event import parse_portal_event
 from portal_sync.sync.apply import apply_event
 from portal_sync.sync.identity import member_environment
@@ -175,8 +176,9 @@ class EventProcessor:
             self._repo.keep_payload(organization_id, message.event_id, message.model_dump_json())
         return entry.status
 
-    def record_failure(self, message: QueuedEvent, reason: str) -> None:
-        """The last attempt failed too: show the event as an error that an admin can reprocess."""
+    def record_failure(self, message: QueuedEvent, reason: str, attempts: int) -> None:
+        """The last attempt failed too: show the event as an error that an admin can reprocess.
+        `attempts`: how many times it was tried (the failed ones left nothing in the log)."""
         self._repo.write_log(
             SyncLogEntry(
                 organization_id=message.organization_id,
@@ -187,6 +189,7 @@ class EventProcessor:
                 received_at=message.receipt.received_at,
                 receipt_id=message.receipt.id,
                 correlation_id=message.correlation_id,
+                attempts=attempts,
             )
         )
         self._repo.keep_payload(
@@ -198,8 +201,13 @@ class EventProcessor:
             payload = json.loads(message.body())
         except ValueError:
             return Unusable("The event body is not valid JSON")
+        except RecursionError:
+            return Unusable(TOO_DEEP)
         if not isinstance(payload, dict):
             return Unusable("The event body is not a JSON object")
+        if nested_deeper_than(payload):
+            # Decoding it would exhaust the stack on every attempt: an error at once instead.
+            return Unusable(TOO_DEEP)
         if b"\\u0000" in message.body():
             # PostgreSQL text cannot hold NUL: applying it would fail on every attempt.
             return Unusable("The event contains NUL characters (\\u0000), which cannot be stored")
@@ -259,7 +267,7 @@ def _declared_type(message: QueuedEvent) -> str:
     """The type the sender declared, for the log of an event that could not be parsed."""
     try:
         payload: Any = json.loads(message.body())
-    except ValueError:
+    except (ValueError, RecursionError):
         return "unknown"
     if isinstance(payload, dict):
         if isinstance(payload.get("type"), str):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from portal_sync.observability import logger
+from portal_sync.observability import error_facts, logger
 from portal_sync.webhooks.receipts import (
     QUEUE_UNAVAILABLE,
     Outcome,
@@ -57,11 +57,14 @@ class EventQueue(Protocol):
 
 
 class ReceiptLedger(Protocol):
-    def already_accepted(self, source_id: str, delivery_id: str) -> bool | None:
-        """True/False, or None when the ledger cannot tell (database unreachable)."""
+    def claim(self, receipt: Receipt) -> bool | None:
+        """Records an accepted receipt unless its delivery was accepted before, in which case
+        the receipt is recorded as a duplicate: True when accepted, False when a duplicate,
+        None when the ledger cannot tell (database unreachable; nothing was recorded)."""
 
     def record(self, receipt: Receipt) -> bool:
-        """Writes the receipt; False when it could not (the caller queues it instead)."""
+        """Writes the receipt, replacing one of the same id (a claimed receipt whose event
+        could not be queued); False when it could not (the caller queues it instead)."""
 
 
 @dataclass(frozen=True)
@@ -117,22 +120,38 @@ class WebhookIngest:
             received_at=datetime.fromtimestamp(now, UTC),
         )
         try:
-            config, delivery_id = self._verify(request, receipt, now)
-        except VerificationFailed as failure:
-            return self._reject(receipt, failure.reason)
-        except SourceStoreUnavailable:
-            logger.exception(
-                "Webhook source store unavailable", extra={"receipt_id": str(receipt.id)}
+            return self._handle(request, receipt, now)
+        except Exception as exc:
+            # A failure of ours: Dataverse retries a 503 once and never a 500. The facts only:
+            # an exception's message may quote the body (names, e-mail addresses).
+            logger.error(
+                "Webhook ingest failed", extra={"receipt_id": str(receipt.id), **error_facts(exc)}
             )
             return self._unavailable(receipt)
 
-        receipt = receipt.model_copy(update={"delivery_id": delivery_id})
-        if self._ledger.already_accepted(request.source_id, delivery_id):
+    def _handle(self, request: WebhookRequest, receipt: Receipt, now: float) -> IngestResult:
+        try:
+            config, delivery_id = self._verify(request, receipt, now)
+        except VerificationFailed as failure:
+            return self._reject(receipt, failure.reason)
+        except SourceStoreUnavailable as exc:
+            logger.error(
+                "Webhook source store unavailable",
+                extra={"receipt_id": str(receipt.id), **error_facts(exc)},
+            )
+            return self._unavailable(receipt)
+
+        receipt = receipt.model_copy(
+            update={"delivery_id": delivery_id, "outcome": Outcome.ACCEPTED}
+        )
+        # The accepted receipt is written now, in the round trip that checks for a duplicate,
+        # so that a resend is a duplicate even before the first delivery is applied. With the
+        # database down (None) the receipt travels on the queue and the consumer writes it.
+        claimed = self._ledger.claim(receipt)
+        if claimed is False:
             receipt = receipt.model_copy(update={"outcome": Outcome.DUPLICATE})
-            self._record(receipt)
             return IngestResult(202, {"status": "duplicate", "id": delivery_id}, receipt)
 
-        receipt = receipt.model_copy(update={"outcome": Outcome.ACCEPTED})
         message = QueuedEvent(
             receipt=receipt,
             event_id=delivery_id,
@@ -141,11 +160,14 @@ class WebhookIngest:
             body_b64=base64.b64encode(request.body).decode(),
         )
         try:
-            # The consumer writes the accepted receipt (or marks a duplicate) when it applies the
-            # event, so accepting costs one queue call and no database write.
             self._queue.send(message.model_dump_json())
-        except QueueUnavailable:
-            logger.exception("Could not queue webhook", extra={"receipt_id": str(receipt.id)})
+        except QueueUnavailable as exc:
+            logger.error(
+                "Could not queue webhook",
+                extra={"receipt_id": str(receipt.id), **error_facts(exc)},
+            )
+            # Replaces the claimed receipt: left `accepted`, the sender's retry of this 503
+            # would be answered `duplicate` and the event lost.
             return self._unavailable(receipt)
         logger.info(
             "Webhook accepted",
@@ -195,7 +217,8 @@ class WebhookIngest:
 
         try:
             payload = json.loads(request.body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            # RecursionError: nested deeper than the parser goes (a verified body, still junk).
             raise VerificationFailed(RejectReason.UNPARSABLE_JSON) from None
         if not isinstance(payload, dict):
             raise VerificationFailed(RejectReason.UNPARSABLE_JSON)
@@ -226,14 +249,14 @@ class WebhookIngest:
         return IngestResult(503, {"code": 503, "message": message}, receipt)
 
     def _record(self, receipt: Receipt) -> None:
-        if self._ledger.record(receipt):
-            return
         try:
+            if self._ledger.record(receipt):
+                return
             self._queue.send(QueuedReceipt(receipt=receipt).model_dump_json())
-        except QueueUnavailable:
+        except Exception as exc:  # the answer must still be given
             logger.error(
                 "Receipt lost: neither PostgreSQL nor the queue took it",
-                extra={"receipt_id": str(receipt.id)},
+                extra={"receipt_id": str(receipt.id), **error_facts(exc)},
             )
 
 
