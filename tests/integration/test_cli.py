@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from click.testing import Result
 from conftest import ROOT, Database, eventually
@@ -322,3 +323,18 @@ def test_missing_configuration_says_what_to_pass() -> None:
 
     assert result.exit_code == 2
     assert "--base-url" in result.output
+
+
+def test_lint_database_reports_what_supabases_advisors_would(database: Database) -> None:
+    clean = runner.invoke(app, ["lint-database", "--database-url", database.url])
+    assert clean.exit_code == 0, clean.output
+    assert "ERROR" not in clean.output and "WARN" not in clean.output
+    with psycopg.connect(database.url, autocommit=True) as conn:
+        conn.execute("create table public.lint_probe (id int primary key)")
+    try:
+        flagged = runner.invoke(app, ["lint-database", "--database-url", database.url])
+    finally:
+        with psycopg.connect(database.url, autocommit=True) as conn:
+            conn.execute("drop table public.lint_probe")
+    assert flagged.exit_code == 1
+    assert "rls_disabled_in_public" in flagged.output and "lint_probe" in flagged.output

@@ -23,6 +23,7 @@ from typing import Any
 import psycopg
 import pytest
 from conftest import Database
+from portal_sync_dev.database_lint import format_findings, run
 from portal_sync_dev.migrations import migrate
 from portal_sync_dev.supabase_project import as_url
 from psycopg import errors
@@ -421,3 +422,11 @@ def test_the_functions_connect_as_their_own_role(system: Any, database: Database
         )
     }
     assert "portal_sync_functions" in users
+
+
+def test_supabases_linter_finds_nothing_to_fix(world: World) -> None:
+    """Under either default-privilege setting (tests/integration/test_database_lint.py checks
+    the linter itself)."""
+    with psycopg.connect(world.database_url) as conn:
+        failing = run(conn).failing
+    assert failing == [], format_findings(failing)

@@ -722,5 +722,35 @@ def send(
         raise typer.Exit(1)
 
 
+@app.command("lint-database")
+def lint_database(
+    database_url: Annotated[
+        str,
+        typer.Option(
+            envvar="DATABASE_URL",
+            help="The database to check (a Supabase project's direct connection)",
+        ),
+    ],
+    schema: Annotated[
+        list[str] | None,
+        typer.Option(help="A schema the Data API exposes (repeatable; default public)"),
+    ] = None,
+) -> None:
+    """Supabase's database linter (splinter's checks) on a database: what the Security and
+    Performance Advisors would report. Exit code 1 on any ERROR or WARN finding."""
+    import psycopg
+
+    from portal_sync_dev.database_lint import DEFAULT_EXPOSED_SCHEMAS, format_report, run
+
+    try:
+        with psycopg.connect(database_url, connect_timeout=10) as conn:
+            report = run(conn, tuple(schema or DEFAULT_EXPOSED_SCHEMAS))
+    except psycopg.OperationalError as exc:
+        fail(f"Could not connect to the database: {str(exc).splitlines()[0]}")
+    typer.echo(format_report(report))
+    if report.failing:
+        raise typer.Exit(1)
+
+
 if __name__ == "__main__":
     app()
