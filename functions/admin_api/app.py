@@ -1,8 +1,8 @@
 """Admin API (`/functions/v1/admin-api/...`), CONTRACT.md section 5.
 
-Thin: Powertools routes and validates, a middleware authenticates the Supabase JWT, each route
-calls one AdminService method inside one transaction, and domain errors become the contract's
-`{"code", "message"}` answers.
+Thin: Powertools routes and validates, behind a middleware that authenticates the Supabase JWT
+first (`authenticated_api`), each route calls one AdminService method inside one transaction,
+and domain errors become the contract's `{"code", "message"}` answers.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from portal_sync.admin.models import (
 )
 from portal_sync.admin.service import AdminService, Conflict, InvalidSettings, NotFound
 from portal_sync.auth.authority import Forbidden
-from portal_sync.auth.middleware import bearer_authentication, caller_of
+from portal_sync.auth.middleware import authenticated_api, caller_of
 from portal_sync.auth.supabase_jwt import Caller, SupabaseJwtVerifier, Unauthenticated
 from portal_sync.aws.clients import client
 from portal_sync.aws.event_requeue import SqsEventRequeue
@@ -57,6 +57,7 @@ from portal_sync.http import (
     error_response,
     install_api_error_handlers,
     install_error_handlers,
+    parse_json_body,
     supabase_cors,
 )
 from portal_sync.http_sender import HttpxWebhookSender
@@ -66,7 +67,11 @@ from portal_sync.settings import get_settings
 PREFIX = "/functions/v1/admin-api"
 OPENAPI_PATH = "/openapi.json"
 
-app = APIGatewayHttpResolver(cors=supabase_cors(), enable_validation=True, strip_prefixes=[PREFIX])
+# Validation is registered after authentication (`authenticated_api`), not with
+# `enable_validation`, which would run it before the token is checked.
+app = APIGatewayHttpResolver(
+    cors=supabase_cors(), strip_prefixes=[PREFIX], json_body_deserializer=parse_json_body
+)
 install_error_handlers(app)
 
 Limit = Annotated[int, Query(ge=1, le=200, description="Page size")]
@@ -77,8 +82,9 @@ _ERROR_DESCRIPTIONS = {
     403: "The caller may not do this",
     404: "No such organisation (or event)",
     409: "Conflicts with the current state",
+    415: "The request body is not JSON (Content-Type must be application/json)",
     422: "The request is invalid; `errors` lists the fields",
-    503: "The database is unavailable; try again shortly",
+    503: "The database (or the project's JWKS) is unavailable; try again shortly",
 }
 
 
@@ -86,7 +92,7 @@ def answers(*codes: int, success: int = 200) -> dict[int, Any]:
     """The answers a route documents: its success (the return type's schema) and its errors
     (every error has ApiError's shape, 422 too)."""
     documented: dict[int, Any] = {success: {"description": "Successful Response"}}
-    for code in (401, 403, 422, 503, *codes):
+    for code in (401, 403, 415, 422, 503, *codes):
         documented[code] = {
             "description": _ERROR_DESCRIPTIONS[code],
             "content": {"application/json": {"model": ApiError}},
@@ -137,11 +143,7 @@ def _request_base_url() -> str:
     return f"https://{domain}" if domain else ""
 
 
-app.use(
-    middlewares=[
-        bearer_authentication(verifier, public_paths=(OPENAPI_PATH, PREFIX + OPENAPI_PATH))
-    ]
-)
+app.use(middlewares=authenticated_api(verifier, public_paths=(OPENAPI_PATH, PREFIX + OPENAPI_PATH)))
 
 
 # -- routes ------------------------------------------------------------------------------------

@@ -32,13 +32,18 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from portal_sync.auth.authority import Forbidden
-from portal_sync.auth.middleware import bearer_authentication, caller_of
+from portal_sync.auth.middleware import authenticated_api, caller_of
 from portal_sync.auth.supabase_jwt import Caller, SupabaseJwtVerifier, Unauthenticated
 from portal_sync.aws.clients import client
 from portal_sync.db.admin_repository import PostgresAdminRepository
 from portal_sync.db.connection import ConnectionProvider, DatabaseUnavailable
 from portal_sync.db.visibility_repository import PostgresVisibilityRepository
-from portal_sync.http import install_api_error_handlers, install_error_handlers, supabase_cors
+from portal_sync.http import (
+    install_api_error_handlers,
+    install_error_handlers,
+    parse_json_body,
+    supabase_cors,
+)
 from portal_sync.observability import logger
 from portal_sync.settings import get_settings
 from portal_sync.visibility.ports import MentorStatus
@@ -51,10 +56,12 @@ from portal_sync.visibility.service import (
 )
 from pydantic import BaseModel
 
+# Validation is registered after authentication (`authenticated_api`), not with
+# `enable_validation`, which would run it before the token is checked.
 app = APIGatewayHttpResolver(
     cors=supabase_cors(),
-    enable_validation=True,
     strip_prefixes=["/api/v1/website-sync", "/functions/v1/website-sync"],
+    json_body_deserializer=parse_json_body,
 )
 install_error_handlers(app)
 
@@ -144,7 +151,7 @@ def caller() -> Caller:
     return caller_of(app)
 
 
-app.use(middlewares=[bearer_authentication(verifier)])
+app.use(middlewares=authenticated_api(verifier))
 
 
 def view(status: MentorStatus) -> MentorStatusView:

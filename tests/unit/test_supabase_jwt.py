@@ -135,3 +135,109 @@ def test_a_scheme_other_than_bearer_is_invalid() -> None:
     with pytest.raises(Unauthenticated) as refused:
         SupabaseJwtVerifier(SECRET).verify("Basic dXNlcjpwYXNz")
     assert refused.value.message == INVALID_JWT
+
+
+# -- hostile tokens and an unavailable JWKS: never an unexpected error ----------------------------
+
+
+def _b64(data: bytes) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def junk_signed(header: dict[str, Any] | bytes, payload: dict[str, Any] | None = None) -> str:
+    """A token as an attacker writes it: any header, any claims, a signature of junk bytes."""
+    raw = header if isinstance(header, bytes) else json.dumps(header).encode()
+    return f"{_b64(raw)}.{_b64(json.dumps(payload or claims()).encode())}.{_b64(b'junk' * 8)}"
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        junk_signed({"alg": "RS256", "typ": "JWT", "kid": "ec-1"}),
+        junk_signed({"alg": "ES256", "typ": "JWT", "kid": "rsa-1"}),
+        # Properly signed, but with the RSA key under the EC key's id (and the other way round).
+        jwt.encode(claims(), RSA_KEY, "RS256", headers={"kid": "ec-1"}),
+        jwt.encode(claims(), EC_KEY, "ES256", headers={"kid": "rsa-1"}),
+    ],
+    ids=["junk-rs256-on-ec-key", "junk-es256-on-rsa-key", "rs256-on-ec-key", "es256-on-rsa-key"],
+)
+def test_a_token_naming_a_key_of_another_algorithm_is_invalid_jwt(
+    jwks_url: str, token: str
+) -> None:
+    """It used to reach PyJWT's RSA code with an EC key: a TypeError, answered 500."""
+    with pytest.raises(Unauthenticated) as refused:
+        SupabaseJwtVerifier(SECRET, jwks_url).verify(bearer(token))
+
+    assert refused.value.message == INVALID_JWT
+    # Refused by PyJWT's own check that the key is for the header's algorithm.
+    assert isinstance(refused.value.__cause__, jwt.InvalidAlgorithmError)
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        junk_signed({"alg": "ES256", "kid": ["ec-1"]}),
+        junk_signed({"alg": "ES256", "kid": {"id": "ec-1"}}),
+        junk_signed({"alg": "ES256", "kid": "ec-1", "x": int("9" * 4000)}),
+        junk_signed(b'{"alg": "ES256", "kid": "ec-1", "x": ' + b"1" * 5000 + b"}"),
+        junk_signed(b'{"alg": "ES256", "x": ' + b"[" * 5000 + b"]" * 5000 + b"}"),
+        junk_signed({"alg": ["ES256"], "kid": "ec-1"}),
+        junk_signed({"alg": "ES256", "kid": "ec-1"}, {"sub": 1, "exp": 1e400, "aud": [[]]}),
+        junk_signed(b"\xff\xfe not json"),
+        "a.b.c.d",
+        "." * 3000,
+    ],
+)
+def test_hostile_token_headers_are_invalid_jwt(jwks_url: str, token: str) -> None:
+    with pytest.raises(Unauthenticated) as refused:
+        SupabaseJwtVerifier(SECRET, jwks_url).verify(bearer(token))
+    assert refused.value.message == INVALID_JWT
+
+
+@pytest.fixture
+def broken_jwks_url() -> Iterator[str]:
+    """A JWKS endpoint that answers, but not with a key set (a proxy's error page)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("content-type", "text/html")
+            self.end_headers()
+            self.wfile.write(b"<html>Bad gateway</html>")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/auth/v1/.well-known/jwks.json"
+    server.shutdown()
+
+
+def _unused_port_url() -> str:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/auth/v1/.well-known/jwks.json"
+
+
+@pytest.mark.parametrize("where", ["unreachable", "not-a-key-set"])
+def test_a_jwks_that_cannot_be_had_is_unavailable_not_the_callers_fault(
+    broken_jwks_url: str, where: str
+) -> None:
+    """503 (AuthenticationUnavailable), not 401: a valid user's client must retry, not sign out;
+    and not 500. Any token naming a JWKS algorithm gets there, so it must not page either."""
+    from portal_sync.auth.supabase_jwt import AuthenticationUnavailable
+
+    url = _unused_port_url() if where == "unreachable" else broken_jwks_url
+    token = jwt.encode(claims(), EC_KEY, "ES256", headers={"kid": "ec-1"})
+
+    with pytest.raises(AuthenticationUnavailable):
+        SupabaseJwtVerifier("", url).verify(bearer(token))
+    # HS256 tokens do not need the JWKS: they still verify meanwhile.
+    hs256 = jwt.encode(claims(), SECRET, "HS256")
+    assert SupabaseJwtVerifier(SECRET, url).verify(bearer(hs256))

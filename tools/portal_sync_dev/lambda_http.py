@@ -137,9 +137,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 404, {"content-type": "application/json"}, b'{"code":404,"message":"Not found"}'
             )
             return
-        event = build_http_event(
-            self.command, self.path, dict(self.headers.items()), body, self.client_address[0]
-        )
+        # A header sent twice is one, its values joined with commas, as API Gateway joins them
+        # (`dict(self.headers.items())` would keep the last one only).
+        headers: dict[str, str] = {}
+        for name, value in self.headers.items():
+            key = name.lower()
+            headers[key] = f"{headers[key]},{value}" if key in headers else value
+        event = build_http_event(self.command, self.path, headers, body, self.client_address[0])
         try:
             result = function.invoke(event)
         except Exception:  # a crashed handler is a 502 at API Gateway
@@ -166,7 +170,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.send_header("set-cookie", cookie)
         self.send_header("content-length", str(len(data)))
         self.end_headers()
-        self.wfile.write(data)
+        # A HEAD answer is the GET answer's headers alone (RFC 9110 9.3.2): a body written after
+        # it would be read by the client as the start of the next response on the connection.
+        if self.command != "HEAD":
+            self.wfile.write(data)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve
 

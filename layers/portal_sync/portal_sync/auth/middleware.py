@@ -1,5 +1,5 @@
 """The Supabase JWT check the authenticated HTTP APIs (admin API, website sync) put in front of
-their routes, as a Powertools event handler middleware."""
+their routes, as Powertools event handler middlewares, and the request validation behind it."""
 
 from __future__ import annotations
 
@@ -13,6 +13,36 @@ if TYPE_CHECKING:
     from portal_sync.auth.supabase_jwt import Caller, SupabaseJwtVerifier
 
     Middleware = Callable[[APIGatewayHttpResolver, NextMiddleware], Response[Any]]
+
+
+def authenticated_api(
+    verifier: Callable[[], SupabaseJwtVerifier], public_paths: Collection[str] = ()
+) -> list[Middleware]:
+    """The middlewares of a JWT API, for `app.use`, in the order they run: the bearer token
+    (`bearer_authentication`), JSON bodies only (`json_bodies_only`), then Powertools' OpenAPI
+    request validation (path, query and body into the route's typed arguments; 422) and
+    response validation (the route's return value into its documented JSON).
+
+    The resolver is built without `enable_validation`: with it, Powertools runs its request
+    validation before every `app.use` middleware (`Route._build_middleware_stack`: request
+    validation, router middlewares, route middlewares, response validation), so a request
+    without a token would be parsed and validated, and answered 415/422 (or 500 on a body
+    that breaks the parser), before its token was asked for. Registered here, authentication
+    comes first: without a valid JWT every request is a 401, whatever its body.
+    """
+    from aws_lambda_powertools.event_handler.middlewares.openapi_validation import (
+        OpenAPIRequestValidationMiddleware,
+        OpenAPIResponseValidationMiddleware,
+    )
+
+    from portal_sync.http import json_bodies_only
+
+    return [
+        bearer_authentication(verifier, public_paths),
+        json_bodies_only,
+        OpenAPIRequestValidationMiddleware(),  # type: ignore[no-untyped-call]
+        OpenAPIResponseValidationMiddleware(),
+    ]
 
 
 def bearer_authentication(

@@ -1,8 +1,13 @@
 """Verifies Supabase access tokens as Supabase's own gateway does.
 
 HS256 tokens are checked with the project's JWT secret; ES256/RS256 tokens with the key their
-`kid` names in the project's JWKS (PyJWT's PyJWKClient caches the key set). `exp` and
-`aud=authenticated` are required. Failures answer with Supabase's own messages.
+`kid` names in the project's JWKS (PyJWT's PyJWKClient caches the key set), and only with the
+algorithm that key is for. `exp` and `aud=authenticated` are required. Failures answer with
+Supabase's own messages.
+
+Whatever a token holds is `Unauthenticated` (401), never an unexpected error: a 500 pages
+on-call. A JWKS that cannot be fetched is `AuthenticationUnavailable` (503) instead: that is not
+the caller's fault, and a 401 would tell clients to sign a valid user out rather than retry.
 
 PyJWT (with cryptography, ~20 ms of a cold start) is imported when a token is first verified:
 CORS preflights, requests without a token and the website-sync function's state machine tasks
@@ -16,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 if TYPE_CHECKING:
-    from jwt import PyJWKClient
+    from jwt import PyJWK, PyJWKClient
     from jwt.types import Options
 
 MISSING_AUTHORIZATION = "Missing authorization header"
@@ -28,6 +33,10 @@ class Unauthenticated(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class AuthenticationUnavailable(Exception):
+    """The project's JWKS could not be fetched (or is not a key set): try again shortly."""
 
 
 @dataclass(frozen=True)
@@ -92,15 +101,36 @@ class SupabaseJwtVerifier:
                     options=options,
                 )
             if algorithm in _ASYMMETRIC and self._jwks is not None:
-                key = self._jwks.get_signing_key_from_jwt(token)
+                # The PyJWK itself, not its bare key: PyJWT then refuses a header `alg` other
+                # than the one the key is for (RS256 named on an ES256 key) as an
+                # InvalidAlgorithmError, instead of handing an EC key to the RSA code.
                 return jwt.decode(
                     token,
-                    key.key,
-                    algorithms=[algorithm],
+                    self._signing_key(self._jwks, token),
+                    algorithms=list(_ASYMMETRIC),
                     audience="authenticated",
                     options=options,
                 )
-        except jwt.PyJWTError as exc:
+        except AuthenticationUnavailable:
+            raise
+        # Besides PyJWTError, cryptography and the JSON parser raise these on hostile input
+        # (a key of another type, nesting deeper than the recursion limit, out-of-range values).
+        except (jwt.PyJWTError, ValueError, TypeError, ArithmeticError, RecursionError) as exc:
             raise Unauthenticated(INVALID_JWT) from exc
         # An algorithm we were not configured for (or "none"): never accepted.
         raise Unauthenticated(INVALID_JWT)
+
+    @staticmethod
+    def _signing_key(jwks: PyJWKClient, token: str) -> PyJWK:
+        """The JWKS key the token's `kid` names (a kid not in the set: PyJWKClientError, 401).
+
+        Fetching the set is ours to fail: unreachable, not JSON (a proxy's error page), no
+        usable key. The key set and each key found are cached, so keys seen before keep
+        verifying while the endpoint is down.
+        """
+        import jwt
+
+        try:
+            return jwks.get_signing_key_from_jwt(token)
+        except (jwt.PyJWKClientConnectionError, jwt.PyJWKSetError, ValueError) as exc:
+            raise AuthenticationUnavailable("The project's JWKS is unavailable") from exc
