@@ -1,12 +1,14 @@
-"""Helpers for tests: signing like a real sender (the Standard Webhooks reference library), and
-SQS records as the event source mapping hands them to the consumer."""
+"""Helpers for tests: signing like a real sender (the Standard Webhooks reference library), SQS
+records as the event source mapping hands them to the consumer, and a JWKS on loopback."""
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from standardwebhooks.webhooks import Webhook
@@ -68,3 +70,39 @@ def sqs_record(message_id: str, body: str, receives: int = 1) -> dict[str, Any]:
         "eventSourceARN": "arn:aws:sqs:eu-north-1:000000000000:portal-sync-events",
         "awsRegion": "eu-north-1",
     }
+
+
+def serve_on_loopback(body: bytes, content_type: str = "application/json") -> ThreadingHTTPServer:
+    """An HTTP server on loopback answering every GET with `body` (stop it with shutdown())."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("content-type", content_type)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def jwks_url(server: ThreadingHTTPServer) -> str:
+    """Where Supabase serves a project's JWKS, on `server`."""
+    return f"http://127.0.0.1:{server.server_address[1]}/auth/v1/.well-known/jwks.json"
+
+
+def jwks_document(keys: dict[str, Any]) -> bytes:
+    """A JWKS of public keys, as Supabase serves it: `keys` maps kid -> private key."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+
+    documents = []
+    for kid, key in keys.items():
+        algorithm = RSAAlgorithm if isinstance(key, rsa.RSAPrivateKey) else ECAlgorithm
+        jwk = json.loads(algorithm.to_jwk(key.public_key()))
+        documents.append({**jwk, "kid": kid, "use": "sig"})
+    return json.dumps({"keys": documents}).encode()

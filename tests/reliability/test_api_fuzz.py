@@ -29,13 +29,11 @@ import base64
 import json
 import os
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import quote
 
@@ -47,9 +45,9 @@ from conftest import Database, eventually
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from portal_sync.http import SUPABASE_CORS_HEADERS
 from portal_sync_dev.seed import DEMO_ADMIN_USER_ID, DEMO_ORG_ADMIN_USER_ID
+from support import jwks_document, jwks_url, serve_on_loopback
 
 ADMIN = "/functions/v1/admin-api"
 WEBSITE = ("/api/v1/website-sync", "/functions/v1/website-sync")
@@ -120,22 +118,6 @@ class Target:
     admin_tokens: tuple[str, ...]  # valid: the demo organisation's admin, the platform admin
 
 
-def _serve(body: bytes, content_type: str = "application/json") -> ThreadingHTTPServer:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("content-type", content_type)
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
-
-
 def _use_jwks(url: str | None) -> None:
     """Points the functions (in this process, behind the loopback server) at a JWKS."""
     import importlib
@@ -154,11 +136,8 @@ def _use_jwks(url: str | None) -> None:
 @pytest.fixture
 def target(system: Any, db: Database) -> Iterator[Target]:
     """The demo organisation, with an ES256 and an RS256 key in the project's JWKS."""
-    keys = []
-    for kid, algorithm, key in (("ec-1", ECAlgorithm, EC_KEY), ("rsa-1", RSAAlgorithm, RSA_KEY)):
-        keys.append({**json.loads(algorithm.to_jwk(key.public_key())), "kid": kid, "use": "sig"})
-    jwks = _serve(json.dumps({"keys": keys}).encode())
-    _use_jwks(f"http://127.0.0.1:{jwks.server_address[1]}/auth/v1/.well-known/jwks.json")
+    jwks = serve_on_loopback(jwks_document({"ec-1": EC_KEY, "rsa-1": RSA_KEY}))
+    _use_jwks(jwks_url(jwks))
     with db.connect() as conn:
         event = conn.execute(
             "insert into portal_sync_events (organization_id, event_id, event_type, status,"
@@ -749,6 +728,18 @@ def unchanged(db: Database) -> dict[str, Any]:
     }
 
 
+# Both fuzzers: 200 requests each (about 12 s), large bodies on purpose.
+FUZZ_SETTINGS = settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.large_base_example,
+    ],
+)
+
+
 def test_anonymous_requests_to_every_route_only_ever_get_401(target: Target, db: Database) -> None:
     before = unchanged(db)
     tally = Tally()
@@ -756,15 +747,7 @@ def test_anonymous_requests_to_every_route_only_ever_get_401(target: Target, db:
 
     with httpx.Client(timeout=30) as client:
 
-        @settings(
-            max_examples=200,
-            deadline=None,
-            suppress_health_check=[
-                HealthCheck.too_slow,
-                HealthCheck.data_too_large,
-                HealthCheck.large_base_example,
-            ],
-        )
+        @FUZZ_SETTINGS
         @given(request=requests(target, anonymous(target)))
         @example(
             request=Fuzzed(
@@ -828,15 +811,7 @@ def test_authenticated_requests_to_every_route_never_get_a_500(system: Any, targ
 
     with httpx.Client(timeout=30) as client:
 
-        @settings(
-            max_examples=200,
-            deadline=None,
-            suppress_health_check=[
-                HealthCheck.too_slow,
-                HealthCheck.data_too_large,
-                HealthCheck.large_base_example,
-            ],
-        )
+        @FUZZ_SETTINGS
         @given(request=requests(target, tokens))
         def one(request: Fuzzed) -> None:
             response = send(client, target, request)

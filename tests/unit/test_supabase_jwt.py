@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from portal_sync.auth.supabase_jwt import (
     INVALID_JWT,
     MISSING_AUTHORIZATION,
     SupabaseJwtVerifier,
     Unauthenticated,
 )
+from support import jwks_document, serve_on_loopback
+from support import jwks_url as url_of
 
 SECRET = "super-secret-jwt-token-with-at-least-32-characters-long"
 EC_KEY = ec.generate_private_key(ec.SECP256R1())
@@ -40,25 +39,8 @@ def claims(**overrides: Any) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def jwks_url() -> Iterator[str]:
     """The project's JWKS endpoint, as Supabase serves it, on loopback."""
-    keys = []
-    for kid, algorithm, key in (("ec-1", ECAlgorithm, EC_KEY), ("rsa-1", RSAAlgorithm, RSA_KEY)):
-        jwk = json.loads(algorithm.to_jwk(key.public_key()))
-        keys.append({**jwk, "kid": kid, "use": "sig"})
-    body = json.dumps({"keys": keys}).encode()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/auth/v1/.well-known/jwks.json"
+    server = serve_on_loopback(jwks_document({"ec-1": EC_KEY, "rsa-1": RSA_KEY}))
+    yield url_of(server)
     server.shutdown()
 
 
@@ -199,20 +181,8 @@ def test_hostile_token_headers_are_invalid_jwt(jwks_url: str, token: str) -> Non
 @pytest.fixture
 def broken_jwks_url() -> Iterator[str]:
     """A JWKS endpoint that answers, but not with a key set (a proxy's error page)."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("content-type", "text/html")
-            self.end_headers()
-            self.wfile.write(b"<html>Bad gateway</html>")
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/auth/v1/.well-known/jwks.json"
+    server = serve_on_loopback(b"<html>Bad gateway</html>", "text/html")
+    yield url_of(server)
     server.shutdown()
 
 
