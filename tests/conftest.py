@@ -53,7 +53,7 @@ class Database:
     def __init__(self, url: str, server: EmbeddedPostgres | None) -> None:
         self.url = url
         self.server = server
-        self.functions_url = supabase_project.functions_database_url(url, FUNCTIONS_PASSWORD)
+        self.functions_url = supabase_project.login_functions_role(url, FUNCTIONS_PASSWORD)
 
     def connect(self) -> psycopg.Connection[Any]:
         from psycopg.rows import dict_row

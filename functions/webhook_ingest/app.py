@@ -22,30 +22,22 @@ from portal_sync.aws.sqs_queue import SqsEventQueue
 from portal_sync.db.connection import ConnectionProvider
 from portal_sync.db.receipt_ledger import PostgresReceiptLedger
 from portal_sync.http import (
-    error_response,
     install_error_handlers,
     json_response,
     lower_headers,
     raw_body,
     supabase_cors,
 )
-from portal_sync.observability import error_facts, logger, metrics
+from portal_sync.observability import logger, metrics
 from portal_sync.settings import get_settings
 from portal_sync.webhooks.ingest import IngestLimits, WebhookIngest, WebhookRequest
 from portal_sync.webhooks.receipts import Outcome
 from portal_sync.webhooks.source_store import SourceStore
 
 app = APIGatewayHttpResolver(cors=supabase_cors())
-install_error_handlers(app)
-
-
-@app.exception_handler(Exception)  # type: ignore[untyped-decorator]
-def _unexpected(exc: Exception) -> Response[str]:
-    """Replaces the shared 500: Dataverse retries a 503 once and never a 500, so a failure of
-    ours (outside WebhookIngest, which answers its own with 503) must not lose the event. The
-    API's 5xx alarm pages on it."""
-    logger.error("Unhandled error in the webhook ingest", extra=error_facts(exc))
-    return error_response(503, "The webhook could not be accepted now; please retry")
+# Dataverse retries a 503 once and never a 500: a failure of ours (outside WebhookIngest, which
+# answers its own with 503) must not lose the event.
+install_error_handlers(app, unexpected=(503, "The webhook could not be accepted now; please retry"))
 
 
 @cache

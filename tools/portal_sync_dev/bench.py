@@ -936,7 +936,7 @@ class BenchDatabase:
 
     def __enter__(self) -> BenchDatabase:
         from portal_sync_dev.migrations import migrate
-        from portal_sync_dev.supabase_project import as_url, functions_database_url
+        from portal_sync_dev.supabase_project import as_url, login_functions_role
 
         if self._external:
             import psycopg
@@ -952,7 +952,7 @@ class BenchDatabase:
             self.url = self._server.url
         migrate(self.url)
         # The functions connect as their own role, under row-level security, as deployed.
-        self.functions_url = functions_database_url(self.url, "portal-sync-bench")
+        self.functions_url = login_functions_role(self.url, "portal-sync-bench")
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -12,7 +12,7 @@ Supabase has two settings for what a new table in `public` is granted to the API
 right under both, so the tests build a database of each.
 
 The functions connect as a role of their own (created by the migrations, without a login):
-`functions_database_url` gives them a login and the URL to use.
+`login_functions_role` gives it a login and returns the URL to use.
 """
 
 from __future__ import annotations
@@ -73,9 +73,10 @@ def _set_default_privileges(conn: psycopg.Connection[object], setting: DefaultPr
         )
 
 
-def functions_database_url(database_url: str, password: str) -> str:
-    """The URL the functions use: the same database as `database_url` (the migrating role's),
-    as FUNCTIONS_ROLE, which is given a login with `password` here.
+def login_functions_role(database_url: str, password: str) -> str:
+    """Gives FUNCTIONS_ROLE a login with `password` (as docs/supabase.md has it done on a
+    project) and returns the URL the functions use: the database of `database_url` (the
+    migrating role's), as that role.
 
     Behind Supabase's pooler the user name carries the project ref (`postgres.<ref>`): the
     functions' role keeps that suffix.

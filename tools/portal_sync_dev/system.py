@@ -31,7 +31,7 @@ from portal_sync_dev.lambda_http import LocalApiServer, LocalFunction
 from portal_sync_dev.migrations import migrate
 from portal_sync_dev.postgres import EmbeddedPostgres
 from portal_sync_dev.seed import DemoSeed, new_webhook_secret, remembered, seed_demo
-from portal_sync_dev.supabase_project import functions_database_url
+from portal_sync_dev.supabase_project import login_functions_role
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -72,7 +72,7 @@ class LocalSystem:
         # As on a Supabase project (docs/supabase.md): the migrations, then a login for the
         # functions' role.
         migrate(self.database_url)
-        self.functions_database_url = functions_database_url(
+        self.functions_database_url = login_functions_role(
             self.database_url,
             self.functions_password
             or remembered(

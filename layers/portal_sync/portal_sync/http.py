@@ -101,8 +101,15 @@ def json_bodies_only(
     return next_middleware(router)
 
 
-def install_error_handlers(app: APIGatewayHttpResolver) -> None:
-    """Errors as `{"code", "message"}`, never a stack trace or a driver message."""
+UNEXPECTED_ERROR = (500, "Internal error; the request was not completed")
+
+
+def install_error_handlers(
+    app: APIGatewayHttpResolver, unexpected: tuple[int, str] = UNEXPECTED_ERROR
+) -> None:
+    """Errors as `{"code", "message"}`, never a stack trace or a driver message. `unexpected`:
+    the answer to an error nobody handled (the webhook ingest answers 503, which Dataverse
+    retries, where a 500 would lose the event)."""
 
     @app.not_found
     def _not_found(_: Exception) -> Response[str]:
@@ -111,7 +118,7 @@ def install_error_handlers(app: APIGatewayHttpResolver) -> None:
     @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
     def _unexpected(exc: Exception) -> Response[str]:
         logger.error("Unhandled error", extra=error_facts(exc))
-        return error_response(500, "Internal error; the request was not completed")
+        return error_response(*unexpected)
 
 
 def install_api_error_handlers(

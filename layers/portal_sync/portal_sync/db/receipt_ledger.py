@@ -21,24 +21,19 @@ from portal_sync.db.connection import ConnectionProvider, DatabaseUnavailable
 from portal_sync.observability import error_facts, logger
 from portal_sync.webhooks.receipts import Receipt
 
-INSERT_RECEIPT = """
+_INSERT_RECEIPT = """
 insert into webhook_receipts
     (id, source_id, organization_id, delivery_id, outcome, reason, signature_mode, received_at)
 values (%(id)s, %(source_id)s, %(organization_id)s, %(delivery_id)s, %(outcome)s, %(reason)s,
         %(signature_mode)s, %(received_at)s)
-on conflict do nothing
 """
-
-
+INSERT_RECEIPT = _INSERT_RECEIPT + "on conflict do nothing"
 # The ingest's receipts: a claimed receipt whose event could not be queued is replaced by its
 # rejection (same id), so that it no longer blocks the sender's retry as a duplicate.
-RECORD_RECEIPT = """
-insert into webhook_receipts
-    (id, source_id, organization_id, delivery_id, outcome, reason, signature_mode, received_at)
-values (%(id)s, %(source_id)s, %(organization_id)s, %(delivery_id)s, %(outcome)s, %(reason)s,
-        %(signature_mode)s, %(received_at)s)
-on conflict (id) do update set outcome = excluded.outcome, reason = excluded.reason
-"""
+RECORD_RECEIPT = (
+    _INSERT_RECEIPT
+    + "on conflict (id) do update set outcome = excluded.outcome, reason = excluded.reason"
+)
 
 # The accepted receipt, unless the delivery was accepted before (the partial unique index
 # webhook_receipts_accepted_delivery decides, also between concurrent requests): then the
