@@ -26,6 +26,14 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from portal_sync.access.authority import Forbidden
+from portal_sync.access.caller import Caller
+from portal_sync.adapters.aws.clients import client
+from portal_sync.adapters.aws.event_requeue import SqsEventRequeue
+from portal_sync.adapters.aws.secret_vault import SecretsManagerVault
+from portal_sync.adapters.postgres.admin_repository import InvalidCursor, PostgresAdminRepository
+from portal_sync.adapters.postgres.connection import ConnectionProvider, DatabaseUnavailable
+from portal_sync.adapters.webhook_sender import HttpxWebhookSender
 from portal_sync.admin.models import (
     ApiError,
     AuditPage,
@@ -44,15 +52,8 @@ from portal_sync.admin.models import (
     WebhookHealth,
 )
 from portal_sync.admin.service import AdminService, Conflict, InvalidSettings, NotFound
-from portal_sync.auth.authority import Forbidden
-from portal_sync.auth.middleware import authenticated_api, caller_of
-from portal_sync.auth.supabase_jwt import Caller, SupabaseJwtVerifier, Unauthenticated
-from portal_sync.aws.clients import client
-from portal_sync.aws.event_requeue import SqsEventRequeue
-from portal_sync.aws.secret_vault import SecretsManagerVault
-from portal_sync.db.admin_repository import InvalidCursor, PostgresAdminRepository
-from portal_sync.db.connection import ConnectionProvider, DatabaseUnavailable
-from portal_sync.http import (
+from portal_sync.entrypoints.http.authentication import authenticated_api, caller_of
+from portal_sync.entrypoints.http.responses import (
     INVALID_REQUEST,
     error_response,
     install_api_error_handlers,
@@ -60,7 +61,7 @@ from portal_sync.http import (
     parse_json_body,
     supabase_cors,
 )
-from portal_sync.http_sender import HttpxWebhookSender
+from portal_sync.entrypoints.http.supabase_jwt import SupabaseJwtVerifier, Unauthenticated
 from portal_sync.observability import logger
 from portal_sync.settings import get_settings
 

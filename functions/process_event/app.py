@@ -29,18 +29,18 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from portal_sync.aws.clients import client
-from portal_sync.aws.sqs_retry import back_off
-from portal_sync.db.batched_sync_repository import BatchedSyncRepository
-from portal_sync.db.connection import ConnectionProvider, DatabaseUnavailable
-from portal_sync.db.sync_repository import PostgresSyncRepository
-from portal_sync.db.visibility_repository import PostgresVisibilityRepository
+from portal_sync.adapters.aws.clients import client
+from portal_sync.adapters.aws.sqs_retry import back_off
+from portal_sync.adapters.postgres.batched_sync_repository import BatchedSyncRepository
+from portal_sync.adapters.postgres.connection import ConnectionProvider, DatabaseUnavailable
+from portal_sync.adapters.postgres.sync_repository import PostgresSyncRepository
+from portal_sync.adapters.postgres.visibility_repository import PostgresVisibilityRepository
+from portal_sync.inbound.ports import LogStatus, RowReader
+from portal_sync.inbound.processor import EventProcessor
+from portal_sync.inbound.receipts import QueuedEvent, QueueMessage
 from portal_sync.observability import error_facts, logger, metrics
 from portal_sync.settings import get_settings
-from portal_sync.sync.ports import LogStatus, RowReader
-from portal_sync.sync.processor import EventProcessor
 from portal_sync.visibility.service import VisibilityService
-from portal_sync.webhooks.receipts import QueuedEvent, QueueMessage
 from pydantic import TypeAdapter, ValidationError
 
 _messages: TypeAdapter[Any] = TypeAdapter(QueueMessage)
@@ -63,8 +63,8 @@ class DynamicsRows:
         self, organization_id: UUID, entity_set: str, row_id: str, select: Sequence[str]
     ) -> dict[str, Any] | None:
         if self._reader is None:
-            from portal_sync.aws.dynamics_targets import SecretsDynamicsTargets
-            from portal_sync.dataverse.row_reader import WebApiRowReader
+            from portal_sync.adapters.aws.dynamics_targets import SecretsDynamicsTargets
+            from portal_sync.adapters.dynamics.row_reader import WebApiRowReader
 
             targets = SecretsDynamicsTargets.from_settings(PostgresVisibilityRepository(self._conn))
             self._reader = WebApiRowReader(targets, web_api())
@@ -73,7 +73,7 @@ class DynamicsRows:
 
 @cache
 def web_api() -> Any:
-    from portal_sync.dataverse.web_api import DataverseWebApi
+    from portal_sync.adapters.dynamics.web_api import DataverseWebApi
 
     return DataverseWebApi.from_settings()
 
@@ -93,7 +93,7 @@ def _failure_reason(exc: Exception, attempts: int) -> str:
 
 def _is_dynamics_error(exc: Exception) -> bool:
     # Only an invocation that read from Dynamics has the Web API module (and httpx) loaded.
-    web_api_module = sys.modules.get("portal_sync.dataverse.web_api")
+    web_api_module = sys.modules.get("portal_sync.adapters.dynamics.web_api")
     return web_api_module is not None and isinstance(exc, web_api_module.DynamicsError)
 
 
@@ -101,7 +101,7 @@ def _start_visibility_changes(state_machine_arn: str) -> None:
     """Mentors hidden by a deactivation: start the deliveries now (the schedule would too)."""
     if not state_machine_arn:
         return
-    from portal_sync.aws.step_functions import StepFunctionsStarter
+    from portal_sync.adapters.aws.step_functions import StepFunctionsStarter
 
     try:
         conn = connections().get()

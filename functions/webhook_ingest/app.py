@@ -17,22 +17,22 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from portal_sync.aws.clients import client
-from portal_sync.aws.sqs_queue import SqsEventQueue
-from portal_sync.db.connection import ConnectionProvider
-from portal_sync.db.receipt_ledger import PostgresReceiptLedger
-from portal_sync.http import (
+from portal_sync.adapters.aws.clients import client
+from portal_sync.adapters.aws.source_store import SourceStore
+from portal_sync.adapters.aws.sqs_queue import SqsEventQueue
+from portal_sync.adapters.postgres.connection import ConnectionProvider
+from portal_sync.adapters.postgres.receipt_ledger import PostgresReceiptLedger
+from portal_sync.entrypoints.http.responses import (
     install_error_handlers,
     json_response,
     lower_headers,
     raw_body,
     supabase_cors,
 )
+from portal_sync.inbound.ingest import IngestLimits, WebhookIngest, WebhookRequest
+from portal_sync.inbound.receipts import Outcome
 from portal_sync.observability import logger, metrics
 from portal_sync.settings import get_settings
-from portal_sync.webhooks.ingest import IngestLimits, WebhookIngest, WebhookRequest
-from portal_sync.webhooks.receipts import Outcome
-from portal_sync.webhooks.source_store import SourceStore
 
 app = APIGatewayHttpResolver(cors=supabase_cors())
 # Dataverse retries a 503 once and never a 500: a failure of ours (outside WebhookIngest, which

@@ -31,19 +31,20 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from portal_sync.auth.authority import Forbidden
-from portal_sync.auth.middleware import authenticated_api, caller_of
-from portal_sync.auth.supabase_jwt import Caller, SupabaseJwtVerifier, Unauthenticated
-from portal_sync.aws.clients import client
-from portal_sync.db.admin_repository import PostgresAdminRepository
-from portal_sync.db.connection import ConnectionProvider, DatabaseUnavailable
-from portal_sync.db.visibility_repository import PostgresVisibilityRepository
-from portal_sync.http import (
+from portal_sync.access.authority import Forbidden
+from portal_sync.access.caller import Caller
+from portal_sync.adapters.aws.clients import client
+from portal_sync.adapters.postgres.admin_repository import PostgresAdminRepository
+from portal_sync.adapters.postgres.connection import ConnectionProvider, DatabaseUnavailable
+from portal_sync.adapters.postgres.visibility_repository import PostgresVisibilityRepository
+from portal_sync.entrypoints.http.authentication import authenticated_api, caller_of
+from portal_sync.entrypoints.http.responses import (
     install_api_error_handlers,
     install_error_handlers,
     parse_json_body,
     supabase_cors,
 )
+from portal_sync.entrypoints.http.supabase_jwt import SupabaseJwtVerifier, Unauthenticated
 from portal_sync.observability import logger
 from portal_sync.settings import get_settings
 from portal_sync.visibility.ports import MentorStatus
@@ -99,7 +100,7 @@ verifier = cache(SupabaseJwtVerifier.from_settings)
 @cache
 def web_api() -> Any:
     # Imported here: only the task path talks to Dynamics (and needs httpx).
-    from portal_sync.dataverse.web_api import DataverseWebApi
+    from portal_sync.adapters.dynamics.web_api import DataverseWebApi
 
     return DataverseWebApi.from_settings()
 
@@ -116,7 +117,7 @@ def visibility(delivering: bool = False) -> Iterator[VisibilityService]:
             repo = PostgresVisibilityRepository(conn)
             targets, writer = None, None
             if delivering:
-                from portal_sync.aws.dynamics_targets import SecretsDynamicsTargets
+                from portal_sync.adapters.aws.dynamics_targets import SecretsDynamicsTargets
 
                 targets = SecretsDynamicsTargets.from_settings(repo)
                 writer = web_api()
@@ -133,7 +134,7 @@ def visibility(delivering: bool = False) -> Iterator[VisibilityService]:
 
 def dispatch_pending(older_than: float = 0) -> int:
     """Starts the executions of recorded changes; what fails is left for the schedule."""
-    from portal_sync.aws.step_functions import StepFunctionsStarter
+    from portal_sync.adapters.aws.step_functions import StepFunctionsStarter
 
     settings = get_settings()
     if not settings.website_state_machine_arn:

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 from conftest import Database
-from portal_sync.db.sync_repository import PostgresSyncRepository
-from portal_sync.events.models import CourseDetails, EventType, MemberDetails, SyncEvent
-from portal_sync.sync.apply import apply_event
-from portal_sync.sync.identity import member_environment
-from portal_sync.sync.ports import LogStatus
+from portal_sync.adapters.postgres.sync_repository import PostgresSyncRepository
+from portal_sync.inbound.apply import apply_event
+from portal_sync.inbound.events import CourseDetails, EventType, MemberDetails, SyncEvent
+from portal_sync.inbound.identity import member_environment
+from portal_sync.inbound.ports import LogStatus
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 

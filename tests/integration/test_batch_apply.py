@@ -20,11 +20,14 @@ import psycopg
 import pytest
 from conftest import Database, eventually
 from dataverse_payloads import dataverse_context, lookup, option
-from portal_sync.db.batched_sync_repository import BatchConflict, BatchedSyncRepository
-from portal_sync.db.sync_repository import PostgresSyncRepository
+from portal_sync.adapters.postgres.batched_sync_repository import (
+    BatchConflict,
+    BatchedSyncRepository,
+)
+from portal_sync.adapters.postgres.sync_repository import PostgresSyncRepository
+from portal_sync.inbound.processor import EventProcessor
+from portal_sync.inbound.receipts import Outcome, QueuedEvent, Receipt
 from portal_sync.observability import logger as app_logger
-from portal_sync.sync.processor import EventProcessor
-from portal_sync.webhooks.receipts import Outcome, QueuedEvent, Receipt
 from psycopg.rows import dict_row
 from support import portal_event, sqs_record
 

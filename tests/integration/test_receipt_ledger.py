@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 from conftest import Database
-from portal_sync.db.connection import ConnectionProvider
-from portal_sync.db.receipt_ledger import PostgresReceiptLedger
-from portal_sync.webhooks.receipts import Outcome, Receipt
+from portal_sync.adapters.postgres.connection import ConnectionProvider
+from portal_sync.adapters.postgres.receipt_ledger import PostgresReceiptLedger
+from portal_sync.inbound.receipts import Outcome, Receipt
 from psycopg import pq
 
 
@@ -117,13 +117,13 @@ def test_a_delivery_that_could_not_be_queued_is_accepted_on_the_senders_retry(
     connections: ConnectionProvider, db: Database
 ) -> None:
     """503 and the receipt rejected: the retry is accepted, not answered `duplicate`."""
-    from portal_sync.webhooks.ingest import (
+    from portal_sync.inbound.ingest import (
         IngestLimits,
         QueueUnavailable,
         WebhookIngest,
         WebhookRequest,
     )
-    from portal_sync.webhooks.source_config import SigningKey, SourceConfig
+    from portal_sync.inbound.source_config import SigningKey, SourceConfig
     from support import signed_headers
 
     secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

@@ -17,7 +17,7 @@ The fixed cases of the issue (token-less `text/plain`, `application/xml`, 1,200-
 schema-failing bodies; the same bodies authenticated; RS256 on an ES256 key; a JWKS that is down;
 the CORS preflight) are pinned one by one first.
 
-The answers the authenticated APIs give to what they cannot read (portal_sync.http):
+The answers the authenticated APIs give to what they cannot read (portal_sync.entrypoints.http.responses):
 415 for a body that is not JSON by its content type, 422 with `errors` for a body that is
 unreadable JSON (malformed, not UTF-8, nested deeper than 32 levels, numbers out of range) or
 fails the schema.
@@ -45,7 +45,7 @@ from conftest import Database, eventually
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from portal_sync.http import SUPABASE_CORS_HEADERS
+from portal_sync.entrypoints.http.responses import SUPABASE_CORS_HEADERS
 from portal_sync_dev.seed import DEMO_ADMIN_USER_ID, DEMO_ORG_ADMIN_USER_ID
 from support import jwks_document, jwks_url, serve_on_loopback
 

@@ -22,7 +22,7 @@ small random streams (up to 30 events), through EventProcessor and PostgreSQL di
 
 The shuffle is not constrained: a member's deactivation, role change or unenrolment may arrive
 before their creation or enrolment (the sync records what an early event says and makes the
-late, older event stale; see portal_sync/sync/apply.py). The tests at the end show those cases
+late, older event stale; see portal_sync/inbound/apply.py). The tests at the end show those cases
 one at a time.
 
 The membership has one clock for role and status (CONTRACT.md section 4: an event older than
@@ -58,10 +58,10 @@ import pytest
 from conftest import Database
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from portal_sync.db.batched_sync_repository import BatchedSyncRepository
-from portal_sync.db.sync_repository import PostgresSyncRepository
-from portal_sync.sync.processor import EventProcessor
-from portal_sync.webhooks.receipts import Outcome, QueuedEvent, Receipt
+from portal_sync.adapters.postgres.batched_sync_repository import BatchedSyncRepository
+from portal_sync.adapters.postgres.sync_repository import PostgresSyncRepository
+from portal_sync.inbound.processor import EventProcessor
+from portal_sync.inbound.receipts import Outcome, QueuedEvent, Receipt
 from portal_sync_dev.seed import DEMO_MENTOR_CONTACT_ID
 from psycopg.rows import dict_row
 from support import sqs_record

@@ -32,7 +32,7 @@ from dataverse_payloads import (
 )
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from portal_sync.dataverse.context import (
+from portal_sync.inbound.dataverse.context import (
     DataverseFormatError,
     Entity,
     EntityRef,
@@ -42,8 +42,8 @@ from portal_sync.dataverse.context import (
     looks_like_dataverse,
     parse_context,
 )
-from portal_sync.dataverse.mapping import DEFAULT_FIELD_MAPPING, MappingContext, map_context
-from portal_sync.events.models import NotApplicable, SyncEvent, Unusable
+from portal_sync.inbound.dataverse.mapping import DEFAULT_FIELD_MAPPING, MappingContext, map_context
+from portal_sync.inbound.events import NotApplicable, SyncEvent, Unusable
 
 SAMPLE = ROOT / "tests" / "fixtures" / "dataverse" / "contact-update-async.json"
 SAMPLE_CONTACT = "6d81597f-0f9f-e711-8122-000d3aa2331c"

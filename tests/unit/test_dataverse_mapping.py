@@ -25,8 +25,8 @@ from dataverse_payloads import (
     option,
     set_state_parent,
 )
-from portal_sync.dataverse.context import parse_context
-from portal_sync.dataverse.mapping import (
+from portal_sync.inbound.dataverse.context import parse_context
+from portal_sync.inbound.dataverse.mapping import (
     DEFAULT_FIELD_MAPPING,
     FieldMapping,
     MappingContext,
@@ -35,7 +35,7 @@ from portal_sync.dataverse.mapping import (
     entity_set_name,
     map_context,
 )
-from portal_sync.events.models import (
+from portal_sync.inbound.events import (
     EventType,
     NotApplicable,
     ParsedEvent,

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from portal_sync.dataverse.web_api import (
+from portal_sync.adapters.dynamics.web_api import (
     CREDENTIALS_MESSAGE,
     DataverseWebApi,
     DynamicsConnection,

@@ -9,15 +9,15 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from portal_sync.webhooks.ingest import (
+from portal_sync.inbound.ingest import (
     IngestLimits,
     QueueUnavailable,
     WebhookIngest,
     WebhookRequest,
     derive_delivery_id,
 )
-from portal_sync.webhooks.receipts import Outcome, QueuedEvent, QueuedReceipt, Receipt
-from portal_sync.webhooks.source_config import SignatureMode, SigningKey, SourceConfig
+from portal_sync.inbound.receipts import Outcome, QueuedEvent, QueuedReceipt, Receipt
+from portal_sync.inbound.source_config import SignatureMode, SigningKey, SourceConfig
 from support import signed_headers
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

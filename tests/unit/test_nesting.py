@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from portal_sync.events.nesting import MAX_NESTING, nested_deeper_than
+from portal_sync.inbound.nesting import MAX_NESTING, nested_deeper_than
 
 
 def nested(depth: int) -> Any:

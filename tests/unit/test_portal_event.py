@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from portal_sync.events.models import EventType, SyncEvent, Unusable
-from portal_sync.events.portal_event import parse_portal_event
+from portal_sync.inbound.events import EventType, SyncEvent, Unusable
+from portal_sync.inbound.portal_event import parse_portal_event
 
 CONTACT = "8f1c2a3b-4d5e-4f60-9a7b-1c2d3e4f5a6b"
 COURSE = "c0c0c0c0-aaaa-4bbb-8ccc-ddddeeeeffff"

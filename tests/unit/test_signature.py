@@ -9,7 +9,7 @@ import time
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from portal_sync.webhooks.signature import (
+from portal_sync.inbound.signature import (
     RejectReason,
     VerificationFailed,
     check_timestamp,

@@ -11,7 +11,7 @@ import boto3
 import pytest
 from botocore.config import Config
 from moto import mock_aws
-from portal_sync.webhooks.source_store import (
+from portal_sync.adapters.aws.source_store import (
     MISS_BURST,
     REFRESH_BURST,
     SourceStore,

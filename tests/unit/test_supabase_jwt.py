@@ -11,7 +11,7 @@ from typing import Any
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from portal_sync.auth.supabase_jwt import (
+from portal_sync.entrypoints.http.supabase_jwt import (
     INVALID_JWT,
     MISSING_AUTHORIZATION,
     SupabaseJwtVerifier,
@@ -201,7 +201,7 @@ def test_a_jwks_that_cannot_be_had_is_unavailable_not_the_callers_fault(
 ) -> None:
     """503 (AuthenticationUnavailable), not 401: a valid user's client must retry, not sign out;
     and not 500. Any token naming a JWKS algorithm gets there, so it must not page either."""
-    from portal_sync.auth.supabase_jwt import AuthenticationUnavailable
+    from portal_sync.entrypoints.http.supabase_jwt import AuthenticationUnavailable
 
     url = _unused_port_url() if where == "unreachable" else broken_jwks_url
     token = jwt.encode(claims(), EC_KEY, "ES256", headers={"kid": "ec-1"})

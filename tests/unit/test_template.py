@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 import yaml
+from portal_sync.inbound.ports import LogStatus
+from portal_sync.inbound.receipts import Receipt
 from portal_sync.settings import Settings
-from portal_sync.sync.ports import LogStatus
 from portal_sync.visibility.service import REJECTED_ERROR, RETRYABLE_ERROR, THROTTLED_ERROR
-from portal_sync.webhooks.receipts import Receipt
 
 ROOT = Path(__file__).resolve().parents[2]
 

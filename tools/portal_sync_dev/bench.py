@@ -4,7 +4,7 @@ measured in the same run (machines are noisy), written to BENCHMARKS.md (issue 6
 - Ingest: the `webhook_ingest` handler invoked in process with API Gateway v2 events built as
   the local HTTP adapter builds them, moto (SQS, Secrets Manager) in process, PostgreSQL up;
   against the floor of verifying the same Standard Webhooks signature and parsing the same JSON
-  alone (`portal_sync.webhooks.signature` + `json.loads`).
+  alone (`portal_sync.inbound.signature` + `json.loads`).
 - Apply: the `process_event` handler with SQS batches (10 and 100) of queued events as the
   ingest queues them, against a bare batched upsert of the same rows (profiles and memberships,
   `executemany` in one transaction per batch).
@@ -278,8 +278,8 @@ def sqs_records(
 ) -> list[dict[str, Any]]:
     """SQS records of accepted membership events, with QueuedEvent bodies as the ingest queues
     them (`webhooks.receipts`)."""
-    from portal_sync.webhooks.receipts import Outcome, QueuedEvent, Receipt
-    from portal_sync.webhooks.source_config import SignatureMode
+    from portal_sync.inbound.receipts import Outcome, QueuedEvent, Receipt
+    from portal_sync.inbound.source_config import SignatureMode
 
     from portal_sync_dev.consumer import sqs_event
 
@@ -453,7 +453,7 @@ def _ingest_worker(config: dict[str, Any]) -> dict[str, Any]:
 
     with mock_aws():
         import boto3
-        from portal_sync.webhooks.signature import (
+        from portal_sync.inbound.signature import (
             check_timestamp,
             parse_signed_headers,
             signature_matches,

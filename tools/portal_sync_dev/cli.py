@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 import httpx
 import typer
-from portal_sync.webhooks.signature import sign
+from portal_sync.inbound.signature import sign
 from rich.console import Console
 from rich.padding import Padding
 from rich.table import Table

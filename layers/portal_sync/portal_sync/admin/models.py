@@ -20,8 +20,8 @@ from pydantic import (
     model_validator,
 )
 
-from portal_sync.dataverse.mapping import FieldMapping
-from portal_sync.webhooks.source_config import SignatureMode
+from portal_sync.inbound.dataverse.mapping import FieldMapping
+from portal_sync.inbound.source_config import SignatureMode
 
 FeatureName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,49}$")]
 Owner = Literal["app", "portal"]

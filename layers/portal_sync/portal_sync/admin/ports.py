@@ -7,8 +7,8 @@ from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
-from portal_sync.auth.authority import Authority
-from portal_sync.webhooks.source_config import SourceConfig
+from portal_sync.access.authority import Authority
+from portal_sync.inbound.source_config import SourceConfig
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from portal_sync.access.authority import Access, Authority, Forbidden
+from portal_sync.access.caller import Caller
 from portal_sync.admin import deep_links, health
 from portal_sync.admin.models import (
     AuditEntry,
@@ -42,14 +44,12 @@ from portal_sync.admin.models import (
     WebhookSecretStatus,
 )
 from portal_sync.admin.ports import AdminRepository, EventRequeue, SecretVault, WebhookSender
-from portal_sync.auth.authority import Access, Authority, Forbidden
-from portal_sync.auth.supabase_jwt import Caller
 from portal_sync.dataverse.base_url import BaseUrlNotAllowed, checked_base_url
-from portal_sync.dataverse.mapping import DEFAULT_FIELD_MAPPING, FieldMapping
-from portal_sync.events.portal_event import TEST_EVENT_TYPE
-from portal_sync.sync.identity import member_environment
-from portal_sync.webhooks.signature import WHSEC_PREFIX, sign
-from portal_sync.webhooks.source_config import SignatureMode, SigningKey, SourceConfig
+from portal_sync.inbound.dataverse.mapping import DEFAULT_FIELD_MAPPING, FieldMapping
+from portal_sync.inbound.identity import member_environment
+from portal_sync.inbound.portal_event import TEST_EVENT_TYPE
+from portal_sync.inbound.signature import WHSEC_PREFIX, sign
+from portal_sync.inbound.source_config import SignatureMode, SigningKey, SourceConfig
 
 WEBHOOK_PATH = "/functions/v1/portal-webhook/{source_id}"
 

@@ -46,7 +46,7 @@ class Change:
 class DynamicsTarget:
     """Where and how to write an organisation's mentor visibility."""
 
-    connection: Any  # portal_sync.dataverse.web_api.DynamicsConnection
+    connection: Any  # portal_sync.adapters.dynamics.web_api.DynamicsConnection
     visibility_column: str
 
 

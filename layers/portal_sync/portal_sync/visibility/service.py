@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from portal_sync.auth.authority import Access, Authority, Forbidden
+from portal_sync.access.authority import Access, Authority, Forbidden
 from portal_sync.visibility.ports import (
     ContactWriter,
     DynamicsTargets,
@@ -33,7 +33,7 @@ from portal_sync.visibility.rules import desired_visibility, reasons_hidden
 if TYPE_CHECKING:
     # Annotations only: importing it imports PyJWT and cryptography (~40 ms of every cold
     # start), which the queue consumer, a user of this module, never needs.
-    from portal_sync.auth.supabase_jwt import Caller
+    from portal_sync.access.caller import Caller
 
 # Step Functions retries these (the state machine's Retry names them); anything else is final.
 RETRYABLE_ERROR, THROTTLED_ERROR, REJECTED_ERROR = (
@@ -211,7 +211,9 @@ class VisibilityService:
             )
         assert self._writer is not None
         status.attempts += 1
-        from portal_sync.dataverse.web_api import DynamicsError  # only the task path needs httpx
+        from portal_sync.adapters.dynamics.web_api import (
+            DynamicsError,  # only the task path needs httpx
+        )
 
         try:
             self._writer.update_contact(

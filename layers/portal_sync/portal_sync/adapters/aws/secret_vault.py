@@ -1,0 +1,71 @@
+"""Writes webhook source configurations and Dynamics credentials to Secrets Manager.
+
+The ingest reads the same secrets (webhooks/source_store.py); Secrets Manager encrypts them
+with KMS, and only the functions whose policies name these prefixes can read them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+from uuid import UUID
+
+from botocore.exceptions import ClientError
+
+from portal_sync.adapters.aws.source_store import secret_name
+from portal_sync.inbound.source_config import SourceConfig
+
+
+class SecretsManagerVault:
+    def __init__(self, client: Callable[[], Any], source_prefix: str, dynamics_prefix: str) -> None:
+        # The client's factory, called when a secret is read or written: most admin requests
+        # touch none, and creating a client (botocore, its service model) is tens of ms of a
+        # cold start.
+        self._client_factory = client
+        self._source_prefix = source_prefix
+        self._dynamics_prefix = dynamics_prefix
+
+    @property
+    def _client(self) -> Any:
+        return self._client_factory()
+
+    def read_source(self, source_id: str) -> SourceConfig | None:
+        try:
+            response = self._client.get_secret_value(
+                SecretId=secret_name(self._source_prefix, source_id)
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                return None
+            raise
+        return SourceConfig.model_validate(
+            {**json.loads(response["SecretString"]), "source_id": source_id}
+        )
+
+    def write_source(self, config: SourceConfig) -> None:
+        body = config.model_dump_json(exclude={"source_id"})
+        self._put(secret_name(self._source_prefix, config.source_id), body)
+
+    def delete_source(self, source_id: str) -> None:
+        try:
+            # At once: a secret pending deletion cannot be read, which the ingest would have to
+            # tell apart from an outage. Its keys live on in the source's new secret.
+            self._client.delete_secret(
+                SecretId=secret_name(self._source_prefix, source_id),
+                ForceDeleteWithoutRecovery=True,
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+                raise
+
+    def write_dynamics_credentials(self, organization_id: UUID, secret: str) -> None:
+        self._put(f"{self._dynamics_prefix}{organization_id}", json.dumps({"secret": secret}))
+
+    def _put(self, name: str, body: str) -> None:
+        try:
+            self._client.put_secret_value(SecretId=name, SecretString=body)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+                raise
+            self._client.create_secret(Name=name, SecretString=body)

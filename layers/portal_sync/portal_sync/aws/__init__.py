@@ -1,1 +1,0 @@
-"""AWS service adapters (botocore lives only here)."""

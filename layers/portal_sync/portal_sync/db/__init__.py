@@ -1,1 +1,0 @@
-"""Data access: the only place that talks to PostgreSQL."""

@@ -1,1 +1,0 @@
-"""Membership and course events, whatever format they arrived in."""

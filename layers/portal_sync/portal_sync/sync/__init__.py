@@ -1,1 +1,0 @@
-"""Applying queued events to the database: the logic of `process_event`."""

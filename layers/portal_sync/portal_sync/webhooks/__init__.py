@@ -1,1 +1,0 @@
-"""Inbound webhooks: verification, source configuration, receipts and the queue envelope."""
