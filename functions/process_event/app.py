@@ -35,9 +35,10 @@ from portal_sync.adapters.postgres.batched_sync_repository import BatchedSyncRep
 from portal_sync.adapters.postgres.connection import ConnectionProvider, DatabaseUnavailable
 from portal_sync.adapters.postgres.sync_repository import PostgresSyncRepository
 from portal_sync.adapters.postgres.visibility_repository import PostgresVisibilityRepository
-from portal_sync.inbound.ports import LogStatus, RowReader
+from portal_sync.inbound.ports import RowReader
 from portal_sync.inbound.processor import EventProcessor
-from portal_sync.inbound.receipts import QueuedEvent, QueueMessage
+from portal_sync.inbound.queue_message import QueuedEvent, QueueMessage
+from portal_sync.inbound.sync_log import LogStatus
 from portal_sync.observability import error_facts, logger, metrics
 from portal_sync.settings import get_settings
 from portal_sync.visibility.service import VisibilityService

@@ -1,4 +1,4 @@
-"""POST /functions/v1/portal-webhook/{sourceId}: verify, record, queue (CONTRACT.md section 3)."""
+"""POST /functions/v1/portal-webhook/{sourceId}: verify, record, queue (docs/inbound.md)."""
 
 from __future__ import annotations
 
@@ -10,18 +10,13 @@ import gc
 # again, so later collections are cheaper too) and turns it back on.
 gc.disable()
 
-from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from portal_sync.adapters.aws.clients import client
-from portal_sync.adapters.aws.source_store import SourceStore
-from portal_sync.adapters.aws.sqs_queue import SqsEventQueue
-from portal_sync.adapters.postgres.connection import ConnectionProvider
-from portal_sync.adapters.postgres.receipt_ledger import PostgresReceiptLedger
+from portal_sync.bootstrap.webhook_ingest import ingest
 from portal_sync.entrypoints.http.responses import (
     install_error_handlers,
     json_response,
@@ -29,36 +24,14 @@ from portal_sync.entrypoints.http.responses import (
     raw_body,
     supabase_cors,
 )
-from portal_sync.inbound.ingest import IngestLimits, WebhookIngest, WebhookRequest
+from portal_sync.inbound.ingest import WebhookRequest
 from portal_sync.inbound.receipts import Outcome
 from portal_sync.observability import logger, metrics
-from portal_sync.settings import get_settings
 
 app = APIGatewayHttpResolver(cors=supabase_cors())
 # Dataverse retries a 503 once and never a 500: a failure of ours (outside WebhookIngest, which
 # answers its own with 503) must not lose the event.
 install_error_handlers(app, unexpected=(503, "The webhook could not be accepted now; please retry"))
-
-
-@cache
-def ingest() -> WebhookIngest:
-    """Built once per execution environment: the caches and the connection live across calls."""
-    settings = get_settings()
-    return WebhookIngest(
-        sources=SourceStore(
-            client("secretsmanager"),
-            prefix=settings.source_secret_prefix,
-            max_age_seconds=settings.source_cache_seconds,
-            refresh_interval_seconds=settings.source_refresh_interval_seconds,
-        ),
-        queue=SqsEventQueue(client("sqs"), settings.event_queue_url),
-        # The ledger's connection is its own: nothing else in the ingest talks to PostgreSQL.
-        ledger=PostgresReceiptLedger(
-            ConnectionProvider.from_settings(autocommit=True),
-            retry_after_seconds=settings.database_retry_after_seconds,
-        ),
-        limits=IngestLimits(settings.max_body_bytes, settings.signature_tolerance_seconds),
-    )
 
 
 @app.post("/functions/v1/portal-webhook/<source_id>")

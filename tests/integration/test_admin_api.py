@@ -467,7 +467,8 @@ def test_reprocessing_a_parked_event_takes_it_out_of_the_dead_letter_queue(
 ) -> None:
     """An event parked after repeated failures (e.g. a database outage) applies on reprocess."""
     import boto3
-    from portal_sync.inbound.receipts import Outcome, QueuedEvent, Receipt
+    from portal_sync.inbound.queue_message import QueuedEvent
+    from portal_sync.inbound.receipts import Outcome, Receipt
 
     contact = str(uuid.uuid4())
     body = portal_event("membership.created", contact)

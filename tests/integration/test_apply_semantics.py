@@ -12,7 +12,7 @@ from portal_sync.adapters.postgres.sync_repository import PostgresSyncRepository
 from portal_sync.inbound.apply import apply_event
 from portal_sync.inbound.events import CourseDetails, EventType, MemberDetails, SyncEvent
 from portal_sync.inbound.identity import member_environment
-from portal_sync.inbound.ports import LogStatus
+from portal_sync.inbound.sync_log import LogStatus
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 

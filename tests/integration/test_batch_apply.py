@@ -26,7 +26,8 @@ from portal_sync.adapters.postgres.batched_sync_repository import (
 )
 from portal_sync.adapters.postgres.sync_repository import PostgresSyncRepository
 from portal_sync.inbound.processor import EventProcessor
-from portal_sync.inbound.receipts import Outcome, QueuedEvent, Receipt
+from portal_sync.inbound.queue_message import QueuedEvent
+from portal_sync.inbound.receipts import Outcome, Receipt
 from portal_sync.observability import logger as app_logger
 from psycopg.rows import dict_row
 from support import portal_event, sqs_record

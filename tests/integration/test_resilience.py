@@ -107,7 +107,8 @@ def test_event_failing_on_its_last_attempt_is_logged_as_error_and_parked(
 ) -> None:
     """A message that keeps failing is retried; on its last receive it is shown as an error
     (payload kept for reprocessing) and still reported failed, so SQS's redrive parks it."""
-    from portal_sync.inbound.receipts import Outcome, QueuedEvent, Receipt
+    from portal_sync.inbound.queue_message import QueuedEvent
+    from portal_sync.inbound.receipts import Outcome, Receipt
 
     consume = system.functions["process_event"].invoke  # its lock keeps the consumer thread out
     receipt = Receipt(

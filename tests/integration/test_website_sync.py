@@ -293,13 +293,13 @@ def test_a_crash_before_the_execution_started_loses_nothing(
 ) -> None:
     """The status change and its outbox row commit together; starting the execution fails
     (as if the Lambda died right after commit); the scheduled dispatcher delivers it."""
-    from portal_sync.settings import get_settings
+    from portal_sync import bootstrap
 
     monkeypatch.setenv(
         "WEBSITE_STATE_MACHINE_ARN",
         system.aws.state_machine_arn.replace("website-visibility", "gone"),
     )
-    get_settings.cache_clear()
+    bootstrap.reset()
     try:
         call(system, "POST", f"/{mentor}/pause")
         time.sleep(1)
@@ -310,7 +310,7 @@ def test_a_crash_before_the_execution_started_loses_nothing(
         assert outbox["dispatched_at"] is None and outbox["last_dispatch_error"]
     finally:
         monkeypatch.setenv("WEBSITE_STATE_MACHINE_ARN", system.aws.state_machine_arn)
-        get_settings.cache_clear()
+        bootstrap.reset()
 
     assert system.run_schedule()["dispatched"] == 1
 

@@ -122,13 +122,13 @@ def _use_jwks(url: str | None) -> None:
     """Points the functions (in this process, behind the loopback server) at a JWKS."""
     import importlib
 
-    from portal_sync.settings import get_settings
+    from portal_sync import bootstrap
 
     if url is None:
         os.environ.pop("SUPABASE_JWKS_URL", None)
     else:
         os.environ["SUPABASE_JWKS_URL"] = url
-    get_settings.cache_clear()
+    bootstrap.reset()
     for name in ("admin_api", "website_sync"):
         importlib.import_module(f"functions.{name}.app").verifier.cache_clear()
 

@@ -54,7 +54,7 @@ class Mentor:
 @pytest.fixture
 def dynamics(system: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """The stand-in without failures or limits, an empty log and inbox; a short client timeout."""
-    from portal_sync.settings import get_settings
+    from portal_sync import bootstrap
 
     import functions.website_sync.app as website_sync
 
@@ -67,14 +67,14 @@ def dynamics(system: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     served_late_after = standin.timeout_seconds
     standin.timeout_seconds = CLIENT_TIMEOUT + 1.0
     monkeypatch.setenv("DYNAMICS_TIMEOUT_SECONDS", str(CLIENT_TIMEOUT))
-    get_settings.cache_clear()
+    bootstrap.reset()
     website_sync.web_api.cache_clear()
     yield standin
     standin.clear_failures()
     standin.limit_rate(None)
     standin.timeout_seconds = served_late_after
     monkeypatch.undo()
-    get_settings.cache_clear()
+    bootstrap.reset()
     website_sync.web_api.cache_clear()
 
 

@@ -61,7 +61,8 @@ from hypothesis import strategies as st
 from portal_sync.adapters.postgres.batched_sync_repository import BatchedSyncRepository
 from portal_sync.adapters.postgres.sync_repository import PostgresSyncRepository
 from portal_sync.inbound.processor import EventProcessor
-from portal_sync.inbound.receipts import Outcome, QueuedEvent, Receipt
+from portal_sync.inbound.queue_message import QueuedEvent
+from portal_sync.inbound.receipts import Outcome, Receipt
 from portal_sync_dev.seed import DEMO_MENTOR_CONTACT_ID
 from psycopg.rows import dict_row
 from support import sqs_record

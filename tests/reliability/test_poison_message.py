@@ -29,14 +29,14 @@ from support import portal_event, signed_headers
 
 @pytest.fixture
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    from portal_sync.settings import get_settings
+    from portal_sync import bootstrap
 
     monkeypatch.setenv("RETRY_BASE_SECONDS", "0")
     monkeypatch.setenv("RETRY_MAX_SECONDS", "0")
-    get_settings.cache_clear()
+    bootstrap.reset()
     yield
     monkeypatch.undo()
-    get_settings.cache_clear()
+    bootstrap.reset()
 
 
 @pytest.fixture

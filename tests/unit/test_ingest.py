@@ -16,7 +16,8 @@ from portal_sync.inbound.ingest import (
     WebhookRequest,
     derive_delivery_id,
 )
-from portal_sync.inbound.receipts import Outcome, QueuedEvent, QueuedReceipt, Receipt
+from portal_sync.inbound.queue_message import QueuedEvent, QueuedReceipt
+from portal_sync.inbound.receipts import Outcome, Receipt
 from portal_sync.inbound.source_config import SignatureMode, SigningKey, SourceConfig
 from support import signed_headers
 

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 import yaml
-from portal_sync.inbound.ports import LogStatus
 from portal_sync.inbound.receipts import Receipt
+from portal_sync.inbound.sync_log import LogStatus
 from portal_sync.settings import Settings
 from portal_sync.visibility.service import REJECTED_ERROR, RETRYABLE_ERROR, THROTTLED_ERROR
 

@@ -207,9 +207,9 @@ def _function_environment(database_url: str, queue_url: str, **extra: str) -> No
 
 
 def _load_handler(name: str) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
-    from portal_sync.settings import get_settings
+    from portal_sync import bootstrap
 
-    get_settings.cache_clear()
+    bootstrap.reset()
     handler: Callable[[dict[str, Any], Any], dict[str, Any]] = importlib.import_module(
         f"functions.{name}.app"
     ).handler
@@ -278,7 +278,8 @@ def sqs_records(
 ) -> list[dict[str, Any]]:
     """SQS records of accepted membership events, with QueuedEvent bodies as the ingest queues
     them (`webhooks.receipts`)."""
-    from portal_sync.inbound.receipts import Outcome, QueuedEvent, Receipt
+    from portal_sync.inbound.queue_message import QueuedEvent
+    from portal_sync.inbound.receipts import Outcome, Receipt
     from portal_sync.inbound.source_config import SignatureMode
 
     from portal_sync_dev.consumer import sqs_event

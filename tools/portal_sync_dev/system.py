@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from portal_sync.settings import get_settings
+from portal_sync import bootstrap
 
 from portal_sync_dev.aws_local import (
     MAX_RECEIVE_COUNT,
@@ -135,7 +135,7 @@ class LocalSystem:
         self.port = int(self._api.server_address[1])
         # Known only now when the port was chosen by the OS (tests); the settings are re-read.
         os.environ["PUBLIC_BASE_URL"] = self.base_url
-        get_settings.cache_clear()
+        bootstrap.reset()
         self._api.start()
         LocalLambdaRuntime.register(WEBSITE_SYNC_FUNCTION, self.functions["website_sync"].invoke)
         self.consumer = QueueConsumer(self.aws.event_queue_url, self.functions["process_event"])
@@ -238,9 +238,9 @@ class LocalSystem:
                 "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
             }
         )
-        from portal_sync.settings import get_settings
+        from portal_sync import bootstrap
 
-        get_settings.cache_clear()
+        bootstrap.reset()
 
 
 def _load_handler(name: str) -> Any:
@@ -253,6 +253,9 @@ def _load_handler(name: str) -> Any:
 
 
 def _clear_caches(module: Any) -> None:
+    from portal_sync import bootstrap
+
+    bootstrap.reset()
     for attribute in vars(module).values():
         clear = getattr(attribute, "cache_clear", None)
         if callable(clear):

@@ -1,20 +1,70 @@
-"""Runtime settings, read from the environment once per execution environment."""
+"""Each function's settings, read from its environment once per execution environment.
+
+A function reads only its own model (`FUNCTION_SETTINGS` names them; template.yaml sets their
+variables). A required setting has no default: missing, the cold start fails with its name,
+instead of a queue URL or state machine ARN silently becoming "" and a feature a no-op.
+"""
 
 from __future__ import annotations
 
-from functools import cache
+from typing import Annotated, Self
 
-from pydantic import Field
+from pydantic import Field, StringConstraints, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Secrets Manager name prefixes: one secret per webhook source id, one per organisation's Dynamics.
+SOURCE_SECRET_PREFIX = "portal-sync/sources/"
+DYNAMICS_SECRET_PREFIX = "portal-sync/dynamics/"
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="", extra="ignore")
+Required = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
-    database_url: str = Field(default="", description="PostgreSQL URL (Supabase pooler or direct).")
-    event_queue_url: str = Field(default="", description="SQS queue of accepted webhook events.")
+
+class FunctionSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
+
+    database_url: Required = Field(description="PostgreSQL URL (Supabase pooler or direct).")
+    database_connect_timeout_seconds: int = 3
+
+
+class DynamicsClientSettings(BaseSettings):
+    """What a function that calls the Dynamics Web API needs."""
+
+    dynamics_secret_prefix: str = Field(
+        default=DYNAMICS_SECRET_PREFIX,
+        description="Secrets Manager name prefix of the Dynamics credentials (one per org).",
+    )
+    entra_authority_url: str = Field(
+        default="https://login.microsoftonline.com",
+        description="Microsoft Entra ID, where Dynamics OAuth tokens come from.",
+    )
+    dynamics_timeout_seconds: float = 10.0
+    # Per Dynamics environment and execution environment; Dataverse allows 6,000 requests per
+    # 5 minutes per user, so 10/s keeps a burst of changes well inside its limits.
+    dynamics_max_requests_per_second: float = 10.0
+    # Lets a Dynamics base URL be plain http on this machine: `make run`'s Dataverse stand-in.
+    # Never set on AWS (a test of the template checks).
+    allow_local_dynamics: bool = False
+
+
+class SupabaseAuthSettings(BaseSettings):
+    """What a function that verifies Supabase access tokens needs: one of the two keys."""
+
+    supabase_jwt_secret: str = Field(default="", description="HS256 secret of the project.")
+    supabase_jwks_url: str = Field(default="", description="JWKS for ES256/RS256 tokens.")
+
+    @model_validator(mode="after")
+    def _one_key_at_least(self) -> Self:
+        if not (self.supabase_jwt_secret or self.supabase_jwks_url):
+            raise ValueError("SUPABASE_JWT_SECRET or SUPABASE_JWKS_URL must be set")
+        return self
+
+
+class IngestSettings(FunctionSettings):
+    """functions/webhook_ingest."""
+
+    event_queue_url: Required = Field(description="SQS queue of accepted webhook events.")
     source_secret_prefix: str = Field(
-        default="portal-sync/sources/",
+        default=SOURCE_SECRET_PREFIX,
         description="Secrets Manager name prefix; one secret per webhook source id.",
     )
     # Dataverse caps its own payloads at 256 KB; twice that leaves room for relays that wrap them.
@@ -29,40 +79,49 @@ class Settings(BaseSettings):
     source_refresh_interval_seconds: float = 1.0
     # After PostgreSQL failed, ingest stops asking it for this long (receipts ride on the queue).
     database_retry_after_seconds: float = 15.0
-    database_connect_timeout_seconds: int = 3
+
+
+class ConsumerSettings(FunctionSettings, DynamicsClientSettings):
+    """functions/process_event."""
+
+    event_queue_url: Required = Field(description="Where failed events are backed off.")
+    website_state_machine_arn: Required = Field(
+        description="Started for mentors an inbound change hid or restored."
+    )
     # SQS redrive: the consumer parks a message in the dead-letter queue after this many receives.
     max_receive_count: int = 10
     # A message that failed for a transient reason comes back after base * 2^(n-1) seconds.
     retry_base_seconds: int = 30
     retry_max_seconds: int = 900
-    dead_letter_queue_url: str = Field(
-        default="", description="Where SQS parks events; admins reprocess them from there."
+
+
+class AdminApiSettings(FunctionSettings, SupabaseAuthSettings):
+    """functions/admin_api."""
+
+    event_queue_url: Required = Field(description="Where reprocessed events are queued.")
+    dead_letter_queue_url: Required = Field(
+        description="Where SQS parks events; admins reprocess them from there."
     )
-    dynamics_secret_prefix: str = Field(
-        default="portal-sync/dynamics/",
-        description="Secrets Manager name prefix of the Dynamics credentials (one per org).",
-    )
-    supabase_jwt_secret: str = Field(default="", description="HS256 secret of the project.")
-    supabase_jwks_url: str = Field(default="", description="JWKS for ES256/RS256 tokens.")
-    website_state_machine_arn: str = Field(
-        default="", description="The state machine that delivers mentor visibility changes."
-    )
-    entra_authority_url: str = Field(
-        default="https://login.microsoftonline.com",
-        description="Microsoft Entra ID, where Dynamics OAuth tokens come from.",
-    )
-    dynamics_timeout_seconds: float = 10.0
-    # Per Dynamics environment and execution environment; Dataverse allows 6,000 requests per
-    # 5 minutes per user, so 10/s keeps a burst of changes well inside its limits.
-    dynamics_max_requests_per_second: float = 10.0
+    source_secret_prefix: str = Field(default=SOURCE_SECRET_PREFIX)
+    dynamics_secret_prefix: str = Field(default=DYNAMICS_SECRET_PREFIX)
     public_base_url: str = Field(
-        default="", description="Base URL the webhook endpoint is served at."
+        default="", description="Base URL of the webhook endpoint; the request's own if unset."
     )
-    # Lets a Dynamics base URL be plain http on this machine: `make run`'s Dataverse stand-in.
-    # Never set on AWS (a test of the template checks).
     allow_local_dynamics: bool = False
 
 
-@cache
-def get_settings() -> Settings:
-    return Settings()
+class WebsiteSyncSettings(FunctionSettings, SupabaseAuthSettings, DynamicsClientSettings):
+    """functions/website_sync."""
+
+    website_state_machine_arn: Required = Field(
+        description="The state machine that delivers mentor visibility changes."
+    )
+
+
+# Which model each function (its folder under functions/) reads.
+FUNCTION_SETTINGS: dict[str, type[FunctionSettings]] = {
+    "webhook_ingest": IngestSettings,
+    "process_event": ConsumerSettings,
+    "admin_api": AdminApiSettings,
+    "website_sync": WebsiteSyncSettings,
+}

@@ -23,7 +23,8 @@ from uuid import UUID
 
 from portal_sync.inbound.events import EventType, SyncEvent
 from portal_sync.inbound.identity import ANOTHER_ENVIRONMENT
-from portal_sync.inbound.ports import LogStatus, MemberState, SyncRepository
+from portal_sync.inbound.ports import MemberState, SyncRepository
+from portal_sync.inbound.sync_log import LogStatus
 
 DEFAULT_ROLE = "member"
 _COURSE_EVENTS = (EventType.COURSE_ENROLLED, EventType.COURSE_UNENROLLED)

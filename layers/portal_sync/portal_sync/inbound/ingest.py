@@ -14,13 +14,8 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from portal_sync.adapters.aws.source_store import SourceStoreUnavailable
-from portal_sync.inbound.receipts import (
-    QUEUE_UNAVAILABLE,
-    Outcome,
-    QueuedEvent,
-    QueuedReceipt,
-    Receipt,
-)
+from portal_sync.inbound.queue_message import QueuedEvent, QueuedReceipt
+from portal_sync.inbound.receipts import QUEUE_UNAVAILABLE, Outcome, Receipt
 from portal_sync.inbound.signature import (
     RejectReason,
     VerificationFailed,

@@ -1,22 +1,18 @@
-"""What the apply logic needs from storage. PostgreSQL implements it (db/sync_repository.py)."""
+"""What the apply logic needs from storage. PostgreSQL implements it (adapters/postgres/sync_repository.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
 from portal_sync.inbound.events import CourseDetails, MemberDetails, SyncEvent
-from portal_sync.inbound.receipts import QueuedEvent, QueuedReceipt, Receipt
-
-
-class LogStatus(StrEnum):
-    SUCCESS = "success"
-    ERROR = "error"
-    SKIPPED = "skipped"
+from portal_sync.inbound.queue_message import QueuedEvent, QueuedReceipt
+from portal_sync.inbound.receipts import Receipt
+from portal_sync.inbound.sync_log import LogStatus, SyncLogEntry
 
 
 class DeliveryClaim(StrEnum):
@@ -49,26 +45,6 @@ class IntegrationSettings:
     field_mapping: dict[str, Any] | None = None
     application_user_ids: frozenset[str] = frozenset()
     dataverse_organization_id: str | None = None
-
-
-@dataclass
-class SyncLogEntry:
-    organization_id: UUID
-    event_id: str
-    event_type: str
-    status: LogStatus
-    message: str
-    received_at: datetime
-    source_message: str | None = None
-    source_table: str | None = None
-    profile_id: UUID | None = None
-    receipt_id: UUID | None = None
-    correlation_id: str | None = None
-    source_modified_at: datetime | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-    # How many attempts this write stands for: more than one when the failed ones before it
-    # were rolled back (the error logged on an event's last attempt).
-    attempts: int = 1
 
 
 class SyncRepository(Protocol):

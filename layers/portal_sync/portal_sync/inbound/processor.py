@@ -34,13 +34,12 @@ from portal_sync.inbound.ports import (
     NO_DYNAMICS_CONNECTION,
     BatchSyncRepository,
     DeliveryClaim,
-    LogStatus,
     RowReader,
     RowUnreadable,
-    SyncLogEntry,
     SyncRepository,
 )
-from portal_sync.inbound.receipts import QueuedEvent, QueuedReceipt
+from portal_sync.inbound.queue_message import QueuedEvent, QueuedReceipt
+from portal_sync.inbound.sync_log import LogStatus, SyncLogEntry
 
 _DONE = (LogStatus.SUCCESS, LogStatus.SKIPPED)
 SIZE_EXCEEDED_HEADER = "x-ms-dynamics-msg-size-exceeded"

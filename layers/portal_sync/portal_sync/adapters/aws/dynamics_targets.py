@@ -25,19 +25,6 @@ class SecretsDynamicsTargets:
         self._prefix = secret_prefix
         self._authority_url = authority_url
 
-    @classmethod
-    def from_settings(cls, repo: PostgresVisibilityRepository) -> SecretsDynamicsTargets:
-        from portal_sync.adapters.aws.clients import client
-        from portal_sync.settings import get_settings
-
-        settings = get_settings()
-        return cls(
-            repo,
-            client("secretsmanager"),
-            settings.dynamics_secret_prefix,
-            settings.entra_authority_url,
-        )
-
     def target(self, organization_id: UUID) -> DynamicsTarget | None:
         settings = self._repo.dynamics_settings(organization_id)
         if not settings or not settings["dynamics_base_url"]:

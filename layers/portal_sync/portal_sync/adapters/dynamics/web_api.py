@@ -197,19 +197,6 @@ class _Token:
 
 
 class DataverseWebApi:
-    @classmethod
-    def from_settings(cls) -> DataverseWebApi:
-        """The client of an execution environment: timeout and request rate from the settings."""
-        from portal_sync.settings import get_settings
-
-        settings = get_settings()
-        rate = settings.dynamics_max_requests_per_second
-        return cls(
-            timeout_seconds=settings.dynamics_timeout_seconds,
-            rate_limiter=RateLimiter(rate, burst=max(1, int(rate))),
-            allow_local=settings.allow_local_dynamics,
-        )
-
     def __init__(
         self,
         http: httpx.Client | None = None,

@@ -43,11 +43,11 @@ from portal_sync.inbound.ports import (
     DeliveryClaim,
     EnrollmentState,
     IntegrationSettings,
-    LogStatus,
     MemberState,
-    SyncLogEntry,
 )
-from portal_sync.inbound.receipts import Outcome, QueuedEvent, QueuedReceipt, Receipt
+from portal_sync.inbound.queue_message import QueuedEvent, QueuedReceipt
+from portal_sync.inbound.receipts import Outcome, Receipt
+from portal_sync.inbound.sync_log import LogStatus, SyncLogEntry
 
 
 class BatchConflict(Exception):

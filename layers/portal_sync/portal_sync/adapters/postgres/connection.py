@@ -10,6 +10,8 @@ route back to the same backend.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg
 from psycopg.rows import dict_row
@@ -31,15 +33,6 @@ class ConnectionProvider:
         self.autocommit = autocommit
         self._conn: psycopg.Connection[dict[str, object]] | None = None
         self._lock = threading.Lock()
-
-    @classmethod
-    def from_settings(cls, *, autocommit: bool = False) -> ConnectionProvider:
-        from portal_sync.settings import get_settings
-
-        settings = get_settings()
-        return cls(
-            settings.database_url, settings.database_connect_timeout_seconds, autocommit=autocommit
-        )
 
     def get(self) -> psycopg.Connection[dict[str, object]]:
         with self._lock:
@@ -68,3 +61,15 @@ class ConnectionProvider:
                     self._conn.close()
                 finally:
                     self._conn = None
+
+    @contextmanager
+    def transaction(self) -> Iterator[psycopg.Connection[dict[str, object]]]:
+        """One transaction on the connection; a dropped connection is DatabaseUnavailable (and
+        discarded, so the next call reconnects), whatever statement it happened in."""
+        try:
+            conn = self.get()
+            with conn.transaction():
+                yield conn
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            self.discard()
+            raise DatabaseUnavailable("PostgreSQL is not reachable") from exc

@@ -20,11 +20,10 @@ from portal_sync.inbound.ports import (
     DeliveryClaim,
     EnrollmentState,
     IntegrationSettings,
-    LogStatus,
     MemberState,
-    SyncLogEntry,
 )
 from portal_sync.inbound.receipts import Outcome, Receipt
+from portal_sync.inbound.sync_log import LogStatus, SyncLogEntry
 
 # A field sent as "" was cleared at the source; a field not sent (NULL here) is kept.
 PROFILE_FIELDS = ("first_name", "last_name", "email", "phone")

@@ -55,13 +55,6 @@ class SupabaseJwtVerifier:
             self._jwks_client = jwt.PyJWKClient(self._jwks_url, cache_keys=True, timeout=5)
         return self._jwks_client
 
-    @classmethod
-    def from_settings(cls) -> SupabaseJwtVerifier:
-        from portal_sync.settings import get_settings
-
-        settings = get_settings()
-        return cls(settings.supabase_jwt_secret, settings.supabase_jwks_url)
-
     def verify(self, authorization: str | None) -> Caller:
         if not authorization:
             raise Unauthenticated(MISSING_AUTHORIZATION)

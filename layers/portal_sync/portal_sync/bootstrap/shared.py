@@ -1,0 +1,55 @@
+"""What several functions build the same way: the connection, the token verifier, the Dynamics
+Web API client and its targets, each from the calling function's settings."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from portal_sync.adapters.postgres.connection import ConnectionProvider
+
+if TYPE_CHECKING:
+    from portal_sync.adapters.aws.dynamics_targets import SecretsDynamicsTargets
+    from portal_sync.adapters.dynamics.web_api import DataverseWebApi
+    from portal_sync.adapters.postgres.visibility_repository import PostgresVisibilityRepository
+    from portal_sync.entrypoints.http.supabase_jwt import SupabaseJwtVerifier
+    from portal_sync.settings import DynamicsClientSettings, FunctionSettings, SupabaseAuthSettings
+
+
+def connection_provider(
+    settings: FunctionSettings, *, autocommit: bool = False
+) -> ConnectionProvider:
+    return ConnectionProvider(
+        settings.database_url, settings.database_connect_timeout_seconds, autocommit=autocommit
+    )
+
+
+def jwt_verifier(settings: SupabaseAuthSettings) -> SupabaseJwtVerifier:
+    from portal_sync.entrypoints.http.supabase_jwt import SupabaseJwtVerifier
+
+    return SupabaseJwtVerifier(settings.supabase_jwt_secret, settings.supabase_jwks_url)
+
+
+def web_api(settings: DynamicsClientSettings) -> DataverseWebApi:
+    """The Web API client of an execution environment (httpx is imported only here)."""
+    from portal_sync.adapters.dynamics.web_api import DataverseWebApi, RateLimiter
+
+    rate = settings.dynamics_max_requests_per_second
+    return DataverseWebApi(
+        timeout_seconds=settings.dynamics_timeout_seconds,
+        rate_limiter=RateLimiter(rate, burst=max(1, int(rate))),
+        allow_local=settings.allow_local_dynamics,
+    )
+
+
+def dynamics_targets(
+    settings: DynamicsClientSettings, repo: PostgresVisibilityRepository
+) -> SecretsDynamicsTargets:
+    from portal_sync.adapters.aws.clients import client
+    from portal_sync.adapters.aws.dynamics_targets import SecretsDynamicsTargets
+
+    return SecretsDynamicsTargets(
+        repo,
+        client("secretsmanager"),
+        settings.dynamics_secret_prefix,
+        settings.entra_authority_url,
+    )
