@@ -13,8 +13,8 @@ from pydantic import Field, StringConstraints, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Secrets Manager name prefixes: one secret per webhook source id, one per organisation's Dynamics.
-SOURCE_SECRET_PREFIX = "portal-sync/sources/"
-DYNAMICS_SECRET_PREFIX = "portal-sync/dynamics/"
+SOURCE_SECRET_PREFIX = "portal-sync/sources/"  # noqa: S105 (a name prefix, not a secret)
+DYNAMICS_SECRET_PREFIX = "portal-sync/dynamics/"  # noqa: S105
 
 Required = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
