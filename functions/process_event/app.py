@@ -35,6 +35,7 @@ from portal_sync.adapters.postgres.batched_sync_repository import BatchedSyncRep
 from portal_sync.adapters.postgres.connection import ConnectionProvider, DatabaseUnavailable
 from portal_sync.adapters.postgres.sync_repository import PostgresSyncRepository
 from portal_sync.adapters.postgres.visibility_repository import PostgresVisibilityRepository
+from portal_sync.dataverse.connection import DynamicsError
 from portal_sync.inbound.ports import RowReader
 from portal_sync.inbound.processor import EventProcessor
 from portal_sync.inbound.queue_message import QueuedEvent, QueueMessage
@@ -93,9 +94,7 @@ def _failure_reason(exc: Exception, attempts: int) -> str:
 
 
 def _is_dynamics_error(exc: Exception) -> bool:
-    # Only an invocation that read from Dynamics has the Web API module (and httpx) loaded.
-    web_api_module = sys.modules.get("portal_sync.adapters.dynamics.web_api")
-    return web_api_module is not None and isinstance(exc, web_api_module.DynamicsError)
+    return isinstance(exc, DynamicsError)
 
 
 def _start_visibility_changes(state_machine_arn: str) -> None:

@@ -15,8 +15,9 @@ import httpx
 import pytest
 from conftest import Database
 from integration.test_admin_api import Api
-from portal_sync.adapters.dynamics.web_api import DataverseWebApi, DynamicsConnection, DynamicsError
+from portal_sync.adapters.dynamics.web_api import DataverseWebApi
 from portal_sync.dataverse.base_url import BaseUrlNotAllowed, checked_base_url
+from portal_sync.dataverse.connection import DynamicsConnection, DynamicsError
 
 TENANT = "5f3c7a2e-1111-4222-8333-444455556666"
 

@@ -15,11 +15,10 @@ import pytest
 from portal_sync.adapters.dynamics.web_api import (
     CREDENTIALS_MESSAGE,
     DataverseWebApi,
-    DynamicsConnection,
-    DynamicsError,
     RateLimiter,
     parse_retry_after,
 )
+from portal_sync.dataverse.connection import DynamicsConnection, DynamicsError
 from portal_sync_dev.dataverse_standin import DataverseStandIn
 
 TENANT = "5a1f0c9e-3b7d-4c2e-9f10-2b6a7c8d9e01"

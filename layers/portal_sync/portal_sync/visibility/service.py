@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from portal_sync.access.authority import Access, Authority, Forbidden
+from portal_sync.dataverse.connection import DynamicsError
 from portal_sync.visibility.ports import (
     ContactWriter,
     DynamicsTargets,
@@ -211,10 +212,6 @@ class VisibilityService:
             )
         assert self._writer is not None
         status.attempts += 1
-        from portal_sync.adapters.dynamics.web_api import (
-            DynamicsError,  # only the task path needs httpx
-        )
-
         try:
             self._writer.update_contact(
                 target.connection, status.contact_id, {target.visibility_column: status.desired}

@@ -3,12 +3,12 @@ from Secrets Manager (written there by the admin API, never stored in the databa
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from uuid import UUID
 
-from portal_sync.adapters.dynamics.web_api import DynamicsConnection
+from portal_sync.adapters.aws.secret_formats import dynamics_secret_name, read_dynamics_secret
 from portal_sync.adapters.postgres.visibility_repository import PostgresVisibilityRepository
+from portal_sync.dataverse.connection import DynamicsConnection
 from portal_sync.visibility.ports import DynamicsTarget
 
 
@@ -30,11 +30,11 @@ class SecretsDynamicsTargets:
         if not settings or not settings["dynamics_base_url"]:
             return None
         try:
-            secret = json.loads(
-                self._secrets.get_secret_value(SecretId=f"{self._prefix}{organization_id}")[
-                    "SecretString"
-                ]
-            )["secret"]
+            secret = read_dynamics_secret(
+                self._secrets.get_secret_value(
+                    SecretId=dynamics_secret_name(self._prefix, organization_id)
+                )["SecretString"]
+            )
         except self._secrets.exceptions.ResourceNotFoundException:
             return None
         connection = DynamicsConnection(

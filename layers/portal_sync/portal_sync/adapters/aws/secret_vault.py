@@ -1,19 +1,18 @@
 """Writes webhook source configurations and Dynamics credentials to Secrets Manager.
 
-The ingest reads the same secrets (webhooks/source_store.py); Secrets Manager encrypts them
+The ingest reads the same secrets (adapters/aws/source_store.py; the formats: secret_formats.py); Secrets Manager encrypts them
 with KMS, and only the functions whose policies name these prefixes can read them.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
 from botocore.exceptions import ClientError
 
-from portal_sync.adapters.aws.source_store import secret_name
+from portal_sync.adapters.aws import secret_formats
 from portal_sync.inbound.source_config import SourceConfig
 
 
@@ -33,26 +32,26 @@ class SecretsManagerVault:
     def read_source(self, source_id: str) -> SourceConfig | None:
         try:
             response = self._client.get_secret_value(
-                SecretId=secret_name(self._source_prefix, source_id)
+                SecretId=secret_formats.source_secret_name(self._source_prefix, source_id)
             )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
                 return None
             raise
-        return SourceConfig.model_validate(
-            {**json.loads(response["SecretString"]), "source_id": source_id}
-        )
+        return secret_formats.read_source(source_id, response["SecretString"])
 
     def write_source(self, config: SourceConfig) -> None:
-        body = config.model_dump_json(exclude={"source_id"})
-        self._put(secret_name(self._source_prefix, config.source_id), body)
+        self._put(
+            secret_formats.source_secret_name(self._source_prefix, config.source_id),
+            secret_formats.write_source(config),
+        )
 
     def delete_source(self, source_id: str) -> None:
         try:
             # At once: a secret pending deletion cannot be read, which the ingest would have to
             # tell apart from an outage. Its keys live on in the source's new secret.
             self._client.delete_secret(
-                SecretId=secret_name(self._source_prefix, source_id),
+                SecretId=secret_formats.source_secret_name(self._source_prefix, source_id),
                 ForceDeleteWithoutRecovery=True,
             )
         except ClientError as exc:
@@ -60,7 +59,10 @@ class SecretsManagerVault:
                 raise
 
     def write_dynamics_credentials(self, organization_id: UUID, secret: str) -> None:
-        self._put(f"{self._dynamics_prefix}{organization_id}", json.dumps({"secret": secret}))
+        self._put(
+            secret_formats.dynamics_secret_name(self._dynamics_prefix, organization_id),
+            secret_formats.write_dynamics_secret(secret),
+        )
 
     def _put(self, name: str, body: str) -> None:
         try:

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
+from portal_sync.adapters.aws.secret_formats import read_source, source_secret_name
 from portal_sync.inbound.source_config import SourceConfig
 from portal_sync.observability import logger
 
@@ -67,10 +68,6 @@ class _Budget:
 REFRESH_BURST = 5
 # Secrets Manager calls that lookups of ids not known to exist may spend at once, together.
 MISS_BURST = 10
-
-
-def secret_name(prefix: str, source_id: str) -> str:
-    return f"{prefix}{source_id}"
 
 
 class SourceStore:
@@ -146,10 +143,10 @@ class SourceStore:
         if not _valid_source_id(source_id):
             return None
         try:
-            response = self._client.get_secret_value(SecretId=secret_name(self._prefix, source_id))
-            config: SourceConfig | None = SourceConfig.model_validate(
-                {**json.loads(response["SecretString"]), "source_id": source_id}
+            response = self._client.get_secret_value(
+                SecretId=source_secret_name(self._prefix, source_id)
             )
+            config: SourceConfig | None = read_source(source_id, response["SecretString"])
         except Exception as exc:
             code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
             if code == "ResourceNotFoundException" or _pending_deletion(exc):

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from portal_sync.adapters.dynamics.web_api import DataverseWebApi, DynamicsError
+from portal_sync.adapters.dynamics.web_api import DataverseWebApi
+from portal_sync.dataverse.connection import DynamicsError
 from portal_sync.inbound.ports import NO_DYNAMICS_CONNECTION, RowUnreadable
 from portal_sync.visibility.ports import DynamicsTargets
 

@@ -29,10 +29,10 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -43,6 +43,7 @@ from portal_sync.dataverse.base_url import (
     checked_base_url,
     is_public_address,
 )
+from portal_sync.dataverse.connection import DynamicsConnection, DynamicsError
 from portal_sync.observability import logger
 
 API_PATH = "/api/data/v9.2"
@@ -71,34 +72,6 @@ _ENTITY_SET = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]
-
-
-@dataclass(frozen=True)
-class DynamicsConnection:
-    base_url: str
-    auth_type: Literal["oauth_client_credentials", "api_key"]
-    secret: str = field(repr=False)  # client secret or API key; never printed
-    tenant_id: str | None = None
-    client_id: str | None = None
-    authority_url: str = "https://login.microsoftonline.com"  # the stand-in's URL locally
-
-
-class DynamicsError(Exception):
-    """A failed Dynamics call. `str(error)` is meant for administrators."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        retryable: bool,
-        status_code: int | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.retryable = retryable
-        self.status_code = status_code
-        self.retry_after = retry_after
 
 
 @dataclass
