@@ -21,9 +21,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from portal_sync_dev import supabase_project  # noqa: E402
-from portal_sync_dev.migrations import migrate  # noqa: E402
-from portal_sync_dev.postgres import EmbeddedPostgres  # noqa: E402
+from portal_sync_dev.database import supabase_project  # noqa: E402
+from portal_sync_dev.database.migrations import migrate  # noqa: E402
+from portal_sync_dev.local.postgres import EmbeddedPostgres  # noqa: E402
 
 T = TypeVar("T")
 
@@ -125,7 +125,7 @@ def eventually(check: Callable[[], T | None], timeout: float = 5.0, interval: fl
 @pytest.fixture(scope="session")
 def local_system(database: Database, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """The whole product as `make run` starts it, on a free loopback port, for the session."""
-    from portal_sync_dev.system import LocalSystem
+    from portal_sync_dev.local.system import LocalSystem
 
     system = LocalSystem(
         state_dir=tmp_path_factory.mktemp("local"),

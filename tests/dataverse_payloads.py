@@ -1,7 +1,7 @@
 """Builders for Dataverse webhook bodies (`RemoteExecutionContext`) in the WCF JSON Dataverse posts.
 
 The shape follows Microsoft's documented sample (`fixtures/dataverse/contact-update-async.json`)
-and DATAVERSE.md: dictionaries as lists of `{"key", "value"}`, `__type`d entities, option sets,
+and docs/dataverse-mapping.md: dictionaries as lists of `{"key", "value"}`, `__type`d entities, option sets,
 money and lookups, dates as `/Date(ms)/`. Attribute values passed to `dataverse_context` are
 already-encoded wire values: build them with `date`, `option`, `options`, `money`, `lookup` and
 `entity_collection`, or pass plain JSON values (text, numbers, booleans, GUID strings, None).
@@ -66,7 +66,7 @@ def date(moment: datetime) -> str:
 def operation_date(moment: datetime, offset_minutes: int = 0) -> str:
     """`OperationCreatedOn` as Dataverse writes it: `/Date(ms+hhmm)/`.
 
-    With an offset the number is NOT the UTC instant (DATAVERSE.md): the instant is ms + offset,
+    With an offset the number is NOT the UTC instant (docs/dataverse-mapping.md): the instant is ms + offset,
     so for a given instant the number written is instant - offset.
     """
     if offset_minutes == 0:

@@ -4,9 +4,12 @@ records as the event source mapping hands them to the consumer, and a JWKS on lo
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -106,3 +109,36 @@ def jwks_document(keys: dict[str, Any]) -> bytes:
         jwk = json.loads(algorithm.to_jwk(key.public_key()))
         documents.append({**jwk, "kid": kid, "use": "sig"})
     return json.dumps({"keys": documents}).encode()
+
+
+class LogLines(logging.Handler):
+    """The functions' log lines as their Powertools formatter writes them, formatted when logged
+    (keys appended for a block are gone by the end of the test)."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.lines: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from portal_sync.observability import logger
+
+        self.lines.append(json.loads(logger.registered_formatter.format(record)))
+
+    def saying(self, text: str) -> list[dict[str, Any]]:
+        return [line for line in self.lines if text in line["message"]]
+
+
+@contextmanager
+def capture_log_lines() -> Iterator[LogLines]:
+    from portal_sync.observability import logger
+
+    handler = LogLines()
+    underlying = logging.getLogger(logger.name)
+    level = underlying.level
+    underlying.addHandler(handler)
+    underlying.setLevel(logging.DEBUG)
+    try:
+        yield handler
+    finally:
+        underlying.removeHandler(handler)
+        underlying.setLevel(level)

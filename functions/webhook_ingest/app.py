@@ -13,7 +13,6 @@ gc.disable()
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from portal_sync.bootstrap.webhook_ingest import ingest
@@ -26,7 +25,7 @@ from portal_sync.entrypoints.http.responses import (
 )
 from portal_sync.inbound.ingest import WebhookRequest
 from portal_sync.inbound.receipts import Outcome
-from portal_sync.observability import logger, metrics
+from portal_sync.observability import logger, metrics, tracer
 
 app = APIGatewayHttpResolver(cors=supabase_cors())
 # Dataverse retries a 503 once and never a 500: a failure of ours (outside WebhookIngest, which
@@ -37,6 +36,8 @@ install_error_handlers(app, unexpected=(503, "The webhook could not be accepted 
 @app.post("/functions/v1/portal-webhook/<source_id>")
 def receive(source_id: str) -> Response[str]:
     event = app.current_event
+    # API Gateway's id of the request, to find it in the access log.
+    logger.append_keys(api_request_id=event.request_context.request_id)
     result = ingest().handle(WebhookRequest(source_id, lower_headers(event), raw_body(event)))
     if result.receipt is not None:
         _count(result.receipt.outcome, result.receipt.reason)
@@ -54,8 +55,9 @@ def _count(outcome: Outcome, reason: str | None) -> None:
         metrics.add_metric(name="WebhookAccepted", unit=MetricUnit.Count, value=1)
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
+@tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)
 

@@ -1,6 +1,6 @@
 -- migrate:up
 
--- Tables the Likeperson app reads through Supabase (CONTRACT.md section 7) and the inbound
+-- Tables the Likeperson app reads through Supabase (docs/supabase.md) and the inbound
 -- pipeline's own bookkeeping. Plain SQL: a Supabase project can take it as it is.
 
 create table organizations (

@@ -1,6 +1,6 @@
 -- migrate:up
 
--- Peer mentors on HLF's public website (CONTRACT.md section 6). A mentor is visible only while
+-- Peer mentors on HLF's public website (docs/website-visibility.md). A mentor is visible only while
 -- their membership is active, they are not paused or hidden by a coordinator, and their
 -- certificate is valid. Every change of the desired state is written to the outbox in the same
 -- transaction, and a Step Functions execution per outbox row delivers it to Dynamics.

@@ -20,7 +20,7 @@ begin
     if to_regprocedure('auth.uid()') is null
         or not exists (select from pg_roles where rolname = 'authenticated') then
         raise exception 'This migration needs a Supabase database (the auth schema and the API '
-            'roles). On a plain PostgreSQL apply tools/portal_sync_dev/supabase_project.sql first.';
+            'roles). On a plain PostgreSQL apply tools/portal_sync_dev/database/supabase_project.sql first.';
     end if;
 end
 $$;

@@ -1,5 +1,5 @@
 """The custom access token hook, called as Supabase Auth calls it, and the account-to-profile link
-it depends on (CONTRACT.md sections 4 and 7; docs/supabase.md).
+it depends on (docs/supabase.md).
 
 Supabase Auth connects as `supabase_auth_admin`, whose search_path is `auth`, and calls the hook
 in a transaction with a 2 s statement timeout: `select "public"."custom_access_token_hook"(?)`

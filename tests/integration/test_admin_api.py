@@ -1,4 +1,4 @@
-"""The admin API end to end over loopback HTTP (CONTRACT.md sections 2 and 5).
+"""The admin API end to end over loopback HTTP (docs/admin-api.md).
 
 Real JWTs signed with the local project secret, authority from PostgreSQL, secrets in moto's
 Secrets Manager, events through the real queue and consumer.

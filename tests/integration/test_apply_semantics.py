@@ -1,4 +1,4 @@
-"""Applying events against real PostgreSQL through the repository (CONTRACT.md section 4)."""
+"""Applying events against real PostgreSQL through the repository (docs/inbound.md: ordering, and events that arrive before what they change)."""
 
 from __future__ import annotations
 

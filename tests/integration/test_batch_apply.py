@@ -224,3 +224,41 @@ def test_a_failing_member_leaves_no_personal_data_in_the_logs(
     assert response == {"batchItemFailures": [{"itemIdentifier": "m-private"}]}
     assert "no_refused" in logs and "23514" in logs  # what failed, for on-call
     assert "Refused" not in logs and "Nordmann" not in logs and contact not in logs
+
+
+def test_a_batch_costs_the_same_few_statements_whatever_its_size(db: Database) -> None:
+    """What makes a batch of 100 cheap (BENCHMARKS.md, docs/inbound.md): its reads and writes
+    are set-wise, so ten times the events send no more statements."""
+    org = uuid.uuid4()
+    with db.connect() as conn:
+        conn.execute("insert into organizations (id, name) values (%s, 'Batch')", (org,))
+
+    def statements_for(size: int) -> int:
+        messages = [
+            queued(
+                org, "count", portal_event("membership.created", str(uuid.uuid4())), f"n{size}-{n}"
+            )
+            for n in range(size)
+        ]
+        with psycopg.connect(db.url, row_factory=dict_row) as conn:
+            sent = 0
+            execute = conn.execute
+
+            def counting(*args: Any, **kwargs: Any) -> Any:
+                nonlocal sent
+                sent += 1
+                return execute(*args, **kwargs)
+
+            conn.execute = counting  # type: ignore[method-assign]
+            with conn.transaction():
+                statuses = EventProcessor(BatchedSyncRepository(conn)).process_batch(messages)
+        assert [s.value if s else None for s in statuses] == ["success"] * size
+        return sent
+
+    few, many = statements_for(4), statements_for(40)
+
+    assert many == few
+    # Receipts and log statuses, the members, the organisation's settings; then receipts,
+    # profiles, memberships and log entries written.
+    assert few <= 8
+    assert db.one("select count(*) as n from profiles")["n"] == 44

@@ -107,7 +107,7 @@ def test_send_sample_signs_with_the_secret_and_the_member_is_applied(
 
 
 def test_send_a_dataverse_capture_with_a_header_key(system: Any, db: Database) -> None:
-    from portal_sync_dev.aws_local import put_source_secret
+    from portal_sync_dev.local.aws_local import put_source_secret
 
     source_id = "cli-dataverse"
     put_source_secret(
@@ -280,7 +280,7 @@ def test_a_bad_token_exits_1_with_invalid_jwt_and_is_not_printed(system: Any) ->
 
 
 def test_an_unreachable_api_prints_a_hint() -> None:
-    from portal_sync_dev.postgres import free_port
+    from portal_sync_dev.local.postgres import free_port
 
     result = runner.invoke(
         app,

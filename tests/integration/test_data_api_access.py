@@ -23,9 +23,9 @@ from typing import Any
 import psycopg
 import pytest
 from conftest import Database
-from portal_sync_dev.database_lint import format_findings, run
-from portal_sync_dev.migrations import migrate
-from portal_sync_dev.supabase_project import as_url
+from portal_sync_dev.database.lint import format_findings, run
+from portal_sync_dev.database.migrations import migrate
+from portal_sync_dev.database.supabase_project import as_url
 from psycopg import errors
 
 ORG_A = uuid.uuid4()

@@ -1,5 +1,5 @@
 """Supabase's database linter (splinter) on our schema: no ERROR and no WARN finding
-(tools/portal_sync_dev/database_lint.py).
+(tools/portal_sync_dev/database/lint.py).
 
 The lints are checked first: for each one that can fire on a simple schema, a deliberately bad
 object in a scratch database (a Supabase-shaped one, supabase_project.prepare) is reported, and
@@ -19,9 +19,9 @@ from typing import Any
 import psycopg
 import pytest
 from conftest import Database, eventually
-from portal_sync_dev import database_lint
-from portal_sync_dev.database_lint import LINTS, Finding, Lint, Relation, Role, lint, run
-from portal_sync_dev.supabase_project import as_url, prepare
+from portal_sync_dev.database import lint as database_lint
+from portal_sync_dev.database.lint import LINTS, Finding, Lint, Relation, Role, lint, run
+from portal_sync_dev.database.supabase_project import as_url, prepare
 
 LINTS_BY_NAME = {each.name: each for each in LINTS}
 # What a plain PostgreSQL server prepared as a Supabase project lacks: Supabase Storage and

@@ -1,6 +1,6 @@
 """Dataverse posting its own `RemoteExecutionContext` with header-key auth, end to end.
 
-Dataverse cannot sign (DATAVERSE.md): the source is configured for its HttpHeader option. The
+Dataverse cannot sign (docs/dataverse-mapping.md): the source is configured for its HttpHeader option. The
 bodies are Microsoft's documented sample and the captures under tests/fixtures/dataverse/.
 """
 
@@ -28,7 +28,7 @@ CAPTURED_CONTACT = "8f1c2a3b-4d5e-4f60-9a7b-1c2d3e4f5a6b"
 
 @pytest.fixture
 def dataverse_source(system: Any) -> str:
-    from portal_sync_dev.aws_local import put_source_secret
+    from portal_sync_dev.local.aws_local import put_source_secret
 
     put_source_secret(
         SOURCE_ID,
@@ -336,7 +336,7 @@ def test_size_exceeded_update_is_retried_while_dynamics_is_unavailable(
 ) -> None:
     """A Dynamics outage is not the event's fault: the message goes back to the queue (no
     error in the log) and is applied once Dynamics answers again."""
-    from portal_sync_dev.consumer import sqs_event
+    from portal_sync_dev.local.consumer import sqs_event
 
     dynamics.add_row(
         "hlf_memberships",

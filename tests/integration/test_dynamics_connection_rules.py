@@ -1,5 +1,5 @@
 """Where the integration may send an organisation's Dynamics credentials, and who binds an
-organisation to a Dynamics environment (CONTRACT.md sections 4 and 5; docs/security.md).
+organisation to a Dynamics environment (docs/security.md).
 
 Through the admin API over loopback HTTP, then through the Web API client as the functions use
 it: stored credentials only ever go where they were entered for, and only to an https origin

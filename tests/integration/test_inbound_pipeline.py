@@ -214,7 +214,7 @@ def test_unknown_source_answers_like_a_bad_signature(system: Any, db: Database) 
 
 
 def test_source_without_secret_is_rejected(system: Any, db: Database) -> None:
-    from portal_sync_dev.aws_local import put_source_secret
+    from portal_sync_dev.local.aws_local import put_source_secret
 
     put_source_secret("no-secret", {"organization_id": str(system.seed.org_id), "keys": []})
     body = portal_event("membership.created", str(uuid.uuid4()))
@@ -332,7 +332,7 @@ def test_a_signed_body_nested_1200_deep_is_unparsable_json_with_a_receipt(
 def test_a_failure_of_ours_in_the_ingest_answers_503_never_500(system: Any) -> None:
     """Dataverse retries 502/503/504 once and a 500 never: whatever fails in the ingest (here
     the request's own base64 body, decoded before the ingest logic runs) answers 503."""
-    from portal_sync_dev.lambda_http import build_http_event
+    from portal_sync_dev.local.lambda_http import build_http_event
 
     event = build_http_event(
         "POST", f"/functions/v1/portal-webhook/{system.seed.source_id}", {}, b"{}", "127.0.0.1"

@@ -1,4 +1,4 @@
-"""`make run` as a developer starts it: `python -m portal_sync_dev.run` in its own process.
+"""`make run` as a developer starts it: `python -m portal_sync_dev.local.run` in its own process.
 
 The process gets its own database (created on the tests' server), its own state directory and
 its own emulated AWS, so nothing it seeds touches the session's system.
@@ -21,7 +21,7 @@ import httpx
 import psycopg
 import pytest
 from conftest import ROOT, Database, eventually
-from portal_sync_dev.seed import new_webhook_secret
+from portal_sync_dev.local.seed import new_webhook_secret
 from support import portal_event, signed_headers
 
 # Set by the session's system for its own functions; the new process must start its own.
@@ -54,7 +54,7 @@ def make_run(state_dir: Path, database_url: str, **env: str) -> subprocess.Popen
     )
     output = (state_dir / "output.log").open("wb")
     return subprocess.Popen(
-        [sys.executable, "-m", "portal_sync_dev.run"],
+        [sys.executable, "-m", "portal_sync_dev.local.run"],
         cwd=ROOT,
         env=environment,
         stdout=output,
@@ -77,7 +77,7 @@ def ready(process: subprocess.Popen[bytes], state_dir: Path) -> dict[str, Any]:
 def test_demo_webhook_secret_from_the_environment_signs_the_demo_source(
     tmp_path: Path, empty_database: str
 ) -> None:
-    """CONTRACT.md section 1: DEMO_WEBHOOK_SECRET, when set, is the demo source's secret, even
+    """docs/cli.md: DEMO_WEBHOOK_SECRET, when set, is the demo source's secret, even
     over the secret an earlier `make run` remembered under .local."""
     remembered = new_webhook_secret()
     (tmp_path / "demo_webhook_secret").write_text(remembered)

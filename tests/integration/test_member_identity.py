@@ -1,4 +1,4 @@
-"""A member is one Dynamics contact of one Dynamics environment (CONTRACT.md section 4, identity).
+"""A member is one Dynamics contact of one Dynamics environment (docs/security.md).
 
 An organisation's webhooks only ever write members of its own environment (its Dataverse
 OrganizationId; without one, an environment of its own): naming another organisation's
@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 from conftest import Database, eventually
-from portal_sync_dev.aws_local import put_source_secret
-from portal_sync_dev.seed import new_webhook_secret
+from portal_sync_dev.local.aws_local import put_source_secret
+from portal_sync_dev.local.seed import new_webhook_secret
 from support import portal_event, signed_headers
 
 SHARED_ENVIRONMENT = "5b6a1c2e-0f4d-4e21-9a3b-7c8d9e0f1a2b"

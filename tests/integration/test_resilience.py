@@ -1,4 +1,4 @@
-"""Accepting without PostgreSQL, retries, parking and secret rotation (CONTRACT.md 3 and 4)."""
+"""Accepting without PostgreSQL, retries, parking and secret rotation (docs/inbound.md, "Retries and parking")."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import Database, eventually
-from portal_sync_dev.aws_local import put_source_secret
+from portal_sync_dev.local.aws_local import put_source_secret
 from support import portal_event, signed_headers, sqs_record
 
 

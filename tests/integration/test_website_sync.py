@@ -1,4 +1,4 @@
-"""Mentor website visibility end to end (CONTRACT.md section 6).
+"""Mentor website visibility end to end (docs/website-visibility.md).
 
 Real HTTP on loopback, real PostgreSQL, the deployed state machine definition executed by moto
 (its Lambda tasks run our website_sync handler), SNS to an inbox queue, and the Dataverse
@@ -17,7 +17,7 @@ import boto3
 import httpx
 import pytest
 from conftest import Database, eventually
-from portal_sync_dev.seed import DEMO_MENTOR_CONTACT_ID, VISIBILITY_COLUMN
+from portal_sync_dev.local.seed import DEMO_MENTOR_CONTACT_ID, VISIBILITY_COLUMN
 
 PATCH_PATH = f"/api/data/v9.2/contacts({DEMO_MENTOR_CONTACT_ID})"
 

@@ -1,6 +1,6 @@
 """Hostile requests to the JWT APIs (admin-api, website-sync) over real HTTP on loopback.
 
-CONTRACT.md section 2: authentication comes first, so without a valid JWT every request is a 401
+docs/security.md, "Authentication first, and never a 500": authentication comes first, so without a valid JWT every request is a 401
 whatever its body, content type or size (CORS preflights and the public openapi.json aside); and
 no input is ever answered 500 (a 500 pages on-call).
 
@@ -46,7 +46,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from portal_sync.entrypoints.http.responses import SUPABASE_CORS_HEADERS
-from portal_sync_dev.seed import DEMO_ADMIN_USER_ID, DEMO_ORG_ADMIN_USER_ID
+from portal_sync_dev.local.seed import DEMO_ADMIN_USER_ID, DEMO_ORG_ADMIN_USER_ID
 from support import jwks_document, jwks_url, serve_on_loopback
 
 ADMIN = "/functions/v1/admin-api"
@@ -58,7 +58,7 @@ UNAVAILABLE_MESSAGES = {
     "The database is unavailable; try again shortly",
     "Tokens cannot be verified right now; try again shortly",
 }
-# CONTRACT.md section 2: what supabase-js may send, which CORS must allow.
+# docs/security.md, "Authentication first, and never a 500": what supabase-js may send, which CORS must allow.
 CONTRACT_CORS_HEADERS = {
     "authorization",
     "x-client-info",
@@ -709,7 +709,7 @@ def test_the_preflight_allows_every_header_supabase_js_may_send(
 
 def test_api_gateway_answers_preflights_with_the_same_headers() -> None:
     """On AWS the HTTP API's CorsConfiguration answers preflights, not the functions."""
-    from unit.test_template import RESOURCES
+    from infrastructure.test_template import RESOURCES
 
     configured = RESOURCES["HttpApi"]["Properties"]["CorsConfiguration"]["AllowHeaders"]
     assert set(configured) == set(SUPABASE_CORS_HEADERS) >= CONTRACT_CORS_HEADERS

@@ -36,7 +36,7 @@ import boto3
 import httpx
 import pytest
 from conftest import Database, eventually
-from portal_sync_dev.seed import DEMO_MENTOR_CONTACT_ID, VISIBILITY_COLUMN
+from portal_sync_dev.local.seed import DEMO_MENTOR_CONTACT_ID, VISIBILITY_COLUMN
 
 CLIENT_RATE = 10.0  # DYNAMICS_MAX_REQUESTS_PER_SECOND's default, which the system runs with
 CLIENT_BURST = 10  # website_sync builds its limiter with burst = rate
@@ -56,8 +56,6 @@ def dynamics(system: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """The stand-in without failures or limits, an empty log and inbox; a short client timeout."""
     from portal_sync import bootstrap
 
-    import functions.website_sync.app as website_sync
-
     standin = system.dynamics
     standin.clear_failures()
     standin.limit_rate(None)
@@ -68,14 +66,12 @@ def dynamics(system: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     standin.timeout_seconds = CLIENT_TIMEOUT + 1.0
     monkeypatch.setenv("DYNAMICS_TIMEOUT_SECONDS", str(CLIENT_TIMEOUT))
     bootstrap.reset()
-    website_sync.web_api.cache_clear()
     yield standin
     standin.clear_failures()
     standin.limit_rate(None)
     standin.timeout_seconds = served_late_after
     monkeypatch.undo()
     bootstrap.reset()
-    website_sync.web_api.cache_clear()
 
 
 def add_mentor(db: Database, system: Any, in_dynamics: bool = True) -> Mentor:

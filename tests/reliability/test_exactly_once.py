@@ -25,7 +25,7 @@ before their creation or enrolment (the sync records what an early event says an
 late, older event stale; see portal_sync/inbound/apply.py). The tests at the end show those cases
 one at a time.
 
-The membership has one clock for role and status (CONTRACT.md section 4: an event older than
+The membership has one clock for role and status (docs/inbound.md: an event older than
 what is already applied to the member is stale), so each membership event must carry the whole
 membership state for the newest to be the whole truth, as Dataverse's post-image of the
 membership row does. Members whose status changes therefore get events with both (their role
@@ -63,7 +63,7 @@ from portal_sync.adapters.postgres.sync_repository import PostgresSyncRepository
 from portal_sync.inbound.processor import EventProcessor
 from portal_sync.inbound.queue_message import QueuedEvent
 from portal_sync.inbound.receipts import Outcome, Receipt
-from portal_sync_dev.seed import DEMO_MENTOR_CONTACT_ID
+from portal_sync_dev.local.seed import DEMO_MENTOR_CONTACT_ID
 from psycopg.rows import dict_row
 from support import sqs_record
 

@@ -42,8 +42,8 @@ import pytest
 from conftest import Database, eventually
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from portal_sync_dev.aws_local import SOURCE_SECRET_PREFIX, put_source_secret
-from portal_sync_dev.lambda_http import build_http_event
+from portal_sync_dev.local.aws_local import SOURCE_SECRET_PREFIX, put_source_secret
+from portal_sync_dev.local.lambda_http import build_http_event
 from support import portal_event
 
 HEADER_KEY_SOURCE = "fuzz-header-key"

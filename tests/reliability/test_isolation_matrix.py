@@ -36,8 +36,8 @@ import httpx
 import pytest
 from conftest import Database
 from integration.test_admin_api import add_member, add_org, token
-from portal_sync_dev.aws_local import SOURCE_SECRET_PREFIX
-from portal_sync_dev.seed import DEMO_ADMIN_USER_ID, DEMO_ORG_ADMIN_USER_ID
+from portal_sync_dev.local.aws_local import SOURCE_SECRET_PREFIX
+from portal_sync_dev.local.seed import DEMO_ADMIN_USER_ID, DEMO_ORG_ADMIN_USER_ID
 
 ORG = "{org}"
 MENTOR = "{mentor}"

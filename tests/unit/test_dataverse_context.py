@@ -1,6 +1,6 @@
 """Reading Dataverse's `RemoteExecutionContext` (WCF JSON) into plain values.
 
-The documented sample must parse field by field; every wire encoding in DATAVERSE.md must decode
+The documented sample must parse field by field; every wire encoding in docs/dataverse-mapping.md must decode
 to a useful Python value; and no body, however odd, may crash the parser with anything but a
 `DataverseFormatError` (an event lost to a parser crash is lost for good: Dataverse does not
 retry a 500).
@@ -123,7 +123,7 @@ def test_documented_sample_parent_context_is_parsed() -> None:
 
 
 def test_documented_sample_operation_created_on_applies_its_offset() -> None:
-    """`/Date(1506409448000-0700)/` is ms + offset (DATAVERSE.md): 00:04:08 UTC, one second after
+    """`/Date(1506409448000-0700)/` is ms + offset (docs/dataverse-mapping.md): 00:04:08 UTC, one second after
     the row's modifiedon, not 07:04:08 as a naive reading of the number would say."""
     ctx = parse_context(sample())
 
@@ -208,7 +208,7 @@ def test_operation_created_on_builder_round_trips_through_the_decoder() -> None:
         assert decode_operation_created_on(operation_date(moment, offset)) == moment
 
 
-# --- attribute encodings (DATAVERSE.md table) -------------------------------------------------
+# --- attribute encodings (docs/dataverse-mapping.md) -------------------------------------------------
 
 
 @pytest.mark.parametrize(

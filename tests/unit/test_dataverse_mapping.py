@@ -656,7 +656,7 @@ def test_an_event_without_any_time_is_unusable() -> None:
             id="post-image modifiedon in 1990",
         ),
         pytest.param(
-            # 0001-01-01T00:00:00 written with a +14:00 offset (ms + offset, DATAVERSE.md).
+            # 0001-01-01T00:00:00 written with a +14:00 offset (ms + offset, docs/dataverse-mapping.md).
             {"operation_created_on": "/Date(-62135596800000+1400)/"},
             "before the year 2000",
             id="OperationCreatedOn in year 1",

@@ -19,7 +19,8 @@ from portal_sync.inbound.ingest import (
 from portal_sync.inbound.queue_message import QueuedEvent, QueuedReceipt
 from portal_sync.inbound.receipts import Outcome, Receipt
 from portal_sync.inbound.source_config import SignatureMode, SigningKey, SourceConfig
-from support import signed_headers
+from portal_sync.observability import logger
+from support import capture_log_lines, signed_headers
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 ORG = uuid.uuid4()
@@ -106,6 +107,21 @@ def test_accepted_event_is_queued_with_its_receipt_and_exact_body() -> None:
     assert queued.receipt.organization_id == ORG
     # The ingest wrote the accepted receipt itself, the one the message carries.
     assert [(r.id, r.outcome) for r in ledger.receipts] == [(queued.receipt.id, "accepted")]
+
+
+def test_the_ingest_logs_under_the_receipt_id_the_consumer_logs_the_event_under() -> None:
+    """One search by correlation id finds an event from its webhook to its sync log entry."""
+    ingest, queue, _ = make()
+    headers = signed_headers(SECRET, BODY, webhook_id="msg_1")
+
+    with capture_log_lines() as log:
+        ingest.handle(WebhookRequest("src", headers, BODY))
+
+    [accepted] = log.saying("Webhook accepted")
+    queued = QueuedEvent.model_validate(queue.messages[0])
+    assert accepted["correlation_id"] == queued.correlation_id == str(queued.receipt.id)
+    # Not left behind for the next request (or another function in the same process).
+    assert "correlation_id" not in logger.thread_safe_get_current_keys()
 
 
 def test_a_resend_before_the_first_is_applied_is_a_duplicate_and_not_queued() -> None:

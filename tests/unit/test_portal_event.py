@@ -1,4 +1,4 @@
-"""The portal-event JSON format (CONTRACT.md section 3, format 2), for relays and Power Automate
+"""The portal-event JSON format (docs/inbound.md, "Portal events"), for relays and Power Automate
 flows that build their own JSON: every contract type parses, and an invalid event becomes an
 error admins can read, without echoing the personal data it carried."""
 

@@ -15,8 +15,8 @@ from portal_sync.adapters.aws.source_store import (
     MISS_BURST,
     REFRESH_BURST,
     SourceStore,
-    SourceStoreUnavailable,
 )
+from portal_sync.unavailable import SourceStoreUnavailable
 
 ORG = str(uuid.uuid4())
 

@@ -1,4 +1,4 @@
-"""When a peer mentor may appear on the public website (CONTRACT.md section 6)."""
+"""When a peer mentor may appear on the public website (docs/website-visibility.md)."""
 
 from __future__ import annotations
 

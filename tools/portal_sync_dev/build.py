@@ -125,6 +125,11 @@ class Layer:
     def requirements(self) -> Path:
         return self.content_dir / "requirements.txt"
 
+    @property
+    def requirements_without_dependencies(self) -> Path:
+        """Packages whose own dependencies the runtime provides (the X-Ray SDK's botocore)."""
+        return self.content_dir / "requirements-no-deps.txt"
+
 
 @dataclass(frozen=True)
 class Target:
@@ -274,7 +279,9 @@ def installed_versions(exclude: Iterable[str] = ()) -> list[str]:
     return sorted(pins)
 
 
-def install_dependencies(requirements: Path, dest: Path, target: Target) -> None:
+def install_dependencies(
+    requirements: Path, dest: Path, target: Target, *, their_dependencies: bool = True
+) -> None:
     """The layer's pinned requirements as wheels for the runtime's platform, uncompiled."""
     with tempfile.TemporaryDirectory() as scratch:
         constraints = Path(scratch) / "constraints.txt"
@@ -288,6 +295,7 @@ def install_dependencies(requirements: Path, dest: Path, target: Target) -> None
             "--disable-pip-version-check",
             "--no-compile",  # compiled below, with unchecked hashes
             "--only-binary=:all:",
+            *([] if their_dependencies else ["--no-deps"]),
             "--implementation",
             "cp",
             "--python-version",
@@ -324,6 +332,10 @@ def build_layer(layer: Layer, dest: Path, target: Target, *, dependencies: bool 
     python.mkdir()
     if dependencies and layer.requirements.is_file():
         install_dependencies(layer.requirements, python, target)
+        if layer.requirements_without_dependencies.is_file():
+            install_dependencies(
+                layer.requirements_without_dependencies, python, target, their_dependencies=False
+            )
     packages = [p for p in sorted(layer.content_dir.iterdir()) if (p / "__init__.py").is_file()]
     if not packages:
         raise BuildError(f"{layer.logical_id}: no package in {layer.content_dir}")

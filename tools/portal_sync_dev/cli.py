@@ -545,7 +545,7 @@ def sample_event(
     course_id: str | None,
     course_name: str | None,
 ) -> bytes:
-    """A portal event (CONTRACT.md section 3, format 2) that happened now."""
+    """A portal event (docs/inbound.md) that happened now."""
     payload: dict[str, Any] = {
         "type": kind.value,
         "occurred_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
@@ -740,7 +740,7 @@ def lint_database(
     Performance Advisors would report. Exit code 1 on any ERROR or WARN finding."""
     import psycopg
 
-    from portal_sync_dev.database_lint import DEFAULT_EXPOSED_SCHEMAS, format_report, run
+    from portal_sync_dev.database.lint import DEFAULT_EXPOSED_SCHEMAS, format_report, run
 
     try:
         with psycopg.connect(database_url, connect_timeout=10) as conn:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import cache
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -20,6 +21,24 @@ NAMESPACE = "PortalSync"
 
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+
+
+@contextmanager
+def log_keys(keys: dict[str, Any], hide: Sequence[str] = ()) -> Iterator[None]:
+    """`keys` on the lines logged in the block, without `hide`; what they replaced comes back
+    after it (the logger's keys outlive the invocation: none may leak into the next one).
+
+    The thread's own keys: locally (`make run`, the tests) several functions log at once in one
+    process, and one's event must not label another's lines."""
+    current = logger.thread_safe_get_current_keys()
+    replaced = {key: current[key] for key in (*keys, *hide) if key in current}
+    logger.thread_safe_remove_keys(hide)
+    logger.thread_safe_append_keys(**keys)
+    try:
+        yield
+    finally:
+        logger.thread_safe_remove_keys([*keys, *hide])
+        logger.thread_safe_append_keys(**replaced)
 
 
 def tracing_enabled() -> bool:
@@ -42,17 +61,25 @@ class _LazyTracer:
     Powertools' Tracer imports the X-Ray SDK when it is created, even disabled (~140 ms of a
     cold start here, with botocore): with tracing off these decorators return the function
     itself, so a function that is not traced pays nothing, not even a wrapper call.
+
+    Powertools adds neither return values (members' details, Dynamics credentials) nor
+    exceptions as span metadata, for the same reason they stay out of the logs. The X-Ray SDK
+    itself still records a failed span's exception (type and message) on the trace, which only
+    the account's X-Ray readers see (docs/security.md).
     """
 
     def capture_lambda_handler(self, handler: F) -> F:
         if not tracing_enabled():
             return handler
-        return _tracer().capture_lambda_handler(handler)  # type: ignore[return-value]
+        return _tracer().capture_lambda_handler(  # type: ignore[return-value]
+            handler, capture_response=False, capture_error=False
+        )
 
     def capture_method(self, method: F) -> F:
         if not tracing_enabled():
             return method
-        return _tracer().capture_method(method)
+        decorate = _tracer().capture_method(capture_response=False, capture_error=False)
+        return decorate(method)
 
     def put_annotation(self, key: str, value: str | bool) -> None:
         if tracing_enabled():

@@ -1,4 +1,4 @@
-"""The admin API's request and response bodies (CONTRACT.md section 5).
+"""The admin API's request and response bodies (docs/admin-api.md).
 
 They are the OpenAPI document too: field descriptions are what an admin console developer reads.
 Secrets are write-only: requests carry them as SecretStr, responses only as `SecretStatus`.

@@ -10,9 +10,9 @@ from portal_sync.adapters.postgres.connection import ConnectionProvider
 if TYPE_CHECKING:
     from portal_sync.adapters.aws.dynamics_targets import SecretsDynamicsTargets
     from portal_sync.adapters.dynamics.web_api import DataverseWebApi
-    from portal_sync.adapters.postgres.visibility_repository import PostgresVisibilityRepository
     from portal_sync.entrypoints.http.supabase_jwt import SupabaseJwtVerifier
     from portal_sync.settings import DynamicsClientSettings, FunctionSettings, SupabaseAuthSettings
+    from portal_sync.visibility.ports import VisibilityRepository
 
 
 def connection_provider(
@@ -31,7 +31,8 @@ def jwt_verifier(settings: SupabaseAuthSettings) -> SupabaseJwtVerifier:
 
 def web_api(settings: DynamicsClientSettings) -> DataverseWebApi:
     """The Web API client of an execution environment (httpx is imported only here)."""
-    from portal_sync.adapters.dynamics.web_api import DataverseWebApi, RateLimiter
+    from portal_sync.adapters.dynamics.web_api import DataverseWebApi
+    from portal_sync.adapters.rate_limiter import RateLimiter
 
     rate = settings.dynamics_max_requests_per_second
     return DataverseWebApi(
@@ -42,13 +43,15 @@ def web_api(settings: DynamicsClientSettings) -> DataverseWebApi:
 
 
 def dynamics_targets(
-    settings: DynamicsClientSettings, repo: PostgresVisibilityRepository
+    settings: DynamicsClientSettings, repo: VisibilityRepository
 ) -> SecretsDynamicsTargets:
+    """Each organisation's Dynamics settings from `repo` (in the caller's transaction), its
+    credentials from Secrets Manager."""
     from portal_sync.adapters.aws.clients import client
     from portal_sync.adapters.aws.dynamics_targets import SecretsDynamicsTargets
 
     return SecretsDynamicsTargets(
-        repo,
+        repo.dynamics_settings,
         client("secretsmanager"),
         settings.dynamics_secret_prefix,
         settings.entra_authority_url,

@@ -9,7 +9,8 @@ path, query or fragment (`https://<org>.crm4.dynamics.com`). Under `make run` pl
 this machine is allowed as well, for the local Dataverse stand-in.
 
 Names are checked here, on their text; the Web API client also checks what a name resolves to
-before it connects (dataverse/web_api.py), for public names that point at private addresses.
+before it connects (adapters/dynamics/addresses.py), for public names that point at private
+addresses.
 """
 
 from __future__ import annotations

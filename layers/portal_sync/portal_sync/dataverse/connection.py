@@ -6,6 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from portal_sync.dataverse.failure import RETRYABLE_KINDS, FailureKind, Operation
+from portal_sync.dataverse.failure_wording import worded
+
 
 @dataclass(frozen=True)
 class DynamicsConnection:
@@ -18,18 +21,38 @@ class DynamicsConnection:
 
 
 class DynamicsError(Exception):
-    """A failed Dynamics call. `str(error)` is meant for administrators."""
+    """A failed Dynamics call: its kind, the operation, and the facts the client collected.
+
+    The client only picks the kind; whether it is worth retrying (dataverse/failure.py) and its
+    `message` for administrators (dataverse/failure_wording.py, also `str(error)`) follow from
+    it. `retry_after` is how long Dynamics asked us to wait, in seconds.
+    """
 
     def __init__(
         self,
-        message: str,
+        kind: FailureKind,
+        operation: Operation,
         *,
-        retryable: bool,
         status_code: int | None = None,
         retry_after: float | None = None,
+        timeout_seconds: float | None = None,
+        error_name: str | None = None,
+        entity_set: str | None = None,
+        reason: str | None = None,
+        auth_type: str | None = None,
     ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.retryable = retryable
+        self.kind = kind
+        self.operation = operation
         self.status_code = status_code
         self.retry_after = retry_after
+        self.timeout_seconds = timeout_seconds
+        self.error_name = error_name  # the transport error's class name, e.g. ConnectError
+        self.entity_set = entity_set  # as named in the field mapping
+        self.reason = reason  # why the base URL is not allowed (dataverse/base_url.py's words)
+        self.auth_type = auth_type
+        self.message = worded(self)
+        super().__init__(self.message)
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind in RETRYABLE_KINDS

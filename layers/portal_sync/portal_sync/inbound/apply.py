@@ -1,4 +1,4 @@
-"""The semantics of applying one membership or course event (CONTRACT.md section 4).
+"""The semantics of applying one membership or course event (docs/inbound.md).
 
 Order: an event older than the newest change already applied (the source's `modifiedon` /
 `occurred_at`) is skipped as stale, so the result does not depend on delivery order. Membership

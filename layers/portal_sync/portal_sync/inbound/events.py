@@ -22,7 +22,7 @@ def normalize_id(value: str) -> str:
 
 SourceId = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(normalize_id)]
 
-# The range of believable change times (CONTRACT.md section 3). A time outside it is a sender's
+# The range of believable change times (docs/inbound.md). A time outside it is a sender's
 # clock or data error: applied, a far-future time would make every later change of the member
 # stale, and a year-1 time in a positive offset is year 0 in UTC, which PostgreSQL stores but
 # psycopg cannot read back.

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from portal_sync.adapters.aws.source_store import SourceStoreUnavailable
 from portal_sync.inbound.queue_message import QueuedEvent, QueuedReceipt
 from portal_sync.inbound.receipts import QUEUE_UNAVAILABLE, Outcome, Receipt
 from portal_sync.inbound.signature import (
@@ -25,7 +24,8 @@ from portal_sync.inbound.signature import (
     signature_matches,
 )
 from portal_sync.inbound.source_config import SignatureMode, SourceConfig
-from portal_sync.observability import error_facts, logger
+from portal_sync.observability import error_facts, log_keys, logger, tracer
+from portal_sync.unavailable import SourceStoreUnavailable
 
 # Headers Dataverse sends that the consumer needs (size-exceeded flag) or that help tracing.
 FORWARDED_HEADERS = (
@@ -106,6 +106,7 @@ class WebhookIngest:
         self._limits = limits
         self._clock = clock
 
+    @tracer.capture_method
     def handle(self, request: WebhookRequest) -> IngestResult:
         now = self._clock()
         receipt = Receipt(
@@ -114,6 +115,12 @@ class WebhookIngest:
             outcome=Outcome.REJECTED,
             received_at=datetime.fromtimestamp(now, UTC),
         )
+        # The receipt id is the event's correlation id on every line, here and in the consumer
+        # (QueuedEvent.correlation_id), so one search finds its whole way through.
+        with log_keys({"correlation_id": str(receipt.id)}):
+            return self._handle_safely(request, receipt, now)
+
+    def _handle_safely(self, request: WebhookRequest, receipt: Receipt, now: float) -> IngestResult:
         try:
             return self._handle(request, receipt, now)
         except Exception as exc:

@@ -1,4 +1,4 @@
-"""The portal-event JSON format (CONTRACT.md section 3, format 2), for senders such as relays
+"""The portal-event JSON format (docs/inbound.md, "Portal events"), for senders such as relays
 and Power Automate flows that build their own JSON instead of forwarding Dataverse's context."""
 
 from __future__ import annotations

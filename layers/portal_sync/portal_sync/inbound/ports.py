@@ -1,8 +1,11 @@
-"""What the apply logic needs from storage. PostgreSQL implements it (adapters/postgres/sync_repository.py)."""
+"""What applying queued events needs from outside: storage and its transactions (PostgreSQL:
+adapters/postgres/sync_repository.py, batched_sync_repository.py, unit_of_work.py) and the
+rows Dynamics left out of events over 256 KB (adapters/dynamics/row_reader.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -30,7 +33,7 @@ class MemberState:
     role: str | None
     source_modified_at: datetime | None  # of the newest membership change applied
     details_modified_at: datetime | None = None  # of the newest profile-details change applied
-    # The Dynamics environment the contact belongs to (sync/identity.py); None: not known.
+    # The Dynamics environment the contact belongs to (inbound/identity.py); None: not known.
     environment: str | None = None
 
 
@@ -110,6 +113,31 @@ class BatchSyncRepository(SyncRepository, Protocol):
         """Writes what the batch changed."""
 
 
+class UnitOfWork(Protocol):
+    """The transaction a batch is applied in, its savepoints, and the repositories inside it.
+
+    Whatever statement the database turns out unreachable in, or drops the connection in, the
+    block raises DatabaseUnavailable (portal_sync/unavailable.py): only the whole batch can be
+    retried then, later.
+    """
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """The batch's transaction: committed when the block ends, rolled back on an exception."""
+
+    def savepoint(self) -> AbstractContextManager[None]:
+        """Inside the transaction: a block rolled back alone on an exception."""
+
+    def batch_repository(self) -> BatchSyncRepository:
+        """Inside the transaction: a repository that reads and writes the batch set-wise."""
+
+    def repository(self) -> SyncRepository:
+        """Inside the transaction: a repository for one message at a time."""
+
+    def is_database_failure(self, error: Exception) -> bool:
+        """Whether `error` was the database's own (a statement timeout, a deadlock) rather
+        than the event's, on a connection that still works."""
+
+
 NO_DYNAMICS_CONNECTION = (
     "Dynamics left out the row data because the change exceeded 256 KB, and no Dynamics "
     "connection is configured to read the row: configure the Dynamics connection in the "
@@ -119,7 +147,20 @@ NO_DYNAMICS_CONNECTION = (
 
 class RowUnreadable(Exception):
     """A row cannot be read from Dynamics and retrying will not change that (no connection
-    configured, credentials refused, a bad table name). `str(error)` is meant for admins."""
+    configured, credentials refused, a bad table name). `str(error)` is meant for admins: the
+    sync log's message of the event, worded here whatever the reader."""
+
+    @classmethod
+    def no_connection(cls) -> RowUnreadable:
+        return cls(NO_DYNAMICS_CONNECTION)
+
+    @classmethod
+    def refused(cls, dynamics_failure: str) -> RowUnreadable:
+        """`dynamics_failure`: what went wrong, for admins (DynamicsError.message)."""
+        return cls(
+            "Dynamics left out the row data because the change exceeded 256 KB, and the row "
+            f"could not be read from Dynamics. {dynamics_failure}; then reprocess the event"
+        )
 
 
 class RowReader(Protocol):

@@ -1,8 +1,9 @@
-"""Processing one queued message: receipt bookkeeping, idempotency, parsing, applying, logging.
+"""Processing queued messages: receipt bookkeeping, idempotency, parsing, applying, logging.
 
-Knows nothing of SQS or Lambda. `process_event` hands it a whole batch (process_batch, through
-a repository that reads and writes set-wise), and when that fails, one message at a time, each
-inside its own savepoint (process); it decides about retries.
+Knows nothing of SQS, Lambda or transactions. The batch strategy (inbound/batch.py) hands it a
+whole batch (process_batch, through a repository that reads and writes set-wise), and when that
+fails, one message at a time, each inside its own savepoint (process); the strategy decides
+about retries and parking.
 """
 
 from __future__ import annotations
@@ -28,10 +29,10 @@ from portal_sync.inbound.dataverse.mapping import (
 )
 from portal_sync.inbound.events import EventType, NotApplicable, ParsedEvent, SyncEvent, Unusable
 from portal_sync.inbound.identity import member_environment
+from portal_sync.inbound.log_context import about_message
 from portal_sync.inbound.nesting import TOO_DEEP, nested_deeper_than
 from portal_sync.inbound.portal_event import parse_portal_event
 from portal_sync.inbound.ports import (
-    NO_DYNAMICS_CONNECTION,
     BatchSyncRepository,
     DeliveryClaim,
     RowReader,
@@ -40,6 +41,7 @@ from portal_sync.inbound.ports import (
 )
 from portal_sync.inbound.queue_message import QueuedEvent, QueuedReceipt
 from portal_sync.inbound.sync_log import LogStatus, SyncLogEntry
+from portal_sync.observability import tracer
 
 _DONE = (LogStatus.SUCCESS, LogStatus.SKIPPED)
 SIZE_EXCEEDED_HEADER = "x-ms-dynamics-msg-size-exceeded"
@@ -47,6 +49,8 @@ SIZE_EXCEEDED_HEADER = "x-ms-dynamics-msg-size-exceeded"
 
 # Events after which a peer mentor's website visibility may have to change.
 MENTOR_ROLE = "peer_mentor"
+# Who the visibility changes of inbound events are recorded as (peer_mentor_sync_log.actor).
+VISIBILITY_ACTOR = "system:inbound"
 _MEMBERSHIP_CHANGES = {
     EventType.MEMBERSHIP_CREATED,
     EventType.MEMBERSHIP_ROLE_UPDATED,
@@ -73,9 +77,10 @@ class EventProcessor:
         # Reads a row Dataverse left out of an event over 256 KB (None: none can be read).
         self._row_reader = row_reader
         # Told (organisation, profile) after a successful membership change, in the same
-        # transaction: website visibility follows the membership (CONTRACT.md section 6).
+        # transaction: website visibility follows the membership (docs/website-visibility.md).
         self._on_membership_change = on_membership_change
 
+    @tracer.capture_method
     def process(self, message: QueuedEvent | QueuedReceipt) -> LogStatus | None:
         """Applies the message; returns the logged status, or None when nothing was logged
         (a receipt, a duplicate delivery, or an event already applied)."""
@@ -84,6 +89,7 @@ class EventProcessor:
         self._notify(changed)
         return status
 
+    @tracer.capture_method
     def process_batch(
         self, messages: Sequence[QueuedEvent | QueuedReceipt]
     ) -> list[LogStatus | None]:
@@ -96,22 +102,24 @@ class EventProcessor:
         repo.prepare(messages)
         parsed: list[ParsedEvent | None] = []
         for message in messages:
-            event = (
-                self._parse(message)
-                if isinstance(message, QueuedEvent)
-                # An event already applied is left alone (and not parsed for nothing).
-                and repo.logged_status(message.organization_id, message.event_id) not in _DONE
-                else None
-            )
+            with about_message(message):  # parsing may read the row from Dynamics, and log
+                event = (
+                    self._parse(message)
+                    if isinstance(message, QueuedEvent)
+                    # An event already applied is left alone (and not parsed for nothing).
+                    and repo.logged_status(message.organization_id, message.event_id) not in _DONE
+                    else None
+                )
             if isinstance(message, QueuedEvent) and isinstance(event, SyncEvent):
                 # Told before the next message is parsed: it may name a row this one creates.
                 repo.expect_member(message.organization_id, event)
             parsed.append(event)
         repo.prepare_members()
         changed: list[tuple[UUID, UUID]] = []
-        statuses = [
-            self._process(m, event, changed) for m, event in zip(messages, parsed, strict=True)
-        ]
+        statuses: list[LogStatus | None] = []
+        for message, event in zip(messages, parsed, strict=True):
+            with about_message(message):
+                statuses.append(self._process(message, event, changed))
         repo.flush()
         # After the flush: the website's visibility is worked out from the written membership.
         self._notify(changed)
@@ -238,7 +246,7 @@ class EventProcessor:
 
         def read_row(entity_set: str, row_id: str, select: Sequence[str]) -> dict[str, Any] | None:
             if reader is None:
-                raise RowUnreadable(NO_DYNAMICS_CONNECTION)
+                raise RowUnreadable.no_connection()
             return reader.read_row(organization_id, entity_set, row_id, select)
 
         try:

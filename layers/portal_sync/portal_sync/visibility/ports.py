@@ -1,17 +1,24 @@
-"""What the visibility logic needs from storage, Dynamics and Step Functions."""
+"""What the visibility logic needs from storage, Dynamics and Step Functions, and the records it
+exchanges with them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 from uuid import UUID
 
+from portal_sync.access.authority import Authority
+from portal_sync.dataverse.connection import DynamicsConnection
 from portal_sync.visibility.rules import MentorFacts
 
 
 @dataclass
 class MentorStatus:
+    """A peer mentor's visibility in one organisation: what decides it, what is wanted, what
+    Dynamics was last told, and the delivery of the current change."""
+
     organization_id: UUID
     profile_id: UUID
     contact_id: str | None
@@ -21,7 +28,7 @@ class MentorStatus:
     certified_until: date | None
     desired: bool
     applied: bool | None
-    sync_state: str
+    sync_state: str  # in_sync | pending | failed
     current_change_id: UUID | None
     attempts: int
     last_synced_at: datetime | None
@@ -35,6 +42,8 @@ class MentorStatus:
 
 @dataclass(frozen=True)
 class Change:
+    """An outbox row: one change of a mentor's desired visibility, delivered by one execution."""
+
     id: UUID
     organization_id: UUID
     profile_id: UUID
@@ -43,11 +52,27 @@ class Change:
 
 
 @dataclass(frozen=True)
+class DynamicsSettings:
+    """An organisation's Dynamics connection as its integration settings hold it; the secret is
+    kept apart (docs/security.md), so this alone cannot call Dynamics."""
+
+    base_url: str
+    auth_type: Literal["oauth_client_credentials", "api_key"]
+    tenant_id: str | None
+    client_id: str | None
+    visibility_column: str
+
+
+@dataclass(frozen=True)
 class DynamicsTarget:
     """Where and how to write an organisation's mentor visibility."""
 
-    connection: Any  # portal_sync.adapters.dynamics.web_api.DynamicsConnection
+    connection: DynamicsConnection
     visibility_column: str
+
+
+# Who may do what, by user id (the access rules read it from the database, never from claims).
+AuthorityOf = Callable[[UUID], Authority]
 
 
 class VisibilityRepository(Protocol):
@@ -73,6 +98,9 @@ class VisibilityRepository(Protocol):
     def mentors_to_reconsider(self, today: date, limit: int) -> list[tuple[UUID, UUID]]: ...
     def blocked_until(self, organization_id: UUID) -> datetime | None: ...
     def block_until(self, organization_id: UUID, moment: datetime) -> None: ...
+    def dynamics_settings(self, organization_id: UUID) -> DynamicsSettings | None:
+        """None when the organisation has no Dynamics base URL configured."""
+        ...
 
 
 class DynamicsTargets(Protocol):
@@ -80,9 +108,12 @@ class DynamicsTargets(Protocol):
 
 
 class ContactWriter(Protocol):
-    def update_contact(self, connection: Any, contact_id: str, fields: dict[str, Any]) -> None: ...
+    def update_contact(
+        self, connection: DynamicsConnection, contact_id: str, fields: dict[str, Any]
+    ) -> None: ...
 
 
 class ExecutionStarter(Protocol):
     def start(self, change: Change) -> str:
         """Starts (or finds already started) the delivery of one change; its execution ARN."""
+        ...

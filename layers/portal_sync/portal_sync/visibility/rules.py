@@ -1,8 +1,9 @@
-"""When a peer mentor may be shown on the public website (CONTRACT.md section 6)."""
+"""When a peer mentor may be shown on the public website: the first step of the visibility flow
+(rules → outbox → delivery; docs/website-visibility.md)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 
@@ -32,3 +33,9 @@ def reasons_hidden(facts: MentorFacts, today: date) -> list[str]:
 
 def desired_visibility(facts: MentorFacts, today: date) -> bool:
     return not reasons_hidden(facts, today)
+
+
+def reasons_restore_is_refused(facts: MentorFacts, today: date) -> list[str]:
+    """What still hides the mentor once a coordinator lifts their own hiding: a restore cannot
+    override the membership, a pause or the certificate."""
+    return reasons_hidden(replace(facts, hidden_manually=False), today)

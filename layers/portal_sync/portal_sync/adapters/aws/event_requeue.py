@@ -1,4 +1,5 @@
-"""Puts kept events back on the queue for reprocessing, and takes them out of the DLQ."""
+"""The admin API's EventRequeue (admin/ports.py) on SQS: puts a kept event back on the queue
+for reprocessing, and takes its copies out of the dead-letter queue."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 from uuid import UUID
+
+from portal_sync.observability import tracer
 
 # A reprocess looks through this many dead-letter messages at most (10 per receive call).
 _DLQ_SCAN_ROUNDS = 10
@@ -23,9 +26,11 @@ class SqsEventRequeue:
     def _sqs(self) -> Any:
         return self._sqs_factory()
 
+    @tracer.capture_method
     def send(self, message_body: str) -> None:
         self._sqs.send_message(QueueUrl=self._queue_url, MessageBody=message_body)
 
+    @tracer.capture_method
     def remove_parked(self, organization_id: UUID, event_id: str) -> int:
         if not self._dlq_url:
             return 0
@@ -54,6 +59,8 @@ class SqsEventRequeue:
 
 
 def _is_event(body: str, organization_id: UUID, event_id: str) -> bool:
+    """Whether a parked message is this event of this organisation (a QueuedEvent's JSON,
+    inbound/queue_message.py); anything unreadable is someone else's and stays."""
     try:
         message = json.loads(body)
         return bool(

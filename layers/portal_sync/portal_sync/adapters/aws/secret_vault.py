@@ -1,7 +1,9 @@
-"""Writes webhook source configurations and Dynamics credentials to Secrets Manager.
+"""The admin API's SecretVault (admin/ports.py) in Secrets Manager: webhook source
+configurations and Dynamics credentials.
 
-The ingest reads the same secrets (adapters/aws/source_store.py; the formats: secret_formats.py); Secrets Manager encrypts them
-with KMS, and only the functions whose policies name these prefixes can read them.
+The ingest reads the same secrets (adapters/aws/source_store.py), in the formats of
+secret_formats.py. Secrets Manager encrypts them with KMS, and only the functions whose
+policies name these prefixes can read them (docs/security.md).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from botocore.exceptions import ClientError
 
 from portal_sync.adapters.aws import secret_formats
 from portal_sync.inbound.source_config import SourceConfig
+from portal_sync.observability import tracer
 
 
 class SecretsManagerVault:
@@ -29,6 +32,7 @@ class SecretsManagerVault:
     def _client(self) -> Any:
         return self._client_factory()
 
+    @tracer.capture_method
     def read_source(self, source_id: str) -> SourceConfig | None:
         try:
             response = self._client.get_secret_value(
@@ -40,12 +44,14 @@ class SecretsManagerVault:
             raise
         return secret_formats.read_source(source_id, response["SecretString"])
 
+    @tracer.capture_method
     def write_source(self, config: SourceConfig) -> None:
         self._put(
             secret_formats.source_secret_name(self._source_prefix, config.source_id),
             secret_formats.write_source(config),
         )
 
+    @tracer.capture_method
     def delete_source(self, source_id: str) -> None:
         try:
             # At once: a secret pending deletion cannot be read, which the ingest would have to
@@ -58,6 +64,7 @@ class SecretsManagerVault:
             if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
                 raise
 
+    @tracer.capture_method
     def write_dynamics_credentials(self, organization_id: UUID, secret: str) -> None:
         self._put(
             secret_formats.dynamics_secret_name(self._dynamics_prefix, organization_id),

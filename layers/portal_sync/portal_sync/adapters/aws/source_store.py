@@ -7,10 +7,11 @@ folds every failure into one GetParameterError and has no such bound.
 
 Unknown ids: anyone can make up as many as they like, so nothing is kept per unknown id (a
 negative cache per id grows with the flood and is bypassed by a new id each time). Instead
-every lookup of an id not known to exist spends a token of one bucket shared by all of them:
-MISS_BURST at once, then one per refresh interval; with the bucket empty an unknown id is
-answered as unknown without asking. A source created a moment ago is thus seen on its very
-next webhook, except during a flood of unknown ids (then within a refresh interval or so).
+every lookup of an id not known to exist spends a token of one bucket shared by all of them
+(adapters/rate_limiter.py): MISS_BURST at once, then one per refresh interval; with the bucket
+empty an unknown id is answered as unknown without asking. A source created a moment ago is
+thus seen on its very next webhook, except during a flood of unknown ids (then within a
+refresh interval or so).
 The alternative, a periodically refreshed list of the source secrets' names (ListSecrets),
 would need the ingest to list every secret name of the account (ListSecrets cannot be limited
 to a prefix by IAM) and would hide a new source until the next refresh.
@@ -28,12 +29,10 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from portal_sync.adapters.aws.secret_formats import read_source, source_secret_name
+from portal_sync.adapters.rate_limiter import RateLimiter
 from portal_sync.inbound.source_config import SourceConfig
 from portal_sync.observability import logger
-
-
-class SourceStoreUnavailable(Exception):
-    """The secret store could not be asked; the request should be answered 503."""
+from portal_sync.unavailable import SourceStoreUnavailable
 
 
 class SecretsClient(Protocol):
@@ -46,28 +45,13 @@ class _Entry:
     fetched_at: float
 
 
-@dataclass
-class _Budget:
-    """A token bucket: `burst` calls at once, then one more per refresh interval."""
-
-    burst: float
-    tokens: float
-    updated_at: float
-
-    def spend(self, now: float, interval: float) -> bool:
-        self.tokens = min(self.burst, self.tokens + (now - self.updated_at) / max(interval, 1e-9))
-        self.updated_at = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
-
-
 # Forced refreshes a source may spend at once: the first signature after a rotation always
 # refreshes, even if the secret was read a moment ago.
 REFRESH_BURST = 5
 # Secrets Manager calls that lookups of ids not known to exist may spend at once, together.
 MISS_BURST = 10
+# The one key of the unknown ids' shared bucket (a source id cannot contain a space).
+_UNKNOWN_IDS = "unknown ids"
 
 
 class SourceStore:
@@ -82,12 +66,13 @@ class SourceStore:
         self._client = client
         self._prefix = prefix
         self._max_age = max_age_seconds
-        self._refresh_interval = refresh_interval_seconds
         self._clock = clock
         # Only sources that exist are kept (their number, not the requests', bounds this).
         self._cache: dict[str, _Entry] = {}
-        self._refresh_budgets: dict[str, _Budget] = {}
-        self._miss_budget = _Budget(MISS_BURST, MISS_BURST, clock())
+        # One token back per refresh interval; a zero interval means no limit worth the name.
+        rate = 1.0 / max(refresh_interval_seconds, 1e-9)
+        self._refreshes = RateLimiter(rate, REFRESH_BURST, clock=clock)
+        self._misses = RateLimiter(rate, MISS_BURST, clock=clock)
         self._misses_refused = False
         self._lock = threading.Lock()
 
@@ -107,29 +92,25 @@ class SourceStore:
         rotation visible on the very next webhook while a flood of bad signatures costs at most
         one Secrets Manager call per interval.
         """
-        now = self._clock()
         with self._lock:
             entry = self._cache.get(source_id)
-            allowed = entry is not None and self._refresh_budgets.setdefault(
-                source_id, _Budget(REFRESH_BURST, REFRESH_BURST, now)
-            ).spend(now, self._refresh_interval)
         if entry is None:
             # Not known to exist: a lookup like any unknown id's.
             return self.get(source_id)
-        if not allowed:
+        if not self._refreshes.try_acquire(source_id):
             return entry.config
         return self._fetch(source_id)
 
     def forget(self, source_id: str) -> None:
         with self._lock:
             self._cache.pop(source_id, None)
-            self._refresh_budgets.pop(source_id, None)
+        self._refreshes.forget(source_id)
 
     def _may_look_up_unknown(self, source_id: str) -> bool:
         if not _valid_source_id(source_id):
             return False
+        allowed = self._misses.try_acquire(_UNKNOWN_IDS)
         with self._lock:
-            allowed = self._miss_budget.spend(self._clock(), self._refresh_interval)
             first_refusal = not allowed and not self._misses_refused
             self._misses_refused = not allowed
         if first_refusal:
@@ -159,9 +140,10 @@ class SourceStore:
         with self._lock:
             if config is None:
                 self._cache.pop(source_id, None)
-                self._refresh_budgets.pop(source_id, None)
             else:
                 self._cache[source_id] = _Entry(config, self._clock())
+        if config is None:
+            self._refreshes.forget(source_id)
         return config
 
 

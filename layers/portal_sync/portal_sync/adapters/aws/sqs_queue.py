@@ -7,6 +7,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from portal_sync.inbound.ingest import QueueUnavailable
+from portal_sync.observability import tracer
 
 
 class SqsEventQueue:
@@ -14,6 +15,7 @@ class SqsEventQueue:
         self._sqs = sqs
         self._queue_url = queue_url
 
+    @tracer.capture_method
     def send(self, message_body: str) -> None:
         try:
             self._sqs.send_message(QueueUrl=self._queue_url, MessageBody=message_body)

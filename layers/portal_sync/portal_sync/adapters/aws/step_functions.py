@@ -1,4 +1,5 @@
-"""Starts the website-visibility state machine, one execution per outbox row."""
+"""Starts the website-visibility state machine, one execution per outbox row (the
+ExecutionStarter of visibility/ports.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from portal_sync.observability import tracer
 from portal_sync.visibility.ports import Change
 
 
@@ -15,6 +17,7 @@ class StepFunctionsStarter:
         self._client = client
         self._arn = state_machine_arn
 
+    @tracer.capture_method
     def start(self, change: Change) -> str:
         # Named after the outbox row: starting it twice is refused, so a retried dispatch
         # (after a crash between start and commit) never delivers one change twice.

@@ -1,16 +1,20 @@
 """Reads the rows Dataverse leaves out of events over 256 KB, through the organisation's
-Dynamics connection (the one website visibility writes with): the RowReader of sync/ports.py."""
+Dynamics connection (the one website visibility writes with): the RowReader of
+inbound/ports.py. What an administrator is told of a row that cannot be read is the logic's
+(RowUnreadable, DynamicsError.message); this only picks which case it is."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from portal_sync.adapters.dynamics.web_api import DataverseWebApi
 from portal_sync.dataverse.connection import DynamicsError
-from portal_sync.inbound.ports import NO_DYNAMICS_CONNECTION, RowUnreadable
-from portal_sync.visibility.ports import DynamicsTargets
+from portal_sync.inbound.ports import RowUnreadable
+
+if TYPE_CHECKING:
+    from portal_sync.adapters.dynamics.web_api import DataverseWebApi
+    from portal_sync.visibility.ports import DynamicsTargets
 
 
 class WebApiRowReader:
@@ -24,6 +28,8 @@ class WebApiRowReader:
         # a second time one by one, and the function's time is bounded).
         self._unavailable: dict[UUID, DynamicsError] = {}
 
+    # Not traced: the Tracer records a method's answer in X-Ray, and this one is a member's row
+    # (the Web API call itself is traced by the client).
     def read_row(
         self, organization_id: UUID, entity_set: str, row_id: str, select: Sequence[str]
     ) -> dict[str, Any] | None:
@@ -31,14 +37,11 @@ class WebApiRowReader:
             raise self._unavailable[organization_id]
         target = self._targets.target(organization_id)
         if target is None:
-            raise RowUnreadable(NO_DYNAMICS_CONNECTION)
+            raise RowUnreadable.no_connection()
         try:
             return self._web_api.read_row(target.connection, entity_set, row_id, select)
         except DynamicsError as exc:
             if exc.retryable:
                 self._unavailable[organization_id] = exc
                 raise  # an outage or a 429: the event is retried by the queue
-            raise RowUnreadable(
-                "Dynamics left out the row data because the change exceeded 256 KB, and the "
-                f"row could not be read from Dynamics. {exc.message}; then reprocess the event"
-            ) from None
+            raise RowUnreadable.refused(exc.message) from None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -16,31 +17,25 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from portal_sync.access.authority import Authority
-from portal_sync.admin.ports import Page, ReceiptCounts
+from portal_sync.adapters.postgres import sync_log
+from portal_sync.admin.errors import InvalidCursor
+from portal_sync.admin.ports import (
+    CHANGEABLE_FIELDS,
+    IntegrationChanges,
+    IntegrationRecord,
+    NewIntegration,
+    Page,
+    ReceiptCounts,
+)
+from portal_sync.inbound.source_config import SignatureMode
+from portal_sync.observability import tracer
 
-_INTEGRATION_COLUMNS = {
-    "enabled",
-    "source_id",
-    "signature_mode",
-    "header_name",
-    "dataverse_organization_id",
-    "application_user_ids",
-    "field_mapping",
-    "feature_ownership",
-    "deep_links",
-    "dynamics_base_url",
-    "dynamics_auth_type",
-    "dynamics_tenant_id",
-    "dynamics_client_id",
-    "dynamics_credentials_fingerprint",
-    "dynamics_credentials_updated_at",
-    "website_visibility_column",
-}
+# The record's fields are the columns' names: these are the columns it is read from.
+_INTEGRATION_SELECT = (
+    f"select {', '.join(field.name for field in fields(IntegrationRecord))}"  # noqa: S608
+    " from integration_configs"
+)
 _JSON_COLUMNS = {"field_mapping", "feature_ownership", "deep_links"}
-
-
-class InvalidCursor(ValueError):
-    pass
 
 
 def encode_cursor(at: datetime, id: UUID) -> str:
@@ -54,7 +49,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
         at, id = json.loads(raw)
         return datetime.fromisoformat(at), UUID(id)
     except (ValueError, TypeError) as exc:
-        raise InvalidCursor("cursor is not one this API handed out") from exc
+        raise InvalidCursor() from exc
 
 
 class PostgresAdminRepository:
@@ -68,6 +63,7 @@ class PostgresAdminRepository:
     def _all(self, sql: str, params: Any = None) -> list[dict[str, Any]]:
         return list(self._conn.execute(sql, params).fetchall())
 
+    @tracer.capture_method
     def authority(self, user_id: UUID) -> Authority:
         admin = self._one("select 1 as yes from platform_admins where user_id = %s", (user_id,))
         roles = self._all(
@@ -83,22 +79,26 @@ class PostgresAdminRepository:
             org_roles={row["organization_id"]: row["role"] for row in roles},
         )
 
+    @tracer.capture_method
     def organization_exists(self, organization_id: UUID) -> bool:
         return (
             self._one("select 1 as yes from organizations where id = %s", (organization_id,))
             is not None
         )
 
-    def integration(self, organization_id: UUID) -> dict[str, Any] | None:
-        return self._one(
-            "select * from integration_configs where organization_id = %s", (organization_id,)
-        )
+    @tracer.capture_method
+    def integration(self, organization_id: UUID) -> IntegrationRecord | None:
+        row = self._one(f"{_INTEGRATION_SELECT} where organization_id = %s", (organization_id,))
+        if row is None:
+            return None
+        return IntegrationRecord(**{**row, "signature_mode": SignatureMode(row["signature_mode"])})
 
-    def update_integration(self, organization_id: UUID, changes: dict[str, Any]) -> None:
-        unknown = set(changes) - _INTEGRATION_COLUMNS
+    @tracer.capture_method
+    def update_integration(self, organization_id: UUID, changes: IntegrationChanges) -> None:
+        unknown = set(changes) - CHANGEABLE_FIELDS
         if unknown:
             raise ValueError(f"not integration columns: {sorted(unknown)}")
-        # Column names come from the fixed set above, never from the request.
+        # Column names come from the record's fields, never from the request.
         assignments = ", ".join(f"{column} = %({column})s" for column in changes)
         params = {
             column: Jsonb(value) if column in _JSON_COLUMNS and value is not None else value
@@ -110,13 +110,15 @@ class PostgresAdminRepository:
             {**params, "organization_id": organization_id},
         )
 
+    @tracer.capture_method
     def source_owner(self, source_id: str) -> UUID | None:
         row = self._one(
             "select organization_id from integration_configs where source_id = %s", (source_id,)
         )
         return row["organization_id"] if row else None
 
-    def create_organization(self, name: str, source_id: str, integration: dict[str, Any]) -> UUID:
+    @tracer.capture_method
+    def create_organization(self, name: str, source_id: str, integration: NewIntegration) -> UUID:
         row = self._one("insert into organizations (name) values (%s) returning id", (name,))
         assert row is not None
         self._conn.execute(
@@ -129,17 +131,18 @@ class PostgresAdminRepository:
             (
                 row["id"],
                 source_id,
-                integration["enabled"],
-                integration["signature_mode"],
-                Jsonb(integration["field_mapping"]) if integration["field_mapping"] else None,
-                Jsonb(integration["feature_ownership"]),
-                Jsonb(integration["deep_links"]),
-                integration.get("dataverse_organization_id"),
+                integration.enabled,
+                integration.signature_mode.value,
+                Jsonb(integration.field_mapping) if integration.field_mapping else None,
+                Jsonb(integration.feature_ownership),
+                Jsonb(integration.deep_links),
+                integration.dataverse_organization_id,
             ),
         )
         organization_id: UUID = row["id"]
         return organization_id
 
+    @tracer.capture_method
     def audit(
         self, organization_id: UUID | None, actor: str, action: str, details: dict[str, Any]
     ) -> None:
@@ -149,6 +152,7 @@ class PostgresAdminRepository:
             (organization_id, actor, action, Jsonb(details)),
         )
 
+    @tracer.capture_method
     def audit_log(self, organization_id: UUID, limit: int, cursor: str | None) -> Page:
         return self._page(
             "select id, actor, action, details, created_at from audit_logs"
@@ -159,35 +163,11 @@ class PostgresAdminRepository:
             cursor,
         )
 
+    @tracer.capture_method
     def sync_summary(self, organization_id: UUID, since: datetime) -> dict[str, Any]:
-        # pending: accepted receipts (the ingest writes them) not yet in the sync log, over
-        # the queue's retention (14 days; an older one can no longer be on the queue). The
-        # partial index webhook_receipts_accepted_org covers the scan.
-        row = self._one(
-            """
-            select max(processed_at) as last_processed_at,
-                   max(processed_at) filter (where status = 'success') as last_success_at,
-                   count(*) filter (where status = 'error') as failed,
-                   (select count(*) from webhook_receipts r
-                     where r.organization_id = %(org)s and r.outcome = 'accepted'
-                       and r.received_at > now() - interval '14 days'
-                       and not exists (select from portal_sync_events l
-                                        where l.organization_id = r.organization_id
-                                          and l.event_id = r.delivery_id)) as pending
-              from portal_sync_events where organization_id = %(org)s
-            """,
-            {"org": organization_id},
-        )
-        assert row is not None
-        recent = self._all(
-            "select status, count(*) as n from portal_sync_events"
-            " where organization_id = %s and processed_at >= %s group by status",
-            (organization_id, since),
-        )
-        counts = {"success": 0, "error": 0, "skipped": 0}
-        counts.update({r["status"]: r["n"] for r in recent})
-        return {**row, "last_24h": counts}
+        return sync_log.summary(self._conn, organization_id, since)
 
+    @tracer.capture_method
     def sync_events(
         self,
         organization_id: UUID,
@@ -198,42 +178,24 @@ class PostgresAdminRepository:
         cursor: str | None,
     ) -> Page:
         return self._page(
-            """
-            select e.id, e.event_id, e.event_type, e.source_message, e.source_table, e.status,
-                   e.message, e.received_at, e.processed_at, e.attempts,
-                   (e.status = 'error' and p.event_id is not null) as can_reprocess
-              from portal_sync_events e
-              left join portal_sync_event_payloads p
-                on p.organization_id = e.organization_id and p.event_id = e.event_id
-             where e.organization_id = %(org)s
-               and (%(status)s::text is null or e.status = %(status)s)
-               and (%(type)s::text is null or e.event_type = %(type)s)
-            """,
-            "e.received_at",
-            {"org": organization_id, "status": status, "type": event_type},
+            sync_log.EVENTS_SELECT,
+            sync_log.EVENTS_TIME,
+            sync_log.events_params(organization_id, status, event_type),
             limit,
             cursor,
-            id_column="e.id",
-            time_key="received_at",
+            id_column=sync_log.EVENTS_ID,
+            time_key=sync_log.EVENTS_TIME_KEY,
         )
 
+    @tracer.capture_method
     def sync_event(self, organization_id: UUID, id: UUID) -> dict[str, Any] | None:
-        return self._one(
-            "select * from portal_sync_events where organization_id = %s and id = %s",
-            (organization_id, id),
-        )
+        return sync_log.entry(self._conn, organization_id, id)
 
+    @tracer.capture_method
     def kept_payload(self, organization_id: UUID, event_id: str) -> str | None:
-        row = self._one(
-            "select message from portal_sync_event_payloads"
-            " where organization_id = %s and event_id = %s",
-            (organization_id, event_id),
-        )
-        if row is None:
-            return None
-        message = row["message"]
-        return message if isinstance(message, str) else json.dumps(message)
+        return sync_log.kept_payload(self._conn, organization_id, event_id)
 
+    @tracer.capture_method
     def receipt_counts(self, organization_id: UUID, since: datetime) -> ReceiptCounts:
         rows = self._all(
             """
@@ -251,6 +213,7 @@ class PostgresAdminRepository:
                 by_reason[row["reason"]] = by_reason.get(row["reason"], 0) + row["n"]
         return ReceiptCounts(by_outcome, by_reason)
 
+    @tracer.capture_method
     def last_receipt_at(self, organization_id: UUID, outcomes: tuple[str, ...]) -> datetime | None:
         row = self._one(
             "select max(received_at) as at from webhook_receipts"
@@ -259,6 +222,7 @@ class PostgresAdminRepository:
         )
         return row["at"] if row else None
 
+    @tracer.capture_method
     def members(self, organization_id: UUID, limit: int, cursor: str | None) -> Page:
         return self._page(
             """
@@ -275,6 +239,7 @@ class PostgresAdminRepository:
             time_key="created_at",
         )
 
+    @tracer.capture_method
     def contact_of(self, organization_id: UUID, user_id: UUID) -> str | None:
         row = self._one(
             """
@@ -286,6 +251,7 @@ class PostgresAdminRepository:
         )
         return row["dynamics_contact_id"] if row else None
 
+    @tracer.capture_method
     def organizations_on_dataverse(self, dataverse_organization_id: str) -> list[UUID]:
         rows = self._all(
             "select organization_id from integration_configs"
@@ -294,6 +260,7 @@ class PostgresAdminRepository:
         )
         return [row["organization_id"] for row in rows]
 
+    @tracer.capture_method
     def move_members(self, from_environment: str, to_environment: str) -> int:
         return self._conn.execute(
             "update profiles set dynamics_environment = %s, updated_at = now()"

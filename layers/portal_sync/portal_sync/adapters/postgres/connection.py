@@ -16,9 +16,7 @@ from contextlib import contextmanager
 import psycopg
 from psycopg.rows import dict_row
 
-
-class DatabaseUnavailable(Exception):
-    """PostgreSQL could not be reached or dropped the connection; the work can be retried."""
+from portal_sync.unavailable import DatabaseUnavailable
 
 
 class ConnectionProvider:

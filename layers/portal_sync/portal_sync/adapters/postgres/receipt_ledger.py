@@ -6,7 +6,7 @@ queue and the consumer writes them).
 
 Every call is one statement that stands alone, so the ledger runs on an autocommit connection:
 one round trip each (the claim sits on every webhook's path), where a transaction block would
-add a BEGIN and a COMMIT round trip.
+add a BEGIN and a COMMIT round trip. The receipts' part in the pipeline: docs/inbound.md.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from typing import Any
 
 import psycopg
 
-from portal_sync.adapters.postgres.connection import ConnectionProvider, DatabaseUnavailable
+from portal_sync.adapters.postgres.connection import ConnectionProvider
 from portal_sync.inbound.receipts import Receipt
-from portal_sync.observability import error_facts, logger
+from portal_sync.observability import error_facts, logger, tracer
+from portal_sync.unavailable import DatabaseUnavailable
 
 _INSERT_RECEIPT = """
 insert into webhook_receipts
@@ -27,6 +28,7 @@ insert into webhook_receipts
 values (%(id)s, %(source_id)s, %(organization_id)s, %(delivery_id)s, %(outcome)s, %(reason)s,
         %(signature_mode)s, %(received_at)s)
 """
+# The consumer's receipts (sync_repository.py): one already recorded is left as it is.
 INSERT_RECEIPT = _INSERT_RECEIPT + "on conflict do nothing"
 # The ingest's receipts: a claimed receipt whose event could not be queued is replaced by its
 # rejection (same id), so that it no longer blocks the sender's retry as a duplicate.
@@ -76,10 +78,12 @@ class PostgresReceiptLedger:
         self._clock = clock
         self._down_until = 0.0
 
+    @tracer.capture_method
     def claim(self, receipt: Receipt) -> bool | None:
         rows = self._run(CLAIM_RECEIPT, receipt_params(receipt))
         return None if rows is None else bool(rows[0]["accepted"])
 
+    @tracer.capture_method
     def record(self, receipt: Receipt) -> bool:
         return self._run(RECORD_RECEIPT, receipt_params(receipt)) is not None
 

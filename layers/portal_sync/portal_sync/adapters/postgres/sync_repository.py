@@ -1,20 +1,28 @@
-"""PostgreSQL side of applying events (implements sync.ports.SyncRepository).
+"""PostgreSQL side of applying events, one event at a time (implements inbound.ports.SyncRepository).
 
 Every method runs inside the transaction the caller opened: the consumer applies a whole SQS
-batch in one transaction with a savepoint per message, so a batch costs one commit.
+batch in one transaction with a savepoint per message, so a batch costs one commit. This is the
+reference the batched repository (batched_sync_repository.py) follows, and the consumer's path
+when a batch applied together fails (docs/inbound.md).
 """
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import psycopg
-from psycopg.types.json import Jsonb
 
+from portal_sync.adapters.postgres import sync_log
 from portal_sync.adapters.postgres.receipt_ledger import INSERT_RECEIPT, receipt_params
+from portal_sync.adapters.postgres.sync_clauses import (
+    ENROLLMENT_ON_CONFLICT,
+    MEMBERSHIP_ON_CONFLICT,
+    profile_details_insert,
+    profile_details_set,
+)
+from portal_sync.inbound.batch_merge import PROFILE_FIELDS
 from portal_sync.inbound.events import CourseDetails, MemberDetails, normalize_id
 from portal_sync.inbound.ports import (
     DeliveryClaim,
@@ -24,49 +32,20 @@ from portal_sync.inbound.ports import (
 )
 from portal_sync.inbound.receipts import Outcome, Receipt
 from portal_sync.inbound.sync_log import LogStatus, SyncLogEntry
+from portal_sync.observability import tracer
 
-# A field sent as "" was cleared at the source; a field not sent (NULL here) is kept.
-PROFILE_FIELDS = ("first_name", "last_name", "email", "phone")
-_KEEP_OR_SET = ", ".join(
-    f"{name} = case when %({name})s::text is null then {name} else nullif(%({name})s, '') end"
-    for name in PROFILE_FIELDS
-)
-
-# How a write meets the row already there; the batched repository writes with the same clauses.
-# The log counts attempts: an insert carries how many writes it stands for.
-LOG_ON_CONFLICT = """
-    on conflict (organization_id, event_id) do update set
-        event_type = excluded.event_type,
-        source_message = coalesce(excluded.source_message, portal_sync_events.source_message),
-        source_table = coalesce(excluded.source_table, portal_sync_events.source_table),
-        status = excluded.status,
-        message = excluded.message,
-        profile_id = coalesce(excluded.profile_id, portal_sync_events.profile_id),
-        source_modified_at = coalesce(excluded.source_modified_at,
-                                      portal_sync_events.source_modified_at),
-        processed_at = now(),
-        attempts = portal_sync_events.attempts + excluded.attempts
-"""
-MEMBERSHIP_ON_CONFLICT = """
-    on conflict (organization_id, profile_id) do update set
-        role = excluded.role,
-        status = excluded.status,
-        source_modified_at = greatest(organization_memberships.source_modified_at,
-                                      excluded.source_modified_at),
-        dynamics_row_id = coalesce(excluded.dynamics_row_id,
-                                   organization_memberships.dynamics_row_id),
-        last_synced_at = now(),
-        updated_at = now()
-"""
-ENROLLMENT_ON_CONFLICT = """
-    on conflict (organization_id, profile_id, dynamics_course_id) do update set
-        course_name = coalesce(excluded.course_name, course_enrollments.course_name),
-        status = excluded.status,
-        source_modified_at = greatest(course_enrollments.source_modified_at,
-                                      excluded.source_modified_at),
-        dynamics_row_id = coalesce(excluded.dynamics_row_id, course_enrollments.dynamics_row_id),
-        updated_at = now()
-"""
+_CREATE_PROFILE = f"""
+insert into profiles
+    (dynamics_contact_id, dynamics_environment, {", ".join(PROFILE_FIELDS)}, details_modified_at)
+values (%(contact)s, %(environment)s, {profile_details_insert("%({})s")}, %(at)s)
+on conflict (dynamics_contact_id) do nothing
+returning id
+"""  # noqa: S608 - fixed column names
+_UPDATE_PROFILE = f"""
+update profiles set {profile_details_set("%({})s::text", "{}")}, updated_at = now(),
+       details_modified_at = greatest(details_modified_at, %(at)s)
+ where id = %(id)s
+"""  # noqa: S608 - fixed column names
 
 
 class PostgresSyncRepository:
@@ -79,6 +58,7 @@ class PostgresSyncRepository:
 
     # -- receipts -------------------------------------------------------------------------
 
+    @tracer.capture_method
     def claim_delivery(self, receipt: Receipt) -> DeliveryClaim:
         existing = self._one(
             "select id, outcome from webhook_receipts"
@@ -98,11 +78,13 @@ class PostgresSyncRepository:
         self.record_receipt(receipt)
         return DeliveryClaim.FIRST
 
+    @tracer.capture_method
     def record_receipt(self, receipt: Receipt) -> None:
         self._conn.execute(INSERT_RECEIPT, receipt_params(receipt))
 
     # -- configuration and log ------------------------------------------------------------
 
+    @tracer.capture_method
     def integration(self, organization_id: UUID) -> IntegrationSettings:
         row = self._one(
             "select field_mapping, application_user_ids, dataverse_organization_id"
@@ -117,51 +99,19 @@ class PostgresSyncRepository:
             dataverse_organization_id=row["dataverse_organization_id"],
         )
 
+    @tracer.capture_method
     def logged_status(self, organization_id: UUID, event_id: str) -> LogStatus | None:
-        row = self._one(
-            "select status from portal_sync_events where organization_id = %s and event_id = %s",
-            (organization_id, event_id),
-        )
-        return LogStatus(row["status"]) if row else None
+        return sync_log.status(self._conn, organization_id, event_id)
 
+    @tracer.capture_method
     def write_log(self, entry: SyncLogEntry) -> None:
-        self._conn.execute(
-            """
-            insert into portal_sync_events
-                (organization_id, event_id, event_type, source_message, source_table, status,
-                 message, profile_id, receipt_id, correlation_id, source_modified_at, received_at,
-                 processed_at, attempts)
-            values (%(organization_id)s, %(event_id)s, %(event_type)s, %(source_message)s,
-                    %(source_table)s, %(status)s, %(message)s, %(profile_id)s, %(receipt_id)s,
-                    %(correlation_id)s, %(source_modified_at)s, %(received_at)s, now(),
-                    %(attempts)s)
-            """  # noqa: S608
-            + LOG_ON_CONFLICT,
-            {
-                "organization_id": entry.organization_id,
-                "event_id": entry.event_id,
-                "event_type": entry.event_type,
-                "source_message": entry.source_message,
-                "source_table": entry.source_table,
-                "status": entry.status.value,
-                "message": entry.message,
-                "profile_id": entry.profile_id,
-                "receipt_id": entry.receipt_id,
-                "correlation_id": entry.correlation_id,
-                "source_modified_at": entry.source_modified_at,
-                "received_at": entry.received_at,
-                "attempts": entry.attempts,
-            },
-        )
+        sync_log.write(self._conn, entry)
 
+    @tracer.capture_method
     def keep_payload(self, organization_id: UUID, event_id: str, message: str) -> None:
-        self._conn.execute(
-            "insert into portal_sync_event_payloads (organization_id, event_id, message)"
-            " values (%s, %s, %s) on conflict (organization_id, event_id)"
-            " do update set message = excluded.message, stored_at = now()",
-            (organization_id, event_id, Jsonb(json.loads(_jsonb_safe(message)))),
-        )
+        sync_log.keep_payload(self._conn, organization_id, event_id, message)
 
+    @tracer.capture_method
     def resolve_contact(self, organization_id: UUID, table: str, row_id: str) -> str | None:
         # Membership rows and enrolment rows both remember their Dynamics row id.
         row = self._one(
@@ -181,6 +131,7 @@ class PostgresSyncRepository:
 
     # -- members --------------------------------------------------------------------------
 
+    @tracer.capture_method
     def lock_member(self, organization_id: UUID, contact_id: str) -> MemberState | None:
         # Locking the profile row serialises concurrent events for one member. NO KEY UPDATE:
         # rows that reference the profile (logs, statuses) can still be inserted meanwhile.
@@ -207,20 +158,12 @@ class PostgresSyncRepository:
             row["dynamics_environment"],
         )
 
+    @tracer.capture_method
     def create_profile(
         self, details: MemberDetails, modified_at: datetime | None, environment: str
     ) -> UUID | None:
         row = self._one(
-            """
-            insert into profiles
-                (dynamics_contact_id, dynamics_environment, first_name, last_name, email, phone,
-                 details_modified_at)
-            values (%(contact)s, %(environment)s, nullif(%(first_name)s, ''),
-                    nullif(%(last_name)s, ''), nullif(%(email)s, ''), nullif(%(phone)s, ''),
-                    %(at)s)
-            on conflict (dynamics_contact_id) do nothing
-            returning id
-            """,
+            _CREATE_PROFILE,
             {
                 "contact": details.dynamics_contact_id,
                 "environment": environment,
@@ -230,18 +173,16 @@ class PostgresSyncRepository:
         )
         return row["id"] if row else None
 
+    @tracer.capture_method
     def update_profile(
         self, profile_id: UUID, details: MemberDetails, modified_at: datetime
     ) -> None:
         params = _profile_params(details)
         if all(value is None for value in params.values()):
             return
-        self._conn.execute(
-            f"update profiles set {_KEEP_OR_SET}, updated_at = now(),"  # noqa: S608
-            " details_modified_at = greatest(details_modified_at, %(at)s) where id = %(id)s",
-            {**params, "at": modified_at, "id": profile_id},
-        )
+        self._conn.execute(_UPDATE_PROFILE, {**params, "at": modified_at, "id": profile_id})
 
+    @tracer.capture_method
     def upsert_membership(
         self,
         organization_id: UUID,
@@ -262,6 +203,9 @@ class PostgresSyncRepository:
                 {MEMBERSHIP_ON_CONFLICT}
                 returning profile_id
             )
+            -- Active while active in any organisation (the access token hook reads it).
+            -- This statement cannot see its own insert: this organisation's status is the
+            -- parameter, the others' are read.
             update profiles p set
                 is_active = %(status)s = 'active' or exists (
                     select 1 from organization_memberships m
@@ -282,6 +226,7 @@ class PostgresSyncRepository:
 
     # -- courses --------------------------------------------------------------------------
 
+    @tracer.capture_method
     def lock_enrollment(
         self, organization_id: UUID, profile_id: UUID, course_id: str
     ) -> EnrollmentState | None:
@@ -293,6 +238,7 @@ class PostgresSyncRepository:
         )
         return EnrollmentState(row["status"], row["source_modified_at"]) if row else None
 
+    @tracer.capture_method
     def upsert_enrollment(
         self,
         organization_id: UUID,
@@ -321,12 +267,6 @@ class PostgresSyncRepository:
                 "row": dynamics_row_id,
             },
         )
-
-
-def _jsonb_safe(message: str) -> str:
-    """jsonb cannot hold U+0000. The kept message's body travels base64-encoded, so a NUL can
-    only be in a forwarded header: it becomes U+FFFD rather than losing the whole event."""
-    return message.replace("\\u0000", "\\ufffd")
 
 
 def _profile_params(details: MemberDetails) -> dict[str, str | None]:

@@ -1,4 +1,6 @@
-"""PostgreSQL side of mentor website visibility: status, outbox, log, Dynamics settings."""
+"""PostgreSQL side of mentor website visibility: the mentors' status rows, the outbox, the sync
+log, and the organisations' Dynamics settings and Retry-After block (the VisibilityRepository of
+visibility/ports.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,8 @@ from uuid import UUID
 
 import psycopg
 
-from portal_sync.visibility.ports import Change, MentorStatus
+from portal_sync.observability import tracer
+from portal_sync.visibility.ports import Change, DynamicsSettings, MentorStatus
 
 MENTOR_ROLE = "peer_mentor"
 
@@ -21,6 +24,7 @@ class PostgresVisibilityRepository:
         row: dict[str, Any] | None = self._conn.execute(sql, params).fetchone()
         return row
 
+    @tracer.capture_method
     def mentor_organizations(self, profile_id: UUID) -> list[UUID]:
         rows = self._conn.execute(
             "select organization_id from organization_memberships"
@@ -29,6 +33,7 @@ class PostgresVisibilityRepository:
         ).fetchall()
         return [row["organization_id"] for row in rows]
 
+    @tracer.capture_method
     def lock_mentor(self, organization_id: UUID, profile_id: UUID) -> MentorStatus | None:
         # A peer mentor gets a status row the first time anything concerns them.
         self._conn.execute(
@@ -71,6 +76,7 @@ class PostgresVisibilityRepository:
             last_error=row["last_error"],
         )
 
+    @tracer.capture_method
     def save_mentor(self, status: MentorStatus) -> None:
         self._conn.execute(
             """
@@ -98,6 +104,7 @@ class PostgresVisibilityRepository:
             },
         )
 
+    @tracer.capture_method
     def add_change(
         self, organization_id: UUID, profile_id: UUID, desired: bool, reason: str
     ) -> UUID:
@@ -110,10 +117,12 @@ class PostgresVisibilityRepository:
         change_id: UUID = row["id"]
         return change_id
 
+    @tracer.capture_method
     def change(self, change_id: UUID) -> Change | None:
         row = self._one("select * from website_visibility_outbox where id = %s", (change_id,))
         return _change(row) if row else None
 
+    @tracer.capture_method
     def log(
         self,
         status: MentorStatus,
@@ -140,6 +149,7 @@ class PostgresVisibilityRepository:
             ),
         )
 
+    @tracer.capture_method
     def undispatched_changes(self, limit: int, older_than_seconds: float) -> list[Change]:
         # SKIP LOCKED: concurrent dispatchers share the rows instead of starting them twice
         # (a second start would be refused anyway: executions are named after the row).
@@ -155,6 +165,7 @@ class PostgresVisibilityRepository:
         ).fetchall()
         return [_change(row) for row in rows]
 
+    @tracer.capture_method
     def mark_dispatched(
         self, change_id: UUID, execution_arn: str | None, error: str | None
     ) -> None:
@@ -170,6 +181,7 @@ class PostgresVisibilityRepository:
             {"arn": execution_arn, "error": error, "id": change_id},
         )
 
+    @tracer.capture_method
     def mentors_to_reconsider(self, today: date, limit: int) -> list[tuple[UUID, UUID]]:
         rows = self._conn.execute(
             """
@@ -183,6 +195,7 @@ class PostgresVisibilityRepository:
         ).fetchall()
         return [(row["organization_id"], row["profile_id"]) for row in rows]
 
+    @tracer.capture_method
     def blocked_until(self, organization_id: UUID) -> datetime | None:
         row = self._one(
             "select dynamics_blocked_until from integration_configs where organization_id = %s",
@@ -190,6 +203,7 @@ class PostgresVisibilityRepository:
         )
         return row["dynamics_blocked_until"] if row else None
 
+    @tracer.capture_method
     def block_until(self, organization_id: UUID, moment: datetime) -> None:
         self._conn.execute(
             "update integration_configs set dynamics_blocked_until ="
@@ -197,8 +211,9 @@ class PostgresVisibilityRepository:
             (moment, organization_id),
         )
 
-    def dynamics_settings(self, organization_id: UUID) -> dict[str, Any] | None:
-        return self._one(
+    @tracer.capture_method
+    def dynamics_settings(self, organization_id: UUID) -> DynamicsSettings | None:
+        row = self._one(
             """
             select dynamics_base_url, dynamics_auth_type, dynamics_tenant_id, dynamics_client_id,
                    website_visibility_column
@@ -206,17 +221,14 @@ class PostgresVisibilityRepository:
             """,
             (organization_id,),
         )
-
-    def sync_log(
-        self, organization_id: UUID, profile_id: UUID, limit: int = 50
-    ) -> list[dict[str, Any]]:
-        return list(
-            self._conn.execute(
-                "select action, desired, applied, message, actor, change_id, created_at"
-                " from peer_mentor_sync_log where organization_id = %s and profile_id = %s"
-                " order by created_at desc limit %s",
-                (organization_id, profile_id, limit),
-            ).fetchall()
+        if not row or not row["dynamics_base_url"]:
+            return None
+        return DynamicsSettings(
+            base_url=row["dynamics_base_url"],
+            auth_type=row["dynamics_auth_type"],
+            tenant_id=row["dynamics_tenant_id"],
+            client_id=row["dynamics_client_id"],
+            visibility_column=row["website_visibility_column"],
         )
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+    from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
     from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 
     from portal_sync.access.caller import Caller
@@ -70,7 +71,8 @@ def bearer_authentication(
     return authenticate
 
 
-def caller_of(router: APIGatewayHttpResolver) -> Caller:
-    """The caller `bearer_authentication` verified for the current request."""
+def caller_of(router: BaseRouter) -> Caller:
+    """The caller `bearer_authentication` verified for the current request (the resolver's, or
+    a Router's included in it: they share the context)."""
     found: Caller = router.context["caller"]
     return found

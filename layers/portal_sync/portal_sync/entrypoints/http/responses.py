@@ -20,7 +20,7 @@ from portal_sync.observability import error_facts, logger
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 
-# Every header supabase-js may send (CONTRACT.md section 2): Supabase's own four; `x-region`,
+# Every header supabase-js may send (docs/security.md, "Authentication first, and never a 500"): Supabase's own four; `x-region`,
 # which functions.invoke sends with a region; retries' `x-retry-count`; W3C trace context.
 # template.yaml's CorsConfiguration (API Gateway answers preflights in AWS) lists the same.
 SUPABASE_CORS_HEADERS = [
@@ -177,8 +177,8 @@ def install_api_error_handlers(
             422, INVALID_REQUEST, errors=[{"path": "body", "message": "is not UTF-8 JSON"}]
         )
 
-    from portal_sync.adapters.postgres.connection import DatabaseUnavailable
     from portal_sync.entrypoints.http.supabase_jwt import AuthenticationUnavailable
+    from portal_sync.unavailable import DatabaseUnavailable
 
     @app.exception_handler(DatabaseUnavailable)  # type: ignore[untyped-decorator]
     def _database_down(_: DatabaseUnavailable) -> Response[str]:

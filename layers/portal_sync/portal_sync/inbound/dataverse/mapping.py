@@ -2,7 +2,7 @@
 
 The field mapping says which Dataverse tables matter and what their columns mean: the contact
 table carries the member's details, a membership table their role and state, an enrolment table
-their courses. Everything not mapped is skipped, never an error (CONTRACT.md section 4).
+their courses. Everything not mapped is skipped, never an error (docs/dataverse-mapping.md).
 `map_context` never raises: a change it cannot use becomes `Unusable` with a message for admins.
 """
 
@@ -16,6 +16,7 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from portal_sync.dataverse.annotations import FORMATTED_VALUE, LOOKUP_LOGICAL_NAME
 from portal_sync.inbound.dataverse.context import Entity, EntityRef, ExecutionContext
 from portal_sync.inbound.events import (
     IMPLAUSIBLE_TIME,
@@ -31,9 +32,6 @@ from portal_sync.inbound.events import (
 
 ProfileField = Literal["first_name", "last_name", "email", "phone"]
 
-# Web API annotations of a lookup read through the Web API (`_<column>_value@<annotation>`).
-FORMATTED_VALUE = "OData.Community.Display.V1.FormattedValue"
-LOOKUP_LOGICAL_NAME = "Microsoft.Dynamics.CRM.lookuplogicalname"
 _LOOKUP_VALUE = re.compile(r"^_(.+)_value$")
 # Reading a row from Dynamics: (entity set, row id, columns) -> the Web API's row, or None.
 RowRead = Callable[[str, str, Sequence[str]], dict[str, Any] | None]
@@ -302,7 +300,7 @@ def _is_echo(ctx: ExecutionContext, application_users: frozenset[str]) -> bool:
 
 
 def _occurred_at(ctx: ExecutionContext, table: TableMapping) -> datetime | None:
-    # Order by the row's own modifiedon (DATAVERSE.md): the Target's on Create/Update, else a
+    # Order by the row's own modifiedon (docs/dataverse-mapping.md): the Target's on Create/Update, else a
     # post-image's; a Delete has neither, so the operation's time stands in.
     candidates: list[Any] = []
     if isinstance(ctx.target, Entity):

@@ -1,0 +1,43 @@
+"""Routes: creating an organisation, and its features, members and audit log."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from aws_lambda_powertools.event_handler.api_gateway import Router
+
+from portal_sync.admin.models import (
+    AuditPage,
+    FeatureList,
+    MemberPage,
+    OrganizationCreate,
+    OrganizationCreated,
+)
+from portal_sync.entrypoints.admin_api.openapi import Cursor, Limit, answers
+from portal_sync.entrypoints.admin_api.request import admin, caller
+
+router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves its __init__ untyped
+
+
+@router.post("/orgs", tags=["organisations"], status_code=201, responses=answers(409, success=201))
+def create_organization(request: OrganizationCreate) -> OrganizationCreated:
+    with admin(router) as services:
+        return services.onboarding.create_organization(caller(router), request)
+
+
+@router.get("/orgs/<org_id>/features", tags=["app"], responses=answers(404))
+def features(org_id: UUID) -> FeatureList:
+    with admin(router) as services:
+        return services.members.features(caller(router), org_id)
+
+
+@router.get("/orgs/<org_id>/members", tags=["organisations"], responses=answers(404))
+def members(org_id: UUID, limit: Limit = 100, cursor: Cursor = None) -> MemberPage:
+    with admin(router) as services:
+        return services.members.members(caller(router), org_id, limit=limit, cursor=cursor)
+
+
+@router.get("/orgs/<org_id>/audit-log", tags=["organisations"], responses=answers(404))
+def audit_log(org_id: UUID, limit: Limit = 50, cursor: Cursor = None) -> AuditPage:
+    with admin(router) as services:
+        return services.audit_log.entries(caller(router), org_id, limit=limit, cursor=cursor)

@@ -1,0 +1,1 @@
+"""functions/website_sync's three entry points: HTTP routes, state machine tasks, the schedule."""

@@ -1,0 +1,19 @@
+"""The EventBridge schedule of functions/website_sync (template.yaml): the certificate sweep,
+then the start of every change whose delivery is not started yet (its request's dispatch failed,
+or the Lambda stopped between commit and start)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from portal_sync.bootstrap import website_sync as wiring
+
+
+def is_schedule(event: dict[str, Any]) -> bool:
+    return event.get("source") == "aws.events" or event.get("detail-type") == "Scheduled Event"
+
+
+def run() -> dict[str, int]:
+    with wiring.visibility() as service:
+        swept = service.sweep()
+    return {"reconsidered": swept, "dispatched": wiring.dispatch_pending()}

@@ -1,0 +1,192 @@
+"""The last step of the visibility flow (rules → outbox → delivery; docs/website-visibility.md):
+one execution of the state machine per outbox row delivers the change to Dynamics.
+
+The execution calls `apply`: one Dynamics PATCH per attempt, with the mentor's current desired
+state (so deliveries converge); Step Functions retries with back-off and jitter the attempts
+that failed with a retryable error. When it gives up it calls `record_failure`, which marks the
+sync failed and words the on-call alert, unless a newer change superseded this one meanwhile:
+that change's own execution delivers (or alerts).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+from portal_sync.dataverse.connection import DynamicsError
+from portal_sync.observability import tracer
+from portal_sync.visibility.ports import (
+    ContactWriter,
+    DynamicsTargets,
+    MentorStatus,
+    VisibilityRepository,
+)
+
+# How an attempt failed, by the Step Functions error its task raises: the state machine retries
+# the first two (its Retry names them); anything else ends the execution at once.
+RETRYABLE_ERROR, THROTTLED_ERROR, REJECTED_ERROR = (
+    "DynamicsUnavailable",
+    "DynamicsThrottled",
+    "DynamicsRejected",
+)
+ATTEMPT_ERRORS = (RETRYABLE_ERROR, THROTTLED_ERROR, REJECTED_ERROR)
+# An attempt that would start within this long of Dynamics' Retry-After waits for it inline.
+MAX_INLINE_WAIT_SECONDS = 20.0
+ACTOR = "system:website-sync"
+
+
+@dataclass(frozen=True)
+class ApplyOutcome:
+    """What an attempt came to; `error` (one of ATTEMPT_ERRORS) when it failed."""
+
+    status: str  # applied | superseded | failed
+    message: str
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ExecutionFailure:
+    """What ended an execution, as the state machine caught it: the error's name, and its
+    message when the task raised one."""
+
+    error: str | None
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class FailureAlert:
+    """The on-call alert of a delivery that gave up; `current` is false when a newer change of
+    the mentor superseded it, and then nobody is paged."""
+
+    subject: str
+    message: str
+    current: bool
+
+
+def failure_message(failure: ExecutionFailure | None) -> str:
+    """The administrators' words for what ended an execution: our own message when one of our
+    attempts failed (it says what to fix), otherwise the name of what failed."""
+    if failure is None:
+        return "The change could not be delivered"
+    if failure.error in ATTEMPT_ERRORS and failure.message:
+        return failure.message
+    return f"The change could not be delivered ({failure.error or 'unknown error'})"
+
+
+class Delivery:
+    def __init__(
+        self,
+        repo: VisibilityRepository,
+        targets: DynamicsTargets | None,
+        writer: ContactWriter | None,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._repo = repo
+        self._targets = targets
+        self._writer = writer
+        self._now = now
+        self._sleep = sleep
+
+    @tracer.capture_method
+    def apply(self, change_id: UUID) -> ApplyOutcome:
+        """One attempt to deliver a change; only the mentor's current change is delivered."""
+        change = self._repo.change(change_id)
+        status = (
+            self._repo.lock_mentor(change.organization_id, change.profile_id) if change else None
+        )
+        if change is None or status is None or status.current_change_id != change.id:
+            return ApplyOutcome("superseded", "A newer change of this mentor is being delivered")
+        # After a 429, nothing goes to that Dynamics environment before its Retry-After,
+        # whichever execution sends it (Dataverse's service protection).
+        blocked = self._repo.blocked_until(change.organization_id)
+        if blocked is not None and blocked > self._now():
+            wait = (blocked - self._now()).total_seconds()
+            if wait > MAX_INLINE_WAIT_SECONDS:
+                return ApplyOutcome(
+                    "failed",
+                    "Dynamics asked us to slow down; waiting before trying again",
+                    THROTTLED_ERROR,
+                )
+            self._sleep(wait)
+        target = self._targets.target(change.organization_id) if self._targets else None
+        if target is None:
+            return self._attempt_failed(
+                status,
+                "No Dynamics connection is configured: add it in the integration settings",
+                REJECTED_ERROR,
+            )
+        if not status.contact_id:
+            return self._attempt_failed(
+                status,
+                "The mentor has no Dynamics contact id, so the website cannot be updated",
+                REJECTED_ERROR,
+            )
+        assert self._writer is not None, "a delivery needs the Dynamics writer"
+        status.attempts += 1
+        try:
+            self._writer.update_contact(
+                target.connection, status.contact_id, {target.visibility_column: status.desired}
+            )
+        except DynamicsError as exc:
+            if exc.retry_after is not None:
+                self._repo.block_until(
+                    change.organization_id, self._now() + timedelta(seconds=exc.retry_after)
+                )
+                return self._attempt_failed(status, exc.message, THROTTLED_ERROR)
+            return self._attempt_failed(
+                status, exc.message, RETRYABLE_ERROR if exc.retryable else REJECTED_ERROR
+            )
+        status.applied = status.desired
+        status.sync_state = "in_sync"
+        status.last_synced_at = self._now()
+        status.last_error = None
+        self._repo.save_mentor(status)
+        shown = "shown on" if status.desired else "hidden from"
+        self._repo.log(status, "applied", f"Mentor {shown} the website", ACTOR, change.id)
+        return ApplyOutcome("applied", f"Mentor {shown} the website")
+
+    @tracer.capture_method
+    def record_failure(self, change_id: UUID, failure: ExecutionFailure | None) -> FailureAlert:
+        """The execution gave up: mark the sync failed and word the on-call alert.
+
+        A superseded change (`current` false) is logged without paging on-call: the newer
+        change's own execution sends the mentor's current state, and alerts if it fails too.
+        """
+        message = failure_message(failure)
+        change = self._repo.change(change_id)
+        status = (
+            self._repo.lock_mentor(change.organization_id, change.profile_id) if change else None
+        )
+        if change is None or status is None:
+            # Nothing tells whether a newer change exists: page rather than stay silent.
+            return FailureAlert("Website visibility sync failed", message, current=True)
+        current = status.current_change_id == change.id
+        if current:
+            status.sync_state = "failed"
+            status.last_error = message
+            self._repo.save_mentor(status)
+            logged = message
+        else:
+            logged = f"{message} (superseded by a newer change; on-call not alerted)"
+        self._repo.log(status, "failed", logged, ACTOR, change.id)
+        wanted = "show" if change.desired else "hide"
+        return FailureAlert(
+            "portal sync: website visibility change failed",
+            (
+                f"Could not {wanted} peer mentor {change.profile_id} (organisation "
+                f"{change.organization_id}) on the public website after {status.attempts} "
+                f"attempt(s): {message}. Retry from the coordinator view or "
+                f"POST /functions/v1/website-sync/{change.profile_id}/retry once the cause is fixed."
+            ),
+            current,
+        )
+
+    def _attempt_failed(self, status: MentorStatus, message: str, error: str) -> ApplyOutcome:
+        status.last_error = message
+        self._repo.save_mentor(status)
+        self._repo.log(status, "attempt_failed", message, ACTOR, status.current_change_id)
+        return ApplyOutcome("failed", message, error)

@@ -1,0 +1,591 @@
+"""VisibilityService against in-memory fakes of its ports (docs/website-visibility.md): what
+coordinators may change, the outbox row each change leaves, and how a delivery attempt ends.
+The same flow against PostgreSQL, Step Functions and the Dataverse stand-in is
+tests/integration/test_website_sync.py."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import pytest
+from portal_sync.access.authority import Authority, Forbidden
+from portal_sync.access.caller import Caller
+from portal_sync.dataverse.connection import DynamicsConnection, DynamicsError
+from portal_sync.dataverse.failure import FailureKind, Operation
+from portal_sync.visibility.delivery import (
+    REJECTED_ERROR,
+    RETRYABLE_ERROR,
+    THROTTLED_ERROR,
+    ExecutionFailure,
+)
+from portal_sync.visibility.ports import Change, DynamicsSettings, DynamicsTarget, MentorStatus
+from portal_sync.visibility.service import MentorNotFound, VisibilityConflict, VisibilityService
+
+TODAY = date(2026, 11, 23)
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+ORG = UUID("00000000-0000-0000-0000-00000000000a")
+OTHER_ORG = UUID("00000000-0000-0000-0000-00000000000b")
+MENTOR = UUID("00000000-0000-0000-0000-0000000000f1")
+CONTACT = "6f1c2e8a-0000-0000-0000-000000000001"
+COLUMN = "hlf_showonwebsite"
+COORDINATOR = Caller(uuid.uuid4())
+MEMBER = Caller(uuid.uuid4())
+OTHER_COORDINATOR = Caller(uuid.uuid4())
+STAFF_OF_BOTH = Caller(uuid.uuid4())
+
+
+def dynamics_failure(kind: FailureKind, **facts: Any) -> DynamicsError:
+    return DynamicsError(kind, Operation.UPDATE_CONTACT, **facts)
+
+
+@dataclass
+class LogEntry:
+    profile_id: UUID
+    action: str
+    message: str
+    actor: str
+    change_id: UUID | None
+
+
+@dataclass
+class FakeRepository:
+    """The VisibilityRepository, as PostgresVisibilityRepository behaves, in memory."""
+
+    mentors: dict[tuple[UUID, UUID], MentorStatus] = field(default_factory=dict)
+    changes: dict[UUID, Change] = field(default_factory=dict)
+    dispatched: dict[UUID, str | None] = field(default_factory=dict)
+    dispatch_errors: dict[UUID, str | None] = field(default_factory=dict)
+    entries: list[LogEntry] = field(default_factory=list)
+    blocked: dict[UUID, datetime] = field(default_factory=dict)
+    settings: dict[UUID, DynamicsSettings] = field(default_factory=dict)
+
+    def add_mentor(self, organization_id: UUID = ORG, **changes: Any) -> MentorStatus:
+        """An active, certified mentor, shown on the website and in sync."""
+        status = MentorStatus(
+            organization_id=organization_id,
+            profile_id=MENTOR,
+            contact_id=CONTACT,
+            membership_active=True,
+            paused=False,
+            hidden_manually=False,
+            certified_until=TODAY + timedelta(days=365),
+            desired=True,
+            applied=True,
+            sync_state="in_sync",
+            current_change_id=None,
+            attempts=0,
+            last_synced_at=NOW - timedelta(days=1),
+            last_error=None,
+        )
+        status = replace(status, **changes)
+        self.mentors[(organization_id, status.profile_id)] = status
+        return status
+
+    def mentor(self, organization_id: UUID = ORG) -> MentorStatus:
+        return self.mentors[(organization_id, MENTOR)]
+
+    def log_of(self, action: str) -> list[LogEntry]:
+        return [e for e in self.entries if e.action == action]
+
+    # -- the port ---------------------------------------------------------------------------
+
+    def mentor_organizations(self, profile_id: UUID) -> list[UUID]:
+        return sorted(org for org, profile in self.mentors if profile == profile_id)
+
+    def lock_mentor(self, organization_id: UUID, profile_id: UUID) -> MentorStatus | None:
+        found = self.mentors.get((organization_id, profile_id))
+        # A copy, as a row read from the database: only save_mentor changes what is stored.
+        return replace(found) if found else None
+
+    def save_mentor(self, status: MentorStatus) -> None:
+        self.mentors[(status.organization_id, status.profile_id)] = replace(status)
+
+    def add_change(
+        self, organization_id: UUID, profile_id: UUID, desired: bool, reason: str
+    ) -> UUID:
+        change = Change(uuid.uuid4(), organization_id, profile_id, desired, reason)
+        self.changes[change.id] = change
+        return change.id
+
+    def change(self, change_id: UUID) -> Change | None:
+        return self.changes.get(change_id)
+
+    def log(
+        self,
+        status: MentorStatus,
+        action: str,
+        message: str,
+        actor: str,
+        change_id: UUID | None = None,
+    ) -> None:
+        self.entries.append(LogEntry(status.profile_id, action, message, actor, change_id))
+
+    def undispatched_changes(self, limit: int, older_than_seconds: float) -> list[Change]:
+        return [c for c in self.changes.values() if self.dispatched.get(c.id) is None][:limit]
+
+    def mark_dispatched(
+        self, change_id: UUID, execution_arn: str | None, error: str | None
+    ) -> None:
+        self.dispatched[change_id] = execution_arn
+        self.dispatch_errors[change_id] = error
+
+    def mentors_to_reconsider(self, today: date, limit: int) -> list[tuple[UUID, UUID]]:
+        def stale(s: MentorStatus) -> bool:
+            valid = s.certified_until is not None and s.certified_until >= today
+            if s.desired:
+                return not valid
+            return not s.paused and not s.hidden_manually and valid
+
+        return [key for key, status in self.mentors.items() if stale(status)][:limit]
+
+    def blocked_until(self, organization_id: UUID) -> datetime | None:
+        return self.blocked.get(organization_id)
+
+    def block_until(self, organization_id: UUID, moment: datetime) -> None:
+        self.blocked[organization_id] = max(moment, self.blocked.get(organization_id, moment))
+
+    def dynamics_settings(self, organization_id: UUID) -> DynamicsSettings | None:
+        return self.settings.get(organization_id)
+
+
+@dataclass
+class FakeTargets:
+    configured: set[UUID] = field(default_factory=lambda: {ORG, OTHER_ORG})
+
+    def target(self, organization_id: UUID) -> DynamicsTarget | None:
+        if organization_id not in self.configured:
+            return None
+        connection = DynamicsConnection(
+            base_url="https://hlf.crm4.dynamics.com",
+            auth_type="oauth_client_credentials",
+            secret="not-a-real-secret",
+            tenant_id="tenant",
+            client_id="client",
+        )
+        return DynamicsTarget(connection, COLUMN)
+
+
+@dataclass
+class FakeWriter:
+    """Dynamics' contacts as the website sees them; `failures` are raised first, in order."""
+
+    shown: dict[str, bool] = field(default_factory=dict)
+    failures: list[DynamicsError] = field(default_factory=list)
+    calls: int = 0
+
+    def update_contact(
+        self, connection: DynamicsConnection, contact_id: str, fields: dict[str, Any]
+    ) -> None:
+        self.calls += 1
+        if self.failures:
+            raise self.failures.pop(0)
+        self.shown[contact_id] = fields[COLUMN]
+
+
+@dataclass
+class FakeStarter:
+    failing: bool = False
+    started: list[UUID] = field(default_factory=list)
+
+    def start(self, change: Change) -> str:
+        if self.failing:
+            raise ConnectionError("Step Functions is unreachable")
+        self.started.append(change.id)
+        return f"arn:aws:states:eu-north-1:000000000000:execution:website:{change.id}"
+
+
+@dataclass
+class Clock:
+    now: datetime = NOW
+    slept: list[float] = field(default_factory=list)
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += timedelta(seconds=seconds)
+
+
+@dataclass
+class World:
+    repo: FakeRepository
+    writer: FakeWriter
+    targets: FakeTargets
+    clock: Clock
+    service: VisibilityService
+
+    def deliver(self) -> list[Any]:
+        """What the state machine does with every change recorded so far: one attempt each."""
+        return [self.service.apply(change_id) for change_id in list(self.repo.changes)]
+
+
+def authority(user_id: UUID) -> Authority:
+    roles = {
+        COORDINATOR.user_id: {ORG: "coordinator"},
+        MEMBER.user_id: {ORG: "member"},
+        OTHER_COORDINATOR.user_id: {OTHER_ORG: "coordinator"},
+        STAFF_OF_BOTH.user_id: {ORG: "coordinator", OTHER_ORG: "admin"},
+    }
+    return Authority(org_roles=roles.get(user_id, {}))
+
+
+@pytest.fixture
+def world() -> World:
+    repo, writer, targets, clock = FakeRepository(), FakeWriter(), FakeTargets(), Clock()
+    repo.add_mentor()
+    writer.shown[CONTACT] = True
+    service = VisibilityService(
+        repo,
+        authority=authority,
+        targets=targets,
+        writer=writer,
+        today=lambda: TODAY,
+        now=lambda: clock.now,
+        sleep=clock.sleep,
+    )
+    return World(repo, writer, targets, clock, service)
+
+
+# -- what coordinators do -----------------------------------------------------------------------
+
+
+def test_pausing_hides_the_mentor_with_one_outbox_change_and_resuming_restores(
+    world: World,
+) -> None:
+    paused = world.service.pause(COORDINATOR, MENTOR, None, paused=True)
+
+    assert paused.desired is False and paused.sync_state == "pending"
+    [change] = world.repo.changes.values()
+    assert (change.desired, change.reason) == (False, "paused")
+    assert world.repo.mentor().current_change_id == change.id
+    [entry] = world.repo.log_of("paused")
+    assert entry.message == "Desired state: hidden (the mentor is paused)"
+    assert entry.actor == COORDINATOR.actor and entry.change_id == change.id
+    assert world.deliver()[0].status == "applied"
+    assert world.writer.shown[CONTACT] is False
+
+    resumed = world.service.pause(COORDINATOR, MENTOR, None, paused=False)
+
+    assert resumed.desired is True
+    assert [c.desired for c in world.repo.changes.values()] == [False, True]
+    assert [o.status for o in world.deliver()] == ["superseded", "applied"]
+    assert world.writer.shown[CONTACT] is True
+    assert world.repo.mentor().sync_state == "in_sync"
+
+
+def test_a_request_that_changes_nothing_records_no_change(world: World) -> None:
+    world.service.pause(COORDINATOR, MENTOR, None, paused=True)
+    world.service.pause(COORDINATOR, MENTOR, None, paused=True)
+    # Hiding a paused mentor changes what hides them, not whether they are shown.
+    world.service.hide(COORDINATOR, MENTOR, None)
+
+    assert len(world.repo.changes) == 1
+    # Each request is still in the mentor's log, for audit.
+    assert [e.action for e in world.repo.entries] == ["paused", "paused", "hidden"]
+
+
+def test_sync_visibility_and_retry_record_a_change_even_when_nothing_changed(
+    world: World,
+) -> None:
+    with pytest.raises(VisibilityConflict, match="already shows the desired state"):
+        world.service.retry(COORDINATOR, MENTOR, None)  # in sync: nothing to retry
+    assert world.repo.changes == {}
+
+    synced = world.service.sync_visibility(COORDINATOR, MENTOR, None)
+
+    assert synced.desired is True and synced.sync_state == "pending"
+    world.repo.save_mentor(replace(world.repo.mentor(), sync_state="failed", attempts=4))
+    retried = world.service.retry(COORDINATOR, MENTOR, None)
+
+    assert retried.sync_state == "pending" and retried.attempts == 0
+    assert [c.reason for c in world.repo.changes.values()] == ["sync_requested", "retry"]
+    assert retried.current_change_id == list(world.repo.changes)[-1]
+
+
+def test_restore_is_refused_while_paused_and_changes_nothing(world: World) -> None:
+    world.service.hide(COORDINATOR, MENTOR, None)
+    world.service.pause(COORDINATOR, MENTOR, None, paused=True)
+    before = world.repo.mentor()
+
+    with pytest.raises(VisibilityConflict) as refused:
+        world.service.restore(COORDINATOR, MENTOR, None)
+
+    assert str(refused.value) == "The mentor cannot be shown on the website: the mentor is paused"
+    assert world.repo.mentor() == before
+
+
+def test_restore_is_refused_for_an_expired_certificate(world: World) -> None:
+    world.service.certify(COORDINATOR, MENTOR, None, TODAY - timedelta(days=1))
+
+    with pytest.raises(VisibilityConflict, match="the certificate expired on 2026-11-22"):
+        world.service.restore(COORDINATOR, MENTOR, None)
+
+
+def test_a_coordinator_hides_and_restores_a_mentor(world: World) -> None:
+    hidden = world.service.hide(COORDINATOR, MENTOR, None)
+    assert hidden.hidden_manually is True and hidden.desired is False
+
+    restored = world.service.restore(COORDINATOR, MENTOR, None)
+
+    assert restored.hidden_manually is False and restored.desired is True
+    assert [c.desired for c in world.repo.changes.values()] == [False, True]
+
+
+def test_a_renewed_certificate_shows_the_mentor_again(world: World) -> None:
+    world.service.certify(COORDINATOR, MENTOR, None, None)
+    assert world.repo.mentor().desired is False
+
+    renewed = world.service.certify(COORDINATOR, MENTOR, None, TODAY + timedelta(days=30))
+
+    assert renewed.desired is True and renewed.certified_until == TODAY + timedelta(days=30)
+    removed, added = world.repo.log_of("certificate_updated")
+    assert removed.message == "Desired state: hidden (no valid certificate is registered)"
+    assert added.message == "Desired state: visible"
+
+
+# -- who may change a mentor ----------------------------------------------------------------------
+
+
+def test_a_coordinator_of_another_organisation_does_not_learn_of_the_mentor(
+    world: World,
+) -> None:
+    with pytest.raises(MentorNotFound, match="No such peer mentor in your organisations"):
+        world.service.pause(OTHER_COORDINATOR, MENTOR, None, paused=True)
+    # Naming the mentor's organisation does not help.
+    with pytest.raises(MentorNotFound):
+        world.service.status(OTHER_COORDINATOR, MENTOR, ORG)
+
+    assert world.repo.changes == {} and world.repo.entries == []
+
+
+def test_a_plain_member_of_the_organisation_is_forbidden(world: World) -> None:
+    with pytest.raises(Forbidden, match="Only coordinators and administrators"):
+        world.service.hide(MEMBER, MENTOR, None)
+
+    assert world.repo.mentor().hidden_manually is False and world.repo.changes == {}
+
+
+def test_an_unknown_mentor_is_not_found(world: World) -> None:
+    with pytest.raises(MentorNotFound):
+        world.service.status(COORDINATOR, uuid.uuid4(), None)
+
+
+def test_a_mentor_in_several_of_the_callers_organisations_needs_the_organisation(
+    world: World,
+) -> None:
+    world.repo.add_mentor(OTHER_ORG)
+
+    with pytest.raises(VisibilityConflict, match=r"add \?organization_id="):
+        world.service.pause(STAFF_OF_BOTH, MENTOR, None, paused=True)
+
+    paused = world.service.pause(STAFF_OF_BOTH, MENTOR, OTHER_ORG, paused=True)
+    assert paused.organization_id == OTHER_ORG
+    assert world.repo.mentor(ORG).paused is False
+
+
+# -- delivery -------------------------------------------------------------------------------------
+
+
+def test_a_delivery_writes_the_desired_state_and_records_it(world: World) -> None:
+    world.service.hide(COORDINATOR, MENTOR, None)
+    [change_id] = world.repo.changes
+
+    outcome = world.service.apply(change_id)
+
+    assert (outcome.status, outcome.message, outcome.error) == (
+        "applied",
+        "Mentor hidden from the website",
+        None,
+    )
+    assert world.writer.shown[CONTACT] is False
+    status = world.repo.mentor()
+    assert (status.applied, status.sync_state, status.attempts) == (False, "in_sync", 1)
+    assert status.last_synced_at == NOW and status.last_error is None
+    [entry] = world.repo.log_of("applied")
+    assert entry.actor == "system:website-sync" and entry.change_id == change_id
+
+
+def test_a_429_with_retry_after_blocks_the_organisation_and_reports_throttled(
+    world: World,
+) -> None:
+    error = dynamics_failure(FailureKind.THROTTLED, status_code=429, retry_after=60)
+    world.writer.failures.append(error)
+    world.service.pause(COORDINATOR, MENTOR, None, paused=True)
+    [change_id] = world.repo.changes
+
+    throttled = world.service.apply(change_id)
+
+    assert (throttled.status, throttled.error) == ("failed", THROTTLED_ERROR)
+    assert world.repo.blocked[ORG] == NOW + timedelta(seconds=60)
+    assert world.repo.mentor().last_error == throttled.message == error.message
+    # The state machine's next attempt, while Dynamics still asks to wait: nothing is sent.
+    again = world.service.apply(change_id)
+    assert (again.error, world.writer.calls) == (THROTTLED_ERROR, 1)
+    assert again.message == "Dynamics asked us to slow down; waiting before trying again"
+
+
+def test_a_short_retry_after_is_waited_for_inline(world: World) -> None:
+    world.repo.blocked[ORG] = NOW + timedelta(seconds=5)
+    world.service.pause(COORDINATOR, MENTOR, None, paused=True)
+
+    [outcome] = world.deliver()
+
+    assert outcome.status == "applied"
+    assert world.clock.slept == [5.0]
+    assert world.writer.shown[CONTACT] is False
+
+
+def test_a_non_retryable_dynamics_error_is_rejected_with_its_message(world: World) -> None:
+    error = dynamics_failure(FailureKind.NOT_FOUND, status_code=404)
+    world.writer.failures.append(error)
+    world.service.pause(COORDINATOR, MENTOR, None, paused=True)
+
+    [outcome] = world.deliver()
+
+    assert (outcome.status, outcome.error) == ("failed", REJECTED_ERROR)
+    status = world.repo.mentor()
+    assert status.last_error == outcome.message == error.message
+    assert status.sync_state == "pending" and status.attempts == 1
+    [entry] = world.repo.log_of("attempt_failed")
+    assert entry.message == error.message
+
+
+def test_an_outage_is_retryable(world: World) -> None:
+    world.writer.failures.append(dynamics_failure(FailureKind.UNAVAILABLE, status_code=503))
+    world.service.pause(COORDINATOR, MENTOR, None, paused=True)
+
+    [outcome] = world.deliver()
+
+    assert outcome.error == RETRYABLE_ERROR
+    assert world.repo.blocked == {}  # no Retry-After: the state machine's back-off paces it
+
+
+def test_an_organisation_without_a_dynamics_connection_is_told_what_to_configure(
+    world: World,
+) -> None:
+    world.targets.configured.clear()
+    world.service.pause(COORDINATOR, MENTOR, None, paused=True)
+
+    [outcome] = world.deliver()
+
+    assert outcome.error == REJECTED_ERROR
+    assert outcome.message == (
+        "No Dynamics connection is configured: add it in the integration settings"
+    )
+    assert world.writer.calls == 0
+
+
+def test_a_mentor_without_a_contact_id_cannot_be_delivered(world: World) -> None:
+    world.repo.save_mentor(replace(world.repo.mentor(), contact_id=None))
+    world.service.pause(COORDINATOR, MENTOR, None, paused=True)
+
+    [outcome] = world.deliver()
+
+    assert outcome.error == REJECTED_ERROR
+    assert "no Dynamics contact id" in outcome.message
+    assert world.writer.calls == 0
+
+
+def test_a_superseded_change_is_not_delivered(world: World) -> None:
+    world.service.pause(COORDINATOR, MENTOR, None, paused=True)
+    [first] = world.repo.changes
+    world.service.pause(COORDINATOR, MENTOR, None, paused=False)
+
+    outcome = world.service.apply(first)
+
+    assert outcome.status == "superseded" and outcome.error is None
+    assert world.writer.calls == 0
+
+
+# -- when an execution gives up -------------------------------------------------------------------
+
+
+def test_a_failed_current_change_marks_the_sync_failed_and_alerts_on_call(world: World) -> None:
+    world.service.pause(COORDINATOR, MENTOR, None, paused=True)
+    [change_id] = world.repo.changes
+    world.writer.failures.append(dynamics_failure(FailureKind.UNAVAILABLE, status_code=503))
+    world.service.apply(change_id)
+
+    alert = world.service.record_failure(
+        change_id, ExecutionFailure(RETRYABLE_ERROR, "Dynamics is unavailable")
+    )
+
+    assert alert.current is True
+    assert alert.subject == "portal sync: website visibility change failed"
+    assert alert.message.startswith(
+        f"Could not hide peer mentor {MENTOR} (organisation {ORG}) on the public website"
+        " after 1 attempt(s): Dynamics is unavailable."
+    )
+    assert f"POST /functions/v1/website-sync/{MENTOR}/retry" in alert.message
+    status = world.repo.mentor()
+    assert (status.sync_state, status.last_error) == ("failed", "Dynamics is unavailable")
+
+
+def test_a_superseded_changes_failure_is_logged_without_alerting(world: World) -> None:
+    world.service.pause(COORDINATOR, MENTOR, None, paused=True)
+    [first] = world.repo.changes
+    world.service.pause(COORDINATOR, MENTOR, None, paused=False)
+
+    alert = world.service.record_failure(first, ExecutionFailure(RETRYABLE_ERROR, "Timed out"))
+
+    assert alert.current is False
+    # The newer change is still awaited: the mentor's sync is not marked failed.
+    assert world.repo.mentor().sync_state == "pending"
+    [entry] = world.repo.log_of("failed")
+    assert entry.change_id == first
+    assert entry.message == "Timed out (superseded by a newer change; on-call not alerted)"
+
+
+def test_a_failure_that_is_not_ours_is_named_in_the_alert(world: World) -> None:
+    world.service.pause(COORDINATOR, MENTOR, None, paused=True)
+    [change_id] = world.repo.changes
+
+    alert = world.service.record_failure(change_id, ExecutionFailure("States.Timeout", "boom"))
+
+    assert world.repo.mentor().last_error == "The change could not be delivered (States.Timeout)"
+    assert "(States.Timeout)" in alert.message
+
+
+def test_a_failure_of_an_unknown_change_still_pages(world: World) -> None:
+    alert = world.service.record_failure(uuid.uuid4(), None)
+
+    assert alert.current is True
+    assert alert.message == "The change could not be delivered"
+
+
+# -- what the system does -------------------------------------------------------------------------
+
+
+def test_the_certificate_sweep_hides_expired_and_shows_renewed_mentors(world: World) -> None:
+    expired = world.repo.mentor()
+    expired.certified_until = TODAY - timedelta(days=1)
+    world.repo.save_mentor(expired)
+    world.repo.add_mentor(
+        OTHER_ORG, desired=False, applied=False, certified_until=TODAY + timedelta(days=10)
+    )
+
+    assert world.service.sweep() == 2
+
+    assert world.repo.mentor(ORG).desired is False
+    assert world.repo.mentor(OTHER_ORG).desired is True
+    assert {c.organization_id: c.desired for c in world.repo.changes.values()} == {
+        ORG: False,
+        OTHER_ORG: True,
+    }
+    assert {e.actor for e in world.repo.entries} == {"system:certificate-sweep"}
+    assert world.service.sweep() == 0  # nothing left to sweep
+
+
+def test_a_change_whose_start_failed_is_started_by_the_next_dispatch(world: World) -> None:
+    world.service.pause(COORDINATOR, MENTOR, None, paused=True)
+    [change_id] = world.repo.changes
+
+    assert world.service.dispatch(FakeStarter(failing=True)) == 0
+    assert world.repo.dispatch_errors[change_id] == "ConnectionError"
+
+    starter = FakeStarter()
+    assert world.service.dispatch(starter) == 1
+    assert starter.started == [change_id]
+    assert world.service.dispatch(starter) == 0  # started once only

@@ -1,0 +1,169 @@
+"""functions/website_sync's state machine tasks and schedule, through its handler, with the
+VisibilityService on in-memory fakes (tests/unit/test_visibility_service.py) in place of the
+bootstrap's: what the state machine receives, and the correlation id on their log lines."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from portal_sync.bootstrap import website_sync as wiring
+from portal_sync.dataverse.failure import FailureKind
+from portal_sync.observability import logger
+from portal_sync.visibility.service import VisibilityService
+from test_visibility_service import (
+    CONTACT,
+    COORDINATOR,
+    MENTOR,
+    TODAY,
+    FakeStarter,
+    World,
+    dynamics_failure,
+    world,  # noqa: F401 (the fixture)
+)
+
+import functions.website_sync.app as website_sync
+
+
+@dataclass
+class Context:
+    """The attributes of a Lambda context that Powertools reads."""
+
+    aws_request_id: str = "request-1"
+    function_name: str = "portal-sync-website-sync-test"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = (
+        "arn:aws:lambda:eu-north-1:000000000000:function:portal-sync-website-sync-test"
+    )
+
+
+class Lines(logging.Handler):
+    """The function's log lines, formatted when written (Powertools' JSON)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(logger.registered_formatter)
+        self.lines: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(json.loads(self.format(record)))
+
+
+@pytest.fixture
+def lines() -> Iterator[list[dict[str, Any]]]:
+    handler = Lines()
+    logger.addHandler(handler)
+    yield handler.lines
+    logger.removeHandler(handler)
+
+
+@pytest.fixture
+def wired(world: World, monkeypatch: pytest.MonkeyPatch) -> World:  # noqa: F811
+    """The bootstrap's services replaced by the world's; starting an execution fails."""
+
+    @contextmanager
+    def visibility(*, delivering: bool = False) -> Iterator[VisibilityService]:
+        yield world.service
+
+    monkeypatch.setattr(wiring, "visibility", visibility)
+    monkeypatch.setattr(wiring, "starter", lambda: FakeStarter(failing=True))
+    return world
+
+
+def invoke(event: dict[str, Any]) -> Any:
+    return website_sync.handler(event, Context())
+
+
+def paused(wired: World) -> str:
+    """Pauses the mentor: one change recorded, its id."""
+    wired.service.pause(COORDINATOR, MENTOR, None, paused=True)
+    [change_id] = wired.repo.changes
+    return str(change_id)
+
+
+def test_a_delivered_change_answers_the_state_machine(wired: World) -> None:
+    change_id = paused(wired)
+
+    answer = invoke({"task": "apply_visibility", "change_id": change_id})
+
+    assert answer == {"status": "applied", "message": "Mentor hidden from the website"}
+    assert wired.writer.shown[CONTACT] is False
+
+
+@pytest.mark.parametrize(
+    ("kind", "facts", "raised"),
+    [
+        (FailureKind.UNAVAILABLE, {"status_code": 503}, "DynamicsUnavailable"),
+        (FailureKind.THROTTLED, {"status_code": 429, "retry_after": 60}, "DynamicsThrottled"),
+        (FailureKind.NOT_FOUND, {"status_code": 404}, "DynamicsRejected"),
+    ],
+)
+def test_a_failed_attempt_is_the_step_functions_error_and_logged_with_the_change_id(
+    wired: World,
+    lines: list[dict[str, Any]],
+    kind: FailureKind,
+    facts: dict[str, Any],
+    raised: str,
+) -> None:
+    change_id = paused(wired)
+    error = dynamics_failure(kind, **facts)
+    wired.writer.failures.append(error)
+
+    with pytest.raises(Exception) as failed:
+        invoke({"task": "apply_visibility", "change_id": change_id})
+
+    # The state machine retries or catches by the error's name (infra/statemachines/).
+    assert type(failed.value).__name__ == raised
+    assert str(failed.value) == error.message
+    assert wired.repo.mentor().last_error == error.message  # committed before it was raised
+    [line] = [line for line in lines if line["message"] == "A website visibility attempt failed"]
+    assert line["correlation_id"] == change_id
+    assert (line["error"], line["reason"]) == (raised, error.message)
+
+
+def test_the_failure_task_words_the_alert_with_the_attempts_message(wired: World) -> None:
+    change_id = paused(wired)
+    error = dynamics_failure(FailureKind.NOT_FOUND, status_code=404)
+    caught = {
+        "Error": "DynamicsRejected",
+        "Cause": json.dumps({"errorType": "DynamicsRejected", "errorMessage": error.message}),
+    }
+
+    answer = invoke({"task": "record_visibility_failure", "change_id": change_id, "error": caught})
+
+    assert set(answer) == {"subject", "message", "current"}
+    assert answer["current"] is True
+    assert f"{error.message}. Retry from the coordinator view" in answer["message"]
+    assert wired.repo.mentor().sync_state == "failed"
+    assert wired.repo.mentor().last_error == error.message
+
+
+def test_a_failure_outside_our_attempts_is_named(wired: World) -> None:
+    change_id = paused(wired)
+    caught = {"Error": "States.Timeout", "Cause": "not JSON"}
+
+    invoke({"task": "record_visibility_failure", "change_id": change_id, "error": caught})
+
+    assert wired.repo.mentor().last_error == ("The change could not be delivered (States.Timeout)")
+
+
+def test_the_schedule_sweeps_and_its_log_lines_carry_the_events_id(
+    wired: World, lines: list[dict[str, Any]]
+) -> None:
+    wired.repo.save_mentor(replace(wired.repo.mentor(), certified_until=TODAY - timedelta(days=1)))
+    event = {"id": "schedule-event-1", "source": "aws.events", "detail-type": "Scheduled Event"}
+
+    answer = invoke(event)
+
+    # Swept (and hidden), but its delivery could not be started: the next run starts it.
+    assert answer == {"reconsidered": 1, "dispatched": 0}
+    assert wired.repo.mentor().desired is False
+    [line] = [line for line in lines if "Could not start visibility deliveries" in line["message"]]
+    assert line["correlation_id"] == "schedule-event-1"
+    assert line["change_ids"] == [str(c) for c in wired.repo.changes]

@@ -1,0 +1,50 @@
+"""`make run`: the whole system locally, until Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+from pathlib import Path
+
+from portal_sync_dev import ROOT
+from portal_sync_dev.local.system import LocalSystem
+
+
+def main() -> None:
+    state_dir = Path(os.environ.get("PORTAL_SYNC_STATE_DIR", ROOT / ".local"))
+    system = LocalSystem(
+        state_dir=state_dir,
+        port=int(os.environ.get("PORT", "8000")),
+        database_url=os.environ.get("DATABASE_URL") or None,
+        verbose=bool(os.environ.get("VERBOSE")),
+    )
+    if not os.environ.get("VERBOSE"):
+        # moto's server logs every SQS poll of the consumer; VERBOSE=1 brings that back.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    signal.signal(signal.SIGINT, lambda *_: stopping.set())
+    system.start()
+    info = system.run_info()
+    run_file = state_dir / "run.json"
+    run_file.write_text(json.dumps(info, indent=2))
+    run_file.chmod(0o600)
+    print(f"portal sync is running on {info['base_url']}")
+    print(f"  webhook endpoint: {info['webhook_url']}")
+    print(f"  database:         {info['database_url']}")
+    print(f"  details and demo tokens: {run_file}")
+    print("Ctrl-C stops it; the data stays under .local/ for the next run.", flush=True)
+    try:
+        stopping.wait()
+    finally:
+        print("stopping...", flush=True)
+        system.stop()
+        run_file.unlink(missing_ok=True)
+        print("stopped.", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,262 @@
+"""The whole product on one machine: what `make run` starts and what the end-to-end tests drive."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import secrets
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from portal_sync import bootstrap
+
+from portal_sync_dev import ROOT
+from portal_sync_dev.database.migrations import migrate
+from portal_sync_dev.database.supabase_project import login_functions_role
+from portal_sync_dev.local.aws_local import (
+    MAX_RECEIVE_COUNT,
+    SOURCE_SECRET_PREFIX,
+    WEBSITE_SYNC_FUNCTION,
+    AwsResources,
+    LocalLambdaRuntime,
+    provision,
+    provision_website_sync,
+    start_moto,
+    use_endpoint,
+)
+from portal_sync_dev.local.consumer import QueueConsumer, Scheduler
+from portal_sync_dev.local.dataverse_standin import DataverseStandIn
+from portal_sync_dev.local.lambda_http import LocalApiServer, LocalFunction
+from portal_sync_dev.local.postgres import EmbeddedPostgres
+from portal_sync_dev.local.seed import DemoSeed, new_webhook_secret, remembered, seed_demo
+
+
+@dataclass
+class LocalSystem:
+    state_dir: Path
+    port: int = 8000
+    database_url: str | None = None
+    # The functions' role's password (remembered under state_dir when not given).
+    functions_password: str | None = None
+    consume: bool = True
+    verbose: bool = False
+    postgres: EmbeddedPostgres | None = field(default=None, init=False)
+    aws: AwsResources | None = field(default=None, init=False)
+    seed: DemoSeed | None = field(default=None, init=False)
+    functions: dict[str, LocalFunction] = field(default_factory=dict, init=False)
+    consumer: QueueConsumer | None = field(default=None, init=False)
+    # The functions' own connection (their role, under row-level security); `database_url` is
+    # the migrating role's, which seeds the demo and which run.json hands out.
+    functions_database_url: str = field(default="", init=False)
+    jwt_secret: str = field(default="", init=False)
+    webhook_secret: str = field(default="", init=False)
+    dynamics: DataverseStandIn | None = field(default=None, init=False)
+    _moto: Any = field(default=None, init=False)
+    _api: LocalApiServer | None = field(default=None, init=False)
+    _scheduler: Scheduler | None = field(default=None, init=False)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> LocalSystem:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        if not self.database_url:
+            self.postgres = EmbeddedPostgres(self.state_dir / "pgdata").start()
+            self.database_url = self.postgres.url
+        # As on a Supabase project (docs/supabase.md): the migrations, then a login for the
+        # functions' role.
+        migrate(self.database_url)
+        self.functions_database_url = login_functions_role(
+            self.database_url,
+            self.functions_password
+            or remembered(
+                self.state_dir / "functions_db_password", lambda: secrets.token_urlsafe(24)
+            ),
+        )
+
+        if os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("PORTAL_SYNC_REAL_AWS"):
+            endpoint = os.environ.get("AWS_ENDPOINT_URL")
+        else:
+            self._moto, endpoint = start_moto()
+            use_endpoint(endpoint)
+        self.aws = provision(endpoint)
+        self.dynamics = DataverseStandIn(
+            port=int(os.environ.get("DYNAMICS_SANDBOX_PORT", "0")),
+            timeout_seconds=float(os.environ.get("DYNAMICS_SANDBOX_TIMEOUT_SECONDS", "15")),
+        ).start()
+        if self._moto is not None:
+            # Locally a failed visibility change is retried after ~1 s instead of minutes.
+            topic, inbox, machine = provision_website_sync(
+                max_retries=int(os.environ.get("VISIBILITY_MAX_RETRIES", "3")),
+                retry_interval_seconds=int(os.environ.get("VISIBILITY_RETRY_SECONDS", "1")),
+            )
+            self.aws = replace(
+                self.aws,
+                on_call_topic_arn=topic,
+                on_call_inbox_url=inbox,
+                state_machine_arn=machine,
+            )
+
+        self.jwt_secret = remembered(
+            self.state_dir / "jwt_secret", lambda: secrets.token_urlsafe(48)
+        )
+        self.webhook_secret = os.environ.get("DEMO_WEBHOOK_SECRET") or remembered(
+            self.state_dir / "demo_webhook_secret", new_webhook_secret
+        )
+        self._configure_functions(self.jwt_secret)
+        self.reseed()
+
+        self.functions = {
+            name: LocalFunction(name, _load_handler(name), timeout)
+            for name, timeout in (
+                ("webhook_ingest", 10),
+                ("process_event", 60),
+                ("admin_api", 15),
+                ("website_sync", 30),
+            )
+        }
+        self._api = LocalApiServer(
+            "127.0.0.1",
+            self.port,
+            [
+                ("/functions/v1/portal-webhook", self.functions["webhook_ingest"]),
+                ("/functions/v1/admin-api", self.functions["admin_api"]),
+                ("/functions/v1/website-sync", self.functions["website_sync"]),
+                ("/api/v1/website-sync", self.functions["website_sync"]),
+            ],
+            verbose=self.verbose,
+        )
+        self.port = int(self._api.server_address[1])
+        # Known only now when the port was chosen by the OS (tests); the settings are re-read.
+        os.environ["PUBLIC_BASE_URL"] = self.base_url
+        bootstrap.reset()
+        self._api.start()
+        LocalLambdaRuntime.register(WEBSITE_SYNC_FUNCTION, self.functions["website_sync"].invoke)
+        self.consumer = QueueConsumer(self.aws.event_queue_url, self.functions["process_event"])
+        if self.consume:
+            self.consumer.start()
+            self._scheduler = Scheduler(
+                float(os.environ.get("SCHEDULE_SECONDS", "30")), self.run_schedule
+            ).start()
+        return self
+
+    def run_schedule(self) -> Any:
+        """What the EventBridge schedule does on AWS: certificate sweep, undelivered changes."""
+        return self.functions["website_sync"].invoke(
+            {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
+        )
+
+    def reseed(self) -> DemoSeed:
+        """Writes the demo organisation, users and webhook source (idempotent)."""
+        assert self.database_url is not None
+        self.seed = seed_demo(
+            self.database_url, self.jwt_secret, self.webhook_secret, dynamics=self.dynamics
+        )
+        if self.functions:
+            # Warm functions keep caches (webhook sources, connections) of the state just replaced.
+            for name in self.functions:
+                _clear_caches(importlib.import_module(f"functions.{name}.app"))
+        return self.seed
+
+    @contextmanager
+    def consumer_paused(self) -> Iterator[QueueConsumer]:
+        """Stops the continuous consumer for a while; the caller may poll by hand meanwhile."""
+        assert self.aws is not None and self.consumer is not None
+        self.consumer.stop()
+        try:
+            yield self.consumer
+        finally:
+            self.consumer = QueueConsumer(self.aws.event_queue_url, self.functions["process_event"])
+            self.consumer.start()
+
+    def run_info(self) -> dict[str, Any]:
+        assert self.seed is not None
+        return {
+            "base_url": self.base_url,
+            "database_url": self.database_url,
+            # What the functions connect with (their own role, under row-level security).
+            "functions_database_url": self.functions_database_url,
+            "org_id": str(self.seed.org_id),
+            "source_id": self.seed.source_id,
+            "webhook_secret": self.seed.webhook_secret,
+            "admin_token": self.seed.admin_token,
+            "org_admin_token": self.seed.org_admin_token,
+            "dynamics_sandbox_url": self.dynamics.url if self.dynamics else None,
+            "demo_mentor_id": str(self.seed.mentor_id),
+            "webhook_url": f"{self.base_url}/functions/v1/portal-webhook/{self.seed.source_id}",
+            "event_queue_url": self.aws.event_queue_url if self.aws else None,
+            "dead_letter_queue_url": self.aws.dead_letter_queue_url if self.aws else None,
+            "aws_endpoint_url": self.aws.endpoint_url if self.aws else None,
+        }
+
+    def stop(self, stop_database: bool = True) -> None:
+        if self._scheduler is not None:
+            self._scheduler.stop()
+        if self.consumer is not None:
+            self.consumer.stop()
+        if self.dynamics is not None:
+            self.dynamics.stop()
+        if self._api is not None:
+            self._api.shutdown()
+            self._api.server_close()
+        if self._moto is not None:
+            self._moto.stop()
+        if self.postgres is not None and stop_database:
+            self.postgres.stop()
+
+    def _configure_functions(self, jwt_secret: str) -> None:
+        """The environment the template gives the functions on AWS, pointed at local parts."""
+        assert self.aws is not None and self.database_url is not None
+        os.environ.update(
+            {
+                "DATABASE_URL": self.functions_database_url,
+                "EVENT_QUEUE_URL": self.aws.event_queue_url,
+                "DEAD_LETTER_QUEUE_URL": self.aws.dead_letter_queue_url,
+                "SOURCE_SECRET_PREFIX": SOURCE_SECRET_PREFIX,
+                "MAX_RECEIVE_COUNT": str(MAX_RECEIVE_COUNT),
+                # Locally a failed event comes back within seconds, not minutes.
+                "RETRY_BASE_SECONDS": os.environ.get("RETRY_BASE_SECONDS", "1"),
+                "RETRY_MAX_SECONDS": os.environ.get("RETRY_MAX_SECONDS", "4"),
+                "DATABASE_RETRY_AFTER_SECONDS": os.environ.get("DATABASE_RETRY_AFTER_SECONDS", "2"),
+                "PUBLIC_BASE_URL": self.base_url,
+                "WEBSITE_STATE_MACHINE_ARN": self.aws.state_machine_arn,
+                "ENTRA_AUTHORITY_URL": self.dynamics.url,
+                # The stand-in is plain http on loopback (docs/security.md, "Dynamics base URL").
+                "ALLOW_LOCAL_DYNAMICS": "true",
+                "DYNAMICS_TIMEOUT_SECONDS": os.environ.get("DYNAMICS_TIMEOUT_SECONDS", "5"),
+                "SUPABASE_JWT_SECRET": jwt_secret,
+                "POWERTOOLS_SERVICE_NAME": "portal-sync",
+                "POWERTOOLS_METRICS_NAMESPACE": "PortalSync",
+                "POWERTOOLS_METRICS_DISABLED": os.environ.get(
+                    "POWERTOOLS_METRICS_DISABLED", "true"
+                ),
+                "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+            }
+        )
+        from portal_sync import bootstrap
+
+        bootstrap.reset()
+
+
+def _load_handler(name: str) -> Any:
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    module = importlib.import_module(f"functions.{name}.app")
+    # Cached dependencies were built for another environment (a previous test's system).
+    _clear_caches(module)
+    return module.handler
+
+
+def _clear_caches(module: Any) -> None:
+    from portal_sync import bootstrap
+
+    bootstrap.reset()
+    for attribute in vars(module).values():
+        clear = getattr(attribute, "cache_clear", None)
+        if callable(clear):
+            clear()
