@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+from portal_sync_dev.build import read_template
 
 ROOT = Path(__file__).resolve().parents[2]
 # `portal_sync/...` in the docs is the shared package, at layers/portal_sync/portal_sync/.
@@ -99,31 +99,9 @@ def relative(page: Path) -> str:
 # --- template.yaml and the Makefile ------------------------------------------------------------
 
 
-class CloudFormationLoader(yaml.SafeLoader):
-    """Reads CloudFormation's short-form tags (!Ref, !Sub, ...) as their long form."""
-
-
-def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    return {"Ref" if suffix == "Ref" else f"Fn::{suffix}": value}
-
-
-CloudFormationLoader.add_multi_constructor("!", _intrinsic)
-
-
 @cache
 def template() -> dict[str, Any]:
-    loader = CloudFormationLoader((ROOT / "template.yaml").read_text())
-    try:
-        loaded: dict[str, Any] = loader.get_single_data()
-    finally:
-        loader.dispose()
-    return loaded
+    return read_template()
 
 
 def template_names(node: Any) -> set[str]:

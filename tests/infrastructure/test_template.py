@@ -19,45 +19,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from portal_sync.inbound.receipts import Receipt
 from portal_sync.inbound.sync_log import LogStatus
 from portal_sync.settings import FUNCTION_SETTINGS, FunctionSettings, IngestSettings
 from portal_sync.visibility.delivery import REJECTED_ERROR, RETRYABLE_ERROR, THROTTLED_ERROR
+from portal_sync_dev.build import read_template
 from pydantic import ValidationError
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class CloudFormationLoader(yaml.SafeLoader):
-    """Reads CloudFormation's short-form tags (!Ref, !Sub, !GetAtt, ...) as their long form."""
-
-
-def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    if suffix == "Ref":
-        return {"Ref": value}
-    if suffix == "GetAtt" and isinstance(value, str):
-        value = value.split(".", 1)
-    return {f"Fn::{suffix}": value}
-
-
-CloudFormationLoader.add_multi_constructor("!", _intrinsic)
-
-
-def load_template() -> dict[str, Any]:
-    loader = CloudFormationLoader((ROOT / "template.yaml").read_text())
-    try:
-        template: dict[str, Any] = loader.get_single_data()
-    finally:
-        loader.dispose()
-    return template
-
+load_template = read_template
 
 TEMPLATE = load_template()
 RESOURCES: dict[str, Any] = TEMPLATE["Resources"]

@@ -84,10 +84,15 @@ ENVIRONMENT = {
     "DATABASE_URL": "postgresql:///bench?host=/nonexistent-portal-sync-bench",
     "EVENT_QUEUE_URL": "https://sqs.eu-north-1.amazonaws.com/123456789012/bench",
     "SUPABASE_JWT_SECRET": "bench-secret-bench-secret-bench-secret",
+    # Every variable a function's settings require (portal_sync/settings.py): missing, the cold
+    # start fails. Nothing is started or read from them for the benchmark's events.
+    "DEAD_LETTER_QUEUE_URL": "https://sqs.eu-north-1.amazonaws.com/123456789012/bench-dlq",
+    "WEBSITE_STATE_MACHINE_ARN": "arn:aws:states:eu-north-1:123456789012:stateMachine:bench",
+    # As a stack deployed with TracingMode=PassThrough: the Tracer is never created. With Active,
+    # creating it imports the X-Ray SDK (docs/decisions.md, "A lazy Tracer").
+    "POWERTOOLS_TRACE_DISABLED": "true",
 }
-# As deployed, the consumer knows the website state machine (it creates the Step Functions client
-# after every batch); nothing is started for the benchmark's event, so it need not exist.
-STATE_MACHINE_ARN = "arn:aws:states:eu-north-1:123456789012:stateMachine:bench"
+STATE_MACHINE_ARN = ENVIRONMENT["WEBSITE_STATE_MACHINE_ARN"]
 
 
 @dataclass(frozen=True)
