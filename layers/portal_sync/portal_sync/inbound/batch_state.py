@@ -32,9 +32,8 @@ from portal_sync.inbound.batch_merge import (
 from portal_sync.inbound.events import CourseDetails, MemberDetails, SyncEvent, normalize_id
 from portal_sync.inbound.ports import DeliveryClaim, EnrollmentState, MemberState
 from portal_sync.inbound.receipts import Outcome, Receipt
-from portal_sync.inbound.sync_log import LogStatus, SyncLogEntry
+from portal_sync.inbound.sync_log import LogKey, LogStatus, SyncLogEntry
 
-LogKey = tuple[UUID, str]  # (organisation, event id)
 MembershipKey = tuple[UUID, UUID]  # (organisation, profile)
 EnrollmentKey = tuple[UUID, UUID, str]  # (organisation, profile, Dynamics course id)
 

@@ -17,6 +17,9 @@ from uuid import UUID
 from portal_sync.dataverse.connection import DynamicsError
 from portal_sync.unavailable import DatabaseUnavailable
 
+# An entry's identity: one per event of an organisation.
+LogKey = tuple[UUID, str]  # (organisation, event id)
+
 
 class LogStatus(StrEnum):
     SUCCESS = "success"

@@ -17,8 +17,7 @@ from uuid import UUID
 import psycopg
 from psycopg.types.json import Jsonb
 
-from portal_sync.inbound.batch_state import LogKey
-from portal_sync.inbound.sync_log import LogStatus, SyncLogEntry
+from portal_sync.inbound.sync_log import LogKey, LogStatus, SyncLogEntry
 
 # The columns an entry writes, with their types (for the batch's arrays); processed_at is now().
 _COLUMNS = (
