@@ -52,7 +52,9 @@ def tracing_enabled() -> bool:
 def _tracer() -> Tracer:
     from aws_lambda_powertools import Tracer
 
-    return Tracer(service=SERVICE)
+    # Not auto-patched: patching imports every library the X-Ray SDK knows (httpx alone ~100 ms)
+    # at creation, undoing the deferred imports; the adapters' own spans time their calls.
+    return Tracer(service=SERVICE, auto_patch=False)
 
 
 class _LazyTracer:

@@ -89,7 +89,7 @@ ENVIRONMENT = {
     "DEAD_LETTER_QUEUE_URL": "https://sqs.eu-north-1.amazonaws.com/123456789012/bench-dlq",
     "WEBSITE_STATE_MACHINE_ARN": "arn:aws:states:eu-north-1:123456789012:stateMachine:bench",
     # As a stack deployed with TracingMode=PassThrough: the Tracer is never created. With Active,
-    # creating it imports the X-Ray SDK (docs/decisions.md, "A lazy Tracer").
+    # creating it imports the X-Ray SDK (docs/decisions.md, the lazy Tracer).
     "POWERTOOLS_TRACE_DISABLED": "true",
 }
 STATE_MACHINE_ARN = ENVIRONMENT["WEBSITE_STATE_MACHINE_ARN"]
