@@ -41,6 +41,9 @@ DEFAULT_USER_ID = "3f2504e0-4f89-11d3-9a0c-0305e82c3301"
 # The registered step (`sdkmessageprocessingstep`) that posts the webhook.
 DEFAULT_STEP_ID = "33333333-4444-4555-8666-777777777777"
 
+# What a synchronous step may send as its OperationId: there is no system job behind it.
+ZERO_GUID = "00000000-0000-0000-0000-000000000000"
+
 PRE_IMAGE_ALIAS = "PreImage"
 POST_IMAGE_ALIAS = "PostImage"
 
@@ -177,6 +180,7 @@ def dataverse_context(
     depth: int = 1,
     mode: int = 1,
     stage: int = 40,
+    shared_variables: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A `RemoteExecutionContext` as a Dataverse webhook step posts it.
 
@@ -190,7 +194,10 @@ def dataverse_context(
     - `operation_created_on` defaults to `modified_on`, else now; a string is written as is
       (e.g. `operation_date(moment, -420)` for an offset).
     - `operation_id` defaults to a fresh GUID: each call is a new delivery. With `mode=0`
-      (synchronous) `RequestId` equals it, as in Dataverse.
+      (synchronous) `RequestId` equals it, as in Dataverse (whose synchronous steps may also
+      send an all-zero `OperationId`: see `ZERO_GUID`).
+    - `shared_variables`: the context's `SharedVariables` (a Web API request's `?tag=` arrives
+      there as `tag`).
     """
     attributes = dict(attributes or {})
     reference = message == "Delete" if target_is_reference is None else target_is_reference
@@ -259,7 +266,7 @@ def dataverse_context(
         "PrimaryEntityName": table,
         "RequestId": operation_id if mode == 0 else None,
         "SecondaryEntityName": "none",
-        "SharedVariables": [],
+        "SharedVariables": pairs(shared_variables or {}),
         "Stage": stage,
         "UserId": user_id,
     }

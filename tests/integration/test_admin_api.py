@@ -693,18 +693,20 @@ def test_logs_never_contain_secrets_tokens_or_member_details(
     logger.setLevel("DEBUG")
     try:
         client_secret = "client-secret-" + uuid.uuid4().hex
-        api.call(
+        stored = api.call(
             "PUT",
             f"/orgs/{api.org_id}/integration",
             system.seed.org_admin_token,
             json={
                 "dynamics": {
-                    "base_url": "https://hlf.crm4.dynamics.com",
+                    # An API key is a gateway's (Dynamics itself refuses the mode).
+                    "base_url": "https://hlf-api.azure-api.net",
                     "auth_type": "api_key",
                     "api_key": client_secret,
                 }
             },
         )
+        assert stored.status_code == 200, stored.text  # the key was taken, and logged nowhere
         rotated = api.call(
             "POST", f"/orgs/{api.org_id}/integration/webhook-secret", system.seed.org_admin_token
         ).json()["secret"]

@@ -318,6 +318,43 @@ def test_run_json_in_the_current_directory_is_picked_up(
         assert system.seed.webhook_secret not in result.output
 
 
+def test_a_sample_sent_next_to_make_run_exists_in_the_dynamics_stand_in_too(
+    system: Any, db: Database, tmp_path: Path
+) -> None:
+    """A member who reached the app through a webhook is in Dynamics as well, so that changes
+    the app sends to Dynamics for them (website visibility) find their contact."""
+    (tmp_path / ".local").mkdir()
+    (tmp_path / ".local" / "run.json").write_text(json.dumps(system.run_info()))
+    contact = str(uuid.uuid4())
+
+    sent = runner.invoke(
+        app,
+        [
+            "send",
+            "--sample",
+            "membership.created",
+            "--contact-id",
+            contact,
+            "--role",
+            "peer_mentor",
+        ],
+    )
+    deactivated = runner.invoke(
+        app, ["send", "--sample", "membership.deactivated", "--contact-id", contact]
+    )
+
+    assert sent.exit_code == 0 and deactivated.exit_code == 0, sent.output + deactivated.output
+    standin = system.dynamics
+    assert standin.contact(contact)["firstname"] == "Kari"
+    (membership,) = [
+        r for r in standin.rows("hlf_memberships") if r["_hlf_contactid_value"] == contact
+    ]
+    assert membership["hlf_role"] == 100000001 and membership["statecode"] == 1
+    assert eventually(
+        lambda: db.one("select 1 as found from profiles where dynamics_contact_id = %s", contact)
+    )
+
+
 def test_missing_configuration_says_what_to_pass() -> None:
     result = runner.invoke(app, ["status"])
 

@@ -46,6 +46,8 @@ TABLES_OF_THE_FUNCTIONS = (
     "platform_admins",
     "peer_mentor_sync_log",
     "website_visibility_outbox",
+    "portal_sync_runs",
+    "portal_sync_delta_links",
 )
 
 
@@ -135,6 +137,15 @@ def _build_world(conn: psycopg.Connection[Any]) -> dict[str, Person]:
         )
         conn.execute(
             "insert into audit_logs (organization_id, actor, action) values (%s, 'x', 'y')", (org,)
+        )
+        conn.execute(
+            "insert into portal_sync_runs (organization_id, kind, tables) values (%s, 'import', '{}')",
+            (org,),
+        )
+        conn.execute(
+            "insert into portal_sync_delta_links (organization_id, table_name, delta_link)"
+            " values (%s, 'contact', 'https://example.org/api/data/v9.2/contacts?$deltatoken=1')",
+            (org,),
         )
     conn.execute("insert into platform_admins (user_id) values (%s)", (uuid.uuid4(),))
     return people
@@ -302,6 +313,8 @@ UPDATABLE = {
     "platform_admins": "user_id",
     "peer_mentor_sync_log": "message",
     "website_visibility_outbox": "desired",
+    "portal_sync_runs": "rows_read",
+    "portal_sync_delta_links": "delta_link",
 }
 
 

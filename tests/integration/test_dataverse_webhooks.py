@@ -230,6 +230,96 @@ def test_echo_of_our_own_write_back_is_skipped(
     assert db.one("select id from profiles where dynamics_contact_id = %s", SAMPLE_CONTACT) is None
 
 
+def member_of(db: Database, contact_id: str) -> dict[str, Any]:
+    member = db.one(
+        "select p.first_name, p.email, p.phone, p.is_active, m.role, m.status"
+        " from profiles p join organization_memberships m on m.profile_id = p.id"
+        " where p.dynamics_contact_id = %s",
+        contact_id,
+    )
+    assert member is not None
+    return member
+
+
+def post_captures(url: str, db: Database, *names: str) -> dict[str, dict[str, Any]]:
+    """Posts the captures one at a time, each applied before the next; their log entries."""
+    entries = {}
+    for name in names:
+        response = post(url, (CAPTURES / f"{name}.json").read_bytes())
+        assert response.status_code == 202, name
+        assert response.json()["status"] == "accepted", name
+        event_id = response.json()["id"]
+        entries[name] = eventually(lambda event_id=event_id: logged(db, event_id))
+    return entries
+
+
+def test_a_resaved_contact_keeps_the_member_deactivated(
+    system: Any, db: Database, dataverse_source: str
+) -> None:
+    """The membership ended in Dynamics (its row deleted); later a flow writes the contact
+    back, `statecode` 0 included, unchanged per the pre-image. The member keeps no access."""
+    entries = post_captures(
+        dataverse_source,
+        db,
+        "contact-create-sync",
+        "membership-create",
+        "membership-delete",
+        "contact-resave-unchanged-state",
+    )
+
+    resave = entries["contact-resave-unchanged-state"]
+    assert (resave["status"], resave["event_type"]) == ("success", "member.updated")
+    member = member_of(db, CAPTURED_CONTACT)
+    assert (member["status"], member["is_active"]) == ("inactive", False)
+
+
+def test_a_persons_edit_through_a_step_running_as_the_integration_user_is_applied(
+    system: Any, db: Database, dataverse_source: str
+) -> None:
+    """The step runs as the integration's application user (`UserId`), a person made the
+    change (`InitiatingUserId`): applied. Our own tagged PATCH echoed back is skipped."""
+    run_as = json.loads((CAPTURES / "contact-update-run-as-integration-user.json").read_bytes())
+    with db.connect() as conn:
+        conn.execute(
+            "update integration_configs set application_user_ids = %s where organization_id = %s",
+            ([run_as["UserId"]], system.seed.org_id),
+        )
+
+    entries = post_captures(
+        dataverse_source,
+        db,
+        "contact-create-sync",
+        "contact-update-run-as-integration-user",
+        "contact-update-echo-tagged",
+    )
+
+    edit = entries["contact-update-run-as-integration-user"]
+    assert (edit["status"], edit["event_type"]) == ("success", "member.updated")
+    assert member_of(db, CAPTURED_CONTACT)["first_name"] == "Inga"
+    echo = entries["contact-update-echo-tagged"]
+    assert echo["status"] == "skipped" and "Echo" in echo["message"]
+
+
+def test_two_synchronous_step_events_with_zero_operation_ids_both_apply(
+    system: Any, db: Database, dataverse_source: str
+) -> None:
+    """A synchronous step sends OperationId 000…0 for every event: each still gets its own
+    delivery id (RequestId, else the body's hash), and a resend is still a duplicate."""
+    entries = post_captures(
+        dataverse_source,
+        db,
+        "contact-create-sync",
+        "contact-update-sync-zero-operationid",
+        "contact-update-sync-zero-ids",
+    )
+
+    assert {name: e["status"] for name, e in entries.items()} == dict.fromkeys(entries, "success")
+    member = member_of(db, CAPTURED_CONTACT)
+    assert (member["phone"], member["email"]) == ("+47 400 00 001", "inga@example.no")
+    again = post(dataverse_source, (CAPTURES / "contact-update-sync-zero-ids.json").read_bytes())
+    assert again.status_code == 202 and again.json()["status"] == "duplicate"
+
+
 SIZE_EXCEEDED_HEADER = "x-ms-dynamics-msg-size-exceeded"
 MEMBERSHIP_ROW = "5b0e7c2a-91d4-4e6f-8a3b-2c4d6e8f0a1c"
 MEMBERSHIP_CONTACT = "c1d2e3f4-a5b6-4c7d-8e9f-0a1b2c3d4e5f"
@@ -248,12 +338,12 @@ def dynamics(system: Any) -> Iterator[Any]:
     standin.clear_failures()
 
 
-def post_size_exceeded(url: str, context: dict[str, Any]) -> str:
+def post_size_exceeded(url: str, context: dict[str, Any], flag: str = "True") -> str:
     """Posts the context as Dataverse does over 256 KB (row data stripped, header set); the
     accepted event's id."""
     from dataverse_payloads import size_exceeded
 
-    headers = {"content-type": "application/json", KEY_HEADER: KEY, SIZE_EXCEEDED_HEADER: "True"}
+    headers = {"content-type": "application/json", KEY_HEADER: KEY, SIZE_EXCEEDED_HEADER: flag}
     response = httpx.post(url, content=json.dumps(size_exceeded(context)), headers=headers)
     assert response.status_code == 202
     return str(response.json()["id"])
@@ -305,18 +395,44 @@ def test_size_exceeded_update_is_applied_from_the_row_read_from_dynamics(
     entry = eventually(lambda: logged(db, event_id))
     assert entry["status"] == "success", entry["message"]
     assert entry["source_table"] == "hlf_membership"
-    assert entry["source_modified_at"] == datetime(2026, 11, 23, 10, 5, tzinfo=UTC)
+    # Dynamics stamps modifiedon on every write: the row's own time orders the change.
+    row_modified = datetime.fromisoformat(
+        dynamics.row("hlf_memberships", MEMBERSHIP_ROW)["modifiedon"]
+    )
+    assert entry["source_modified_at"] == row_modified
     assert membership(db) == {
         "role": "coordinator",
         "status": status,
         "dynamics_row_id": MEMBERSHIP_ROW,
-        "source_modified_at": datetime(2026, 11, 23, 10, 5, tzinfo=UTC),
+        "source_modified_at": row_modified,
     }
     reads = [r for r in dynamics.received if r.method == "GET"]
     assert [r.path for r in reads] == [f"/api/data/v9.2/hlf_memberships({MEMBERSHIP_ROW})"]
     assert reads[0].headers["authorization"].startswith("Bearer ")
     select = dict(urllib.parse.parse_qsl(reads[0].query))["$select"].split(",")
     assert {"hlf_role", "statecode", "modifiedon", "_hlf_contactid_value"} <= set(select)
+
+
+@pytest.mark.parametrize("flag", ["1", "yes", ""])
+def test_the_size_exceeded_header_counts_by_its_presence_whatever_its_value(
+    system: Any, db: Database, dataverse_source: str, dynamics: Any, flag: str
+) -> None:
+    """The header's value is not documented: present, the row is read from Dynamics."""
+    dynamics.add_row(
+        "hlf_memberships",
+        MEMBERSHIP_ROW,
+        {"hlf_role": COORDINATOR, "statecode": 0, "modifiedon": "2026-11-23T10:05:00Z"},
+        lookups={"hlf_contactid": ("contact", MEMBERSHIP_CONTACT, None)},
+    )
+    event_id = post_size_exceeded(
+        dataverse_source, membership_update(datetime(2026, 11, 23, 10, tzinfo=UTC)), flag
+    )
+
+    entry = eventually(lambda: logged(db, event_id))
+    assert entry["status"] == "success", entry["message"]
+    assert membership(db) is not None and membership(db)["role"] == "coordinator"
+    reads = [r.path for r in dynamics.received if r.method == "GET"]
+    assert f"/api/data/v9.2/hlf_memberships({MEMBERSHIP_ROW})" in reads
 
 
 def test_size_exceeded_update_of_a_row_deleted_since_is_skipped(

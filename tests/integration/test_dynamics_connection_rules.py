@@ -175,9 +175,27 @@ def test_a_stored_url_from_before_the_rule_is_not_called() -> None:
 
 
 def test_a_public_origin_resolving_to_public_addresses_is_called() -> None:
-    requests, refused = call_dynamics("https://hlf.crm4.dynamics.com", "20.50.2.1")
+    requests, refused = call_dynamics("https://hlf-api.azure-api.net", "20.50.2.1")
     assert refused is None
-    assert [r.url.host for r in requests] == ["hlf.crm4.dynamics.com"]
+    assert [r.url.host for r in requests] == ["hlf-api.azure-api.net"]
+    # The gateway's key in the gateway's header, never as a bearer token.
+    assert requests[0].headers["ocp-apim-subscription-key"] == "stored-key"
+
+
+def test_an_api_key_stored_for_dynamics_itself_is_never_sent() -> None:
+    # Dynamics accepts only Entra bearer tokens; a key stored for it before the rule stays here.
+    requests, refused = call_dynamics("https://hlf.crm4.dynamics.com", "20.50.2.1")
+    assert requests == []
+    assert refused is not None and not refused.retryable and "gateway" in refused.message
+
+
+def test_the_admin_api_refuses_an_api_key_for_dynamics_itself(system: Any, api: Api) -> None:
+    response = put_dynamics(
+        system, api, base_url="https://hlf.crm4.dynamics.com", auth_type="api_key", api_key="k" * 20
+    )
+    assert response.status_code == 422
+    (error,) = response.json()["errors"]
+    assert error["path"] == "dynamics.auth_type" and "gateway" in error["message"]
 
 
 def test_only_platform_administrators_bind_an_organisation_to_an_environment(

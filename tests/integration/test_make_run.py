@@ -120,3 +120,60 @@ def test_demo_webhook_secret_from_the_environment_signs_the_demo_source(
             process.kill()
             process.wait()
     assert (tmp_path / "demo_webhook_secret").read_text() == remembered  # left as it was
+
+
+def test_run_json_gives_a_token_to_read_the_dynamics_stand_in_with_curl(
+    tmp_path: Path, empty_database: str
+) -> None:
+    """docs/cli.md: `dynamics_sandbox_token` reads the stand-in's rows, which hold the demo
+    environment's 1,000 members (and the demo mentor) for an import to bring into the app."""
+    process = make_run(tmp_path, empty_database)
+    try:
+        run = ready(process, tmp_path)
+        headers = {"Authorization": f"Bearer {run['dynamics_sandbox_token']}"}
+        base = f"{run['dynamics_sandbox_url']}/api/data/v9.2"
+
+        contacts = httpx.get(f"{base}/contacts?$select=firstname", headers=headers, timeout=15)
+        memberships = httpx.get(
+            f"{base}/hlf_memberships?$select=hlf_role,_hlf_contactid_value",
+            headers=headers,
+            timeout=15,
+        )
+        anonymous = httpx.get(f"{base}/contacts?$select=firstname", timeout=15)
+
+        assert contacts.status_code == 200, contacts.text
+        assert len(contacts.json()["value"]) == 1001
+        assert len(memberships.json()["value"]) == 1001
+        assert anonymous.status_code == 401
+        assert run["dynamics_sandbox_token"] not in (tmp_path / "output.log").read_text()
+
+        # A change through the Web API posts Dataverse's webhook to the demo Dynamics source.
+        mentor = run["demo_mentor_id"]
+        with psycopg.connect(run["database_url"], autocommit=True) as conn:
+            found = conn.execute(
+                "select dynamics_contact_id from profiles where id = %s", (mentor,)
+            ).fetchone()
+            assert found is not None
+            changed = httpx.patch(
+                f"{base}/contacts({found[0]})",
+                json={"mobilephone": "+47 900 00 000"},
+                headers={**headers, "OData-MaxVersion": "4.0", "OData-Version": "4.0"},
+                timeout=15,
+            )
+            assert changed.status_code == 204
+            receipt = eventually(
+                lambda: conn.execute(
+                    "select outcome from webhook_receipts where source_id = 'demo-dynamics'"
+                ).fetchone(),
+                timeout=15,
+            )
+        assert receipt == ("accepted",)
+        stats = httpx.get(f"{run['dynamics_sandbox_url']}/_standin/webhooks", timeout=15).json()
+        assert stats["posted"] == 1 and stats["dropped"] == 0
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -401,6 +401,71 @@ def test_our_own_write_back_echo_is_skipped(system: Any, db: Database, mentor: s
     assert db.one("select first_name from profiles where id = %s", mentor)["first_name"] == "Demo"
 
 
+def test_the_application_user_is_learned_through_who_am_i_and_its_echo_skipped(
+    system: Any, db: Database, mentor: str
+) -> None:
+    """Nobody types the application user's id: the delivery asks WhoAmI with the integration's
+    own credentials, and the consumer then takes that user's changes for our echoes."""
+    from urllib.parse import parse_qsl
+
+    from dataverse_payloads import dataverse_context
+    from portal_sync.dataverse.echo import REQUEST_TAG
+    from support import signed_headers
+
+    with db.connect() as conn:
+        conn.execute(
+            "update integration_configs set application_user_ids = '{}',"
+            " dynamics_application_user_id = null where organization_id = %s",
+            (system.seed.org_id,),
+        )
+
+    call(system, "POST", f"/{mentor}/pause")
+    settled(system, mentor, "in_sync")
+
+    (patch,) = patches(system)
+    assert dict(parse_qsl(patch.query)) == {"tag": REQUEST_TAG}
+    learned = eventually(
+        lambda: db.one(
+            "select dynamics_application_user_id from integration_configs"
+            " where organization_id = %s",
+            system.seed.org_id,
+        )["dynamics_application_user_id"]
+    )
+    assert str(learned) == system.dynamics.application_user_id("portal-sync-local")
+    (who,) = [r for r in system.dynamics.received if r.path.endswith("/WhoAmI")]
+    assert who.headers["authorization"].startswith("Bearer ")
+
+    # Its write comes back as a webhook from a step that runs as some other user.
+    body = json.dumps(
+        dataverse_context(
+            "Update",
+            "contact",
+            DEMO_MENTOR_CONTACT_ID,
+            {VISIBILITY_COLUMN: False, "firstname": "Changed"},
+            modified_on=datetime.now(UTC),
+            user_id=str(uuid.uuid4()),
+            initiating_user_id=str(learned),
+        )
+    ).encode()
+    response = httpx.post(
+        f"{system.base_url}/functions/v1/portal-webhook/{system.seed.source_id}",
+        content=body,
+        headers=signed_headers(system.seed.webhook_secret, body),
+    )
+    entry = eventually(
+        lambda: db.one(
+            "select * from portal_sync_events where event_id = %s", response.json()["id"]
+        )
+    )
+    assert entry["status"] == "skipped" and "Echo" in entry["message"]
+    assert db.one("select first_name from profiles where id = %s", mentor)["first_name"] == "Demo"
+
+    # A second change does not ask again.
+    call(system, "POST", f"/{mentor}/resume")
+    settled(system, mentor, "in_sync")
+    assert len([r for r in system.dynamics.received if r.path.endswith("/WhoAmI")]) == 1
+
+
 def test_only_coordinators_of_the_mentors_organisation(
     system: Any, db: Database, mentor: str
 ) -> None:

@@ -401,6 +401,62 @@ def test_a_platform_admin_alone_changes_the_dynamics_environment(world: World) -
     assert world.services().settings.update(world.org_admin, world.org, same).enabled is True
 
 
+def test_an_api_key_is_refused_for_dynamics_itself_and_kept_for_a_gateway(world: World) -> None:
+    # Dynamics accepts only Entra bearer tokens: API-key mode is for a gateway in front of it.
+    admin = world.services()
+
+    def connect(**dynamics: Any) -> Any:
+        return admin.settings.update(
+            world.org_admin, world.org, IntegrationUpdate.model_validate({"dynamics": dynamics})
+        )
+
+    for host in ("https://hlf.crm4.dynamics.com", "https://hlf.crm.microsoftdynamics.us"):
+        with pytest.raises(InvalidSettings) as refused:
+            connect(base_url=host, auth_type="api_key", api_key="k" * 20)
+        ((path, message),) = refused.value.errors
+        assert path == "dynamics.auth_type" and "gateway" in message
+    assert world.vault.credentials == {}
+
+    default = connect(base_url="https://hlf-api.azure-api.net", auth_type="api_key", api_key="k")
+    assert default.dynamics is not None
+    assert default.dynamics.api_key_header == "Ocp-Apim-Subscription-Key"
+    custom = connect(
+        base_url="https://hlf-api.azure-api.net", auth_type="api_key", api_key_header="X-Key"
+    )
+    assert custom.dynamics is not None and custom.dynamics.api_key_header == "X-Key"
+    assert world.repo.integrations[world.org].dynamics_api_key_header == "X-Key"
+
+
+def test_the_learned_application_user_is_shown_and_forgotten_with_other_credentials(
+    world: World,
+) -> None:
+    admin = world.services()
+    oauth = {
+        "base_url": "https://hlf.crm4.dynamics.com",
+        "auth_type": "oauth_client_credentials",
+        "tenant_id": "tenant-1",
+        "client_id": "client-1",
+    }
+
+    def connect(**extra: Any) -> Any:
+        update = IntegrationUpdate.model_validate({"dynamics": {**oauth, **extra}})
+        return admin.settings.update(world.org_admin, world.org, update)
+
+    connect(client_secret="s1")
+    learned = "5e0a9b7c-1d2e-4f30-8a41-b2c3d4e5f607"
+    world.repo.integrations[world.org] = world.repo.integrations[world.org].changed(
+        {"dynamics_application_user_id": learned, "dynamics_application_user_learned_at": START}
+    )  # as the website delivery stores it (WhoAmI)
+
+    kept = connect()  # the same connection: the same application user
+    assert kept.dynamics is not None and kept.dynamics.application_user_id == learned
+    assert kept.dynamics.application_user_learned_at == START
+    assert kept.dynamics.api_key_header is None  # OAuth: no key header
+
+    replaced = connect(client_secret="s2")  # other credentials may act as another user
+    assert replaced.dynamics is not None and replaced.dynamics.application_user_id is None
+
+
 def test_a_changed_dynamics_url_requires_the_credentials_again(world: World) -> None:
     admin = world.services()
 
@@ -410,7 +466,7 @@ def test_a_changed_dynamics_url_requires_the_credentials_again(world: World) -> 
         )
 
     key = "api-key-" + uuid.uuid4().hex
-    first = connect(base_url="https://hlf.crm4.dynamics.com", auth_type="api_key", api_key=key)
+    first = connect(base_url="https://api.hlf.no", auth_type="api_key", api_key=key)
     stored = world.repo.integrations[world.org]
 
     with pytest.raises(InvalidSettings) as refused:
@@ -426,7 +482,7 @@ def test_a_changed_dynamics_url_requires_the_credentials_again(world: World) -> 
     assert world.repo.integrations[world.org] == stored
     assert world.vault.credentials == {world.org: key}
     # The same origin, written differently, keeps the stored key.
-    again = connect(base_url="https://HLF.crm4.dynamics.com/", auth_type="api_key")
+    again = connect(base_url="https://API.hlf.no/", auth_type="api_key")
     assert again.dynamics is not None and first.dynamics is not None
     assert again.dynamics.credentials.fingerprint == first.dynamics.credentials.fingerprint
     assert again.dynamics.credentials.fingerprint == fingerprint(key)

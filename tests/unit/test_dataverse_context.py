@@ -147,6 +147,39 @@ def test_a_set_state_parent_context_is_readable() -> None:
     assert ctx.parent.target is None  # SetState has an EntityMoniker, not a Target
 
 
+def test_the_pre_image_says_what_a_column_held_before_the_update() -> None:
+    """An Update's Target holds what was sent; only the pre-image says whether it changed."""
+    payload = json.loads(
+        (
+            ROOT / "tests" / "fixtures" / "dataverse" / "contact-resave-unchanged-state.json"
+        ).read_text()
+    )
+
+    ctx = parse_context(payload)
+
+    assert "statecode" in ctx.changed_attributes()
+    assert ctx.before("statecode") == (True, 0)
+    assert ctx.before("hlf_nosuchcolumn") == (False, None)
+    assert parse_context(dataverse_context("Update", "contact", CONTACT, {})).before(
+        "statecode"
+    ) == (False, None)
+
+
+def test_shared_variables_are_read_here_or_from_the_parent_context() -> None:
+    """A Web API request's `?tag=` is a shared variable of the context the request entered."""
+    tagged = dataverse_context(
+        "Update", "contact", CONTACT, {"firstname": "Kari"}, shared_variables={"tag": "x"}
+    )
+    child = dataverse_context("Update", "contact", CONTACT, {"firstname": "Kari"}, depth=2)
+    child["ParentContext"] = tagged
+    child["SharedVariables"] = [{"key": "IsAutoTransact", "value": True}]
+
+    assert parse_context(tagged).shared_variable("tag") == "x"
+    assert parse_context(child).shared_variable("tag") == "x"
+    assert parse_context(child).shared_variable("IsAutoTransact") is True
+    assert parse_context(sample()).shared_variable("tag") is None
+
+
 def test_a_parent_context_without_an_envelope_is_dropped_not_fatal() -> None:
     payload = dataverse_context("Update", "contact", CONTACT, {"firstname": "Kari"})
     payload["ParentContext"] = {"Depth": 1, "InputParameters": []}

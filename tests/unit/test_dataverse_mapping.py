@@ -44,7 +44,8 @@ from portal_sync.inbound.events import (
 )
 from pydantic import ValidationError
 
-SAMPLE = ROOT / "tests" / "fixtures" / "dataverse" / "contact-update-async.json"
+CAPTURES = ROOT / "tests" / "fixtures" / "dataverse"
+SAMPLE = CAPTURES / "contact-update-async.json"
 SAMPLE_CONTACT = "6d81597f-0f9f-e711-8122-000d3aa2331c"
 SAMPLE_USER = "11bb11bb-cc22-dd33-ee44-55ff55ff55ff"
 
@@ -199,11 +200,66 @@ def test_contact_update_to_statecode_active_reactivates_the_membership() -> None
         CONTACT,
         {"statecode": option(0), "statuscode": option(1)},
         modified_on=MODIFIED,
+        pre_image={"statecode": option(1), "statuscode": option(2)},
     )
 
     event = mapped_event(payload)
 
     assert event.type is EventType.MEMBERSHIP_REACTIVATED
+
+
+def test_a_resaved_contact_whose_state_did_not_change_is_not_a_reactivation() -> None:
+    """A flow or import that reads the contact and writes it back sends `statecode` 0 while
+    the pre-image also says 0: taken as a reactivation, it would give a member whose
+    membership was ended in Dynamics app access again. Only the details apply."""
+    payload = json.loads((CAPTURES / "contact-resave-unchanged-state.json").read_text())
+
+    event = mapped_event(payload)
+
+    assert event.type is EventType.MEMBER_UPDATED
+    assert event.member.dynamics_contact_id == CONTACT
+    assert event.member.first_name == "Ingrid"
+
+
+def test_a_resaved_inactive_contact_is_not_deactivated_again() -> None:
+    payload = dataverse_context(
+        "Update",
+        "contact",
+        CONTACT,
+        {"firstname": "Kari", "statecode": option(1)},
+        modified_on=MODIFIED,
+        pre_image={"statecode": option(1), "firstname": "Karin"},
+    )
+
+    event = mapped_event(payload)
+
+    assert event.type is EventType.MEMBER_UPDATED
+    assert event.member.first_name == "Kari"
+
+
+@pytest.mark.parametrize(
+    ("statecode", "event_type"),
+    [(0, EventType.MEMBER_UPDATED), (1, EventType.MEMBERSHIP_DEACTIVATED)],
+    ids=["active: details only", "inactive: deactivates"],
+)
+def test_without_a_pre_image_a_sent_state_never_reactivates(
+    statecode: int, event_type: EventType
+) -> None:
+    """Without a pre-image (a registration missing it) whether the state changed is unknown:
+    an active state is not taken as a reactivation; an inactive one still deactivates (the
+    row is inactive, and deactivating again changes nothing)."""
+    payload = dataverse_context(
+        "Update",
+        "contact",
+        CONTACT,
+        {"firstname": "Kari", "statecode": option(statecode)},
+        modified_on=MODIFIED,
+    )
+
+    event = mapped_event(payload)
+
+    assert event.type is event_type
+    assert event.member.first_name == "Kari"
 
 
 def test_an_inactive_state_only_in_the_images_is_not_a_deactivation() -> None:
@@ -359,6 +415,7 @@ def test_membership_deactivation_and_reactivation() -> None:
             MEMBERSHIP,
             {"statecode": option(state), "statuscode": option(state + 1)},
             modified_on=MODIFIED,
+            pre_image={"hlf_contactid": lookup("contact", CONTACT), "statecode": option(1 - state)},
             post_image={"hlf_contactid": lookup("contact", CONTACT), "hlf_role": option(100000000)},
         )
 
@@ -383,6 +440,22 @@ def test_membership_update_without_the_lookup_resolves_the_contact_by_row() -> N
     assert event.type is EventType.MEMBERSHIP_ROLE_UPDATED
     assert event.role == "admin"
     assert event.member.dynamics_contact_id == CONTACT
+
+
+def test_a_membership_resaved_with_its_state_and_role_is_only_its_role() -> None:
+    """Sent, not changed: the state the pre-image already had is no reactivation."""
+    payload = dataverse_context(
+        "Update",
+        "hlf_membership",
+        MEMBERSHIP,
+        {"statecode": option(0), "hlf_role": option(100000001)},
+        modified_on=MODIFIED,
+        pre_image={"hlf_contactid": lookup("contact", CONTACT), "statecode": option(0)},
+    )
+
+    event = mapped_event(payload)
+
+    assert (event.type, event.role) == (EventType.MEMBERSHIP_ROLE_UPDATED, "peer_mentor")
 
 
 def test_membership_delete_without_an_image_resolves_the_contact_by_row() -> None:
@@ -536,15 +609,12 @@ def test_an_unsynchronised_message_on_a_mapped_table_is_skipped() -> None:
     assert "Associate" in result.message
 
 
-@pytest.mark.parametrize("field", ["user_id", "initiating_user_id"])
 @pytest.mark.parametrize(
     ("configured", "sent"),
     [(APP_USER, APP_USER), (APP_USER.upper(), APP_USER), (APP_USER, APP_USER.upper())],
     ids=["same case", "configured upper", "sent upper"],
 )
-def test_changes_made_by_our_application_user_are_echoes(
-    field: str, configured: str, sent: str
-) -> None:
+def test_changes_made_by_our_application_user_are_echoes(configured: str, sent: str) -> None:
     """Our own write-backs fire HLF's Update webhook back at us; applying them would loop."""
     payload = dataverse_context(
         "Update",
@@ -552,8 +622,8 @@ def test_changes_made_by_our_application_user_are_echoes(
         CONTACT,
         {"firstname": "Kari"},
         modified_on=MODIFIED,
-        user_id=sent if field == "user_id" else DEFAULT_USER_ID,
-        initiating_user_id=sent if field == "initiating_user_id" else DEFAULT_USER_ID,
+        user_id=sent,
+        initiating_user_id=sent,
     )
 
     result = mapped(payload, application_user_ids=frozenset({configured}))
@@ -575,6 +645,67 @@ def test_changes_made_by_other_users_are_not_echoes() -> None:
     event = mapped_event(payload, application_user_ids=frozenset({APP_USER}))
 
     assert event.type is EventType.MEMBER_UPDATED
+
+
+def test_a_persons_edit_through_a_step_running_as_the_integration_user_is_applied() -> None:
+    """A step registered to run as the integration user shows that user as `UserId` for
+    everyone's changes: only `InitiatingUserId` says who made the change."""
+    payload = json.loads((CAPTURES / "contact-update-run-as-integration-user.json").read_text())
+    integration_user = payload["UserId"]
+    assert payload["InitiatingUserId"] != integration_user
+
+    event = mapped_event(payload, application_user_ids=frozenset({integration_user}))
+
+    assert event.type is EventType.MEMBER_UPDATED
+    assert event.member.first_name == "Inga"
+
+
+def test_our_tagged_write_back_is_an_echo_before_the_application_user_is_known() -> None:
+    """Our Web API requests carry `?tag=portal-sync`, which Dataverse hands on in
+    `SharedVariables`: recognised even while the integration's application user ids are
+    not known yet."""
+    payload = json.loads((CAPTURES / "contact-update-echo-tagged.json").read_text())
+
+    result = mapped(payload, application_user_ids=frozenset())
+
+    assert isinstance(result, NotApplicable)
+    assert "Echo" in result.message
+
+
+def test_another_tag_is_not_our_echo() -> None:
+    payload = dataverse_context(
+        "Update",
+        "contact",
+        CONTACT,
+        {"firstname": "Kari"},
+        modified_on=MODIFIED,
+        shared_variables={"tag": "hlf-import-tool"},
+    )
+
+    event = mapped_event(payload)
+
+    assert event.type is EventType.MEMBER_UPDATED
+
+
+def test_a_merge_is_skipped_saying_how_its_changes_arrive() -> None:
+    """Merging two contacts: Dataverse deactivates the subordinate contact and re-points its
+    rows at the master, changes that arrive (and are applied) as those rows' own."""
+    payload = dataverse_context(
+        "Merge",
+        "contact",
+        CONTACT,
+        target_is_reference=True,
+        extra_input_parameters={
+            "SubordinateId": "1b2c3d4e-5f60-4a7b-8c9d-0e1f2a3b4c5d",
+            "UpdateContent": None,
+            "PerformParentingChecks": False,
+        },
+    )
+
+    result = mapped(payload)
+
+    assert isinstance(result, NotApplicable)
+    assert "Merge" in result.message and "master" in result.message
 
 
 # --- what is unusable ------------------------------------------------------------------------------

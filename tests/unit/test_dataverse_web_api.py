@@ -7,15 +7,22 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qsl
 
 import httpx
 import pytest
 from portal_sync.adapters.dynamics.web_api import DataverseWebApi
 from portal_sync.adapters.rate_limiter import RateLimiter
 from portal_sync.dataverse.connection import DynamicsConnection, DynamicsError
+from portal_sync.dataverse.echo import REQUEST_TAG
 from portal_sync.dataverse.failure import FailureKind, Operation
-from portal_sync.dataverse.failure_wording import CREDENTIALS_MESSAGE
+from portal_sync.dataverse.failure_wording import (
+    API_KEY_TO_DATAVERSE_MESSAGE,
+    APPLICATION_USER_MESSAGE,
+    CLIENT_REFUSED_MESSAGE,
+)
 from portal_sync.observability import logger
 from portal_sync_dev.local.dataverse_standin import DataverseStandIn
 
@@ -65,6 +72,57 @@ def standin() -> Iterator[DataverseStandIn]:
     server.add_contact(CONTACT, firstname="Kari", **{COLUMN: False})
     yield server
     server.stop()
+
+
+class Gateway:
+    """An API gateway on an origin of its own (as e.g. https://hlf-api.azure-api.net is) that
+    passes everything to the stand-in's gateway front, which checks the key. A Dynamics base URL
+    is an origin without a path (dataverse/base_url.py), so the front's path is added here."""
+
+    def __init__(self, standin: DataverseStandIn) -> None:
+        target = standin.gateway_url
+
+        class Forward(BaseHTTPRequestHandler):
+            def _forward(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                answer = httpx.request(
+                    self.command,
+                    target + self.path,
+                    headers=headers,
+                    content=self.rfile.read(length),
+                )
+                self.send_response(answer.status_code)
+                for name in ("content-type", "retry-after", "x-ms-service-request-id"):
+                    if name in answer.headers:
+                        self.send_header(name, answer.headers[name])
+                self.send_header("content-length", str(len(answer.content)))
+                self.end_headers()
+                self.wfile.write(answer.content)
+
+            do_GET = do_PATCH = do_POST = _forward
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Forward)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def gateway(standin: DataverseStandIn) -> Iterator[Gateway]:
+    front = Gateway(standin)
+    yield front
+    front.stop()
+
+
+def api_key(gateway: Gateway, key: str = API_KEY) -> DynamicsConnection:
+    return DynamicsConnection(base_url=gateway.url, auth_type="api_key", secret=key)
 
 
 def oauth(standin: DataverseStandIn, secret: str = SECRET) -> DynamicsConnection:
@@ -144,8 +202,20 @@ def test_patch_sets_the_column_with_the_odata_headers_and_if_match(
     assert patch.headers["accept"] == "application/json"
     assert patch.headers["if-match"] == "*"
     assert patch.headers["authorization"].startswith("Bearer ")
-    assert "x-api-key" not in patch.headers
+    assert "ocp-apim-subscription-key" not in patch.headers
     assert patch.json() == {COLUMN: True}
+
+
+def test_every_patch_is_tagged_so_its_webhook_echo_is_recognised(
+    standin: DataverseStandIn,
+) -> None:
+    # Dataverse hands a request's `tag` to the plug-in pipeline as the shared variable `tag`,
+    # which the Update webhook our PATCH triggers carries back (docs/dataverse-mapping.md).
+    api_for().update_contact(oauth(standin), CONTACT, {COLUMN: True})
+
+    (patch,) = [r for r in standin.received if r.method == "PATCH"]
+    assert patch.path == f"/api/data/v9.2/contacts({CONTACT})"
+    assert dict(parse_qsl(patch.query)) == {"tag": REQUEST_TAG}
 
 
 def test_the_token_is_cached_across_calls_and_refreshed_shortly_before_it_expires(
@@ -190,7 +260,7 @@ def test_a_second_401_after_reauthentication_is_not_retried_again(
     error = failure(lambda: api_for().update_contact(oauth(standin), CONTACT, {COLUMN: True}))
 
     assert not error.retryable and error.status_code == 401
-    assert str(error).startswith(CREDENTIALS_MESSAGE)
+    assert str(error) == APPLICATION_USER_MESSAGE
     assert len(api_requests(standin)) == 2  # the PATCH and its single re-authenticated retry
     assert len(token_requests(standin)) == 2
 
@@ -204,12 +274,14 @@ def test_a_wrong_client_secret_is_not_retryable_and_says_to_check_the_credential
     )
 
     assert not error.retryable and error.status_code == 401
-    assert str(error) == CREDENTIALS_MESSAGE
+    assert str(error) == CLIENT_REFUSED_MESSAGE
     assert wrong not in str(error)
     assert api_requests(standin) == []  # nothing reached the Web API
     logged = written(caplog)
     assert "Dynamics token request refused" in logged and "invalid_client" in logged
-    assert wrong not in logged and "AADSTS" not in logged
+    # The AADSTS code, for on-call; never the description (it can name tenant and app).
+    assert '"aadsts_code":"AADSTS7000215"' in logged
+    assert wrong not in logged and "Invalid client secret" not in logged
 
 
 def test_a_missing_contact_is_a_non_retryable_404_and_is_never_created(
@@ -316,39 +388,127 @@ def test_a_403_names_the_application_users_security_role(standin: DataverseStand
 
 @pytest.mark.parametrize("kind", ["400", "401", "403", "404", "412", "429", "503"])
 def test_messages_never_carry_secrets_or_dataverse_text(
-    standin: DataverseStandIn, kind: str, caplog: pytest.LogCaptureFixture
+    standin: DataverseStandIn, gateway: Gateway, kind: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     standin.fail_next(kind, count=3, retry_after=1)
-    for connection in (
-        oauth(standin),
-        DynamicsConnection(base_url=standin.url, auth_type="api_key", secret=API_KEY),
-    ):
+    for connection in (oauth(standin), api_key(gateway)):
 
         def update(c: DynamicsConnection = connection) -> None:
             api_for().update_contact(c, CONTACT, {COLUMN: True})
 
         failure(update)
     logged = written(caplog)
-    if kind != "401":  # a refused key or token is in the error, not in a log line
-        assert logged.count("Dynamics request failed") == 2
+    # Each failure once, with Dataverse's request id for on-call (a refused token too).
+    assert logged.count("Dynamics request failed") == 2
+    assert logged.count('"service_request_id":"') == 2
     assert SECRET not in logged and API_KEY not in logged
     for raw in RAW_TEXTS:
         if raw != "0x8":  # Dataverse's error code is logged, for on-call; never its text
             assert raw not in logged, raw
 
 
-def test_an_api_key_is_sent_as_x_api_key_without_a_token(standin: DataverseStandIn) -> None:
-    connection = DynamicsConnection(base_url=standin.url, auth_type="api_key", secret=API_KEY)
-    api_for().update_contact(connection, CONTACT, {COLUMN: True})
+def test_an_api_key_goes_to_the_gateway_in_its_header_without_a_token(
+    standin: DataverseStandIn, gateway: Gateway
+) -> None:
+    api_for().update_contact(api_key(gateway), CONTACT, {COLUMN: True})
 
-    (patch,) = standin.received
-    assert patch.headers["x-api-key"] == API_KEY and "authorization" not in patch.headers
+    (patch,) = [r for r in standin.received if r.method == "PATCH"]
+    assert patch.path == f"/gateway/api/data/v9.2/contacts({CONTACT})"
+    assert patch.headers["ocp-apim-subscription-key"] == API_KEY
+    assert "authorization" not in patch.headers
     assert row(standin)[COLUMN] is True
 
-    wrong = DynamicsConnection(base_url=standin.url, auth_type="api_key", secret="nope-key")
+    wrong = api_key(gateway, "nope-key")
     error = failure(lambda: api_for().update_contact(wrong, CONTACT, {COLUMN: False}))
     assert not error.retryable and error.status_code == 401 and "API key" in str(error)
-    assert len(api_requests(standin)) == 2  # no second attempt without a token to refresh
+    # No second attempt without a token to refresh.
+    assert len([r for r in standin.received if r.method == "PATCH"]) == 2
+
+
+def test_the_api_key_header_is_the_one_the_gateway_is_configured_with() -> None:
+    with DataverseStandIn(port=0, gateway_header="X-Gateway-Key") as custom:
+        custom.add_api_key(API_KEY)
+        custom.add_contact(CONTACT, **{COLUMN: False})
+        front = Gateway(custom)
+        try:
+            connection = DynamicsConnection(
+                base_url=front.url,
+                auth_type="api_key",
+                secret=API_KEY,
+                api_key_header="X-Gateway-Key",
+            )
+            api_for().update_contact(connection, CONTACT, {COLUMN: True})
+            default = api_key(front)  # Ocp-Apim-Subscription-Key: not what this gateway reads
+            error = failure(lambda: api_for().update_contact(default, CONTACT, {COLUMN: False}))
+        finally:
+            front.stop()
+        assert custom.contact(CONTACT)[COLUMN] is True  # type: ignore[index]
+    assert error.status_code == 401 and "header name" in str(error)
+
+
+def test_an_api_key_is_never_sent_to_dataverse_itself() -> None:
+    # Dataverse accepts only Entra bearer tokens: a key for *.dynamics.com is a settings mistake,
+    # refused before any request (and the key never leaves), and not worth retrying.
+    seen: list[httpx.Request] = []
+    http = httpx.Client(
+        transport=httpx.MockTransport(lambda r: seen.append(r) or httpx.Response(204))
+    )
+    api = DataverseWebApi(http, timeout_seconds=2.0, resolve=lambda host: ["20.50.2.1"])
+    connection = DynamicsConnection(
+        base_url="https://hlf.crm4.dynamics.com", auth_type="api_key", secret=API_KEY
+    )
+
+    error = failure(lambda: api.update_contact(connection, CONTACT, {COLUMN: True}))
+
+    assert error.kind is FailureKind.API_KEY_TO_DATAVERSE and not error.retryable
+    assert str(error) == API_KEY_TO_DATAVERSE_MESSAGE
+    read = failure(lambda: api.read_row(connection, "hlf_memberships", MISSING, SELECT))
+    assert read.kind is FailureKind.API_KEY_TO_DATAVERSE
+    assert seen == []
+
+
+# -- who the integration is in Dynamics (WhoAmI) ---------------------------------------------
+
+
+def test_who_am_i_answers_the_application_users_systemuserid_not_the_client_id(
+    standin: DataverseStandIn,
+) -> None:
+    user_id = api_for().application_user_id(oauth(standin))
+
+    assert user_id == standin.application_user_id(CLIENT_ID) and user_id != CLIENT_ID
+    (request,) = [r for r in standin.received if r.method == "GET"]
+    assert request.path == "/api/data/v9.2/WhoAmI"
+    assert request.headers["authorization"].startswith("Bearer ")
+
+
+def test_who_am_i_through_the_gateway_is_the_gateways_application_user(
+    standin: DataverseStandIn, gateway: Gateway
+) -> None:
+    # The gateway holds its own credentials: its application user is whose writes echo back.
+    from portal_sync_dev.local.dataverse_standin import GATEWAY_CLIENT_ID
+
+    assert api_for().application_user_id(api_key(gateway)) == standin.application_user_id(
+        GATEWAY_CLIENT_ID
+    )
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        httpx.Response(200, json={"BusinessUnitId": "x"}),
+        httpx.Response(200, json={"UserId": "not-a-guid"}),
+        httpx.Response(200, text="<html>"),
+    ],
+)
+def test_a_who_am_i_answer_without_a_user_id_is_unusable(answer: httpx.Response) -> None:
+    http = httpx.Client(transport=httpx.MockTransport(lambda r: answer))
+    api = DataverseWebApi(http, timeout_seconds=2.0, resolve=lambda host: ["20.50.2.1"])
+    connection = DynamicsConnection(
+        base_url="https://gateway.hlf.no", auth_type="api_key", secret=API_KEY
+    )
+
+    error = failure(lambda: api.application_user_id(connection))
+    assert error.kind is FailureKind.UNUSABLE_ANSWER and error.retryable
 
 
 def test_a_contact_id_that_is_not_a_guid_is_refused_before_any_request(
@@ -444,10 +604,8 @@ def test_read_row_of_a_missing_row_is_none(standin: DataverseStandIn) -> None:
     assert api_for().read_row(oauth(standin), "hlf_memberships", MISSING, SELECT) is None
 
 
-def test_read_row_with_the_api_key(standin: DataverseStandIn, membership: str) -> None:
-    connection = DynamicsConnection(base_url=standin.url, auth_type="api_key", secret=API_KEY)
-
-    assert api_for().read_row(connection, "hlf_memberships", membership, SELECT) is not None
+def test_read_row_with_the_api_key(gateway: Gateway, membership: str) -> None:
+    assert api_for().read_row(api_key(gateway), "hlf_memberships", membership, SELECT) is not None
 
 
 def test_read_row_renews_a_revoked_token_once(standin: DataverseStandIn, membership: str) -> None:
@@ -491,7 +649,7 @@ def test_read_row_with_refused_credentials_is_permanent(
     )
 
     assert not error.retryable
-    assert error.message == CREDENTIALS_MESSAGE
+    assert error.message == CLIENT_REFUSED_MESSAGE
 
 
 def test_a_lookup_selected_by_its_own_name_is_refused_as_dataverse_does(

@@ -13,7 +13,12 @@ import pytest
 from portal_sync.adapters.dynamics.entra_tokens import TOKEN_EXPIRY_MARGIN_SECONDS, EntraTokens
 from portal_sync.dataverse.connection import DynamicsConnection, DynamicsError
 from portal_sync.dataverse.failure import FailureKind, Operation
-from portal_sync.dataverse.failure_wording import CREDENTIALS_MESSAGE
+from portal_sync.dataverse.failure_wording import (
+    CLIENT_REFUSED_MESSAGE,
+    CLIENT_UNKNOWN_MESSAGE,
+    CREDENTIALS_MESSAGE,
+    SCOPE_REFUSED_MESSAGE,
+)
 from portal_sync.observability import logger
 
 SECRET = "Zx8~client-secret-that-must-never-leak"
@@ -135,17 +140,69 @@ def test_a_dropped_token_is_fetched_again() -> None:
     assert len(entra.forms) == 2
 
 
-def test_refused_credentials_are_permanent_and_only_the_oauth_code_is_logged(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    refused = httpx.Response(
-        401,
-        json={"error": "invalid_client", "error_description": "AADSTS7000215: Invalid secret"},
-    )
-    entra = Entra(answer=refused)
+# Entra's refusals as its token endpoint answers them: `error`, `error_description` (which starts
+# with the AADSTS code and names the tenant and application), `error_codes`, trace ids.
+TENANT_NAME = "hlf-tenant.onmicrosoft.com"
 
+
+def refusal(status: int, error: str, code: int, text: str, *, codes: bool = True) -> httpx.Response:
+    body: dict[str, Any] = {
+        "error": error,
+        "error_description": f"AADSTS{code}: {text}\r\nTrace ID: 0000aaaa-11bb\r\n"
+        "Correlation ID: aaaa0000-bb11\r\nTimestamp: 2026-12-02 01:02:12Z",
+        "timestamp": "2026-12-02 01:02:12Z",
+        "trace_id": "0000aaaa-11bb",
+        "correlation_id": "aaaa0000-bb11",
+    }
+    if codes:
+        body["error_codes"] = [code]
+    return httpx.Response(status, json=body, headers={"x-ms-request-id": "entra-request-1"})
+
+
+@pytest.mark.parametrize(
+    ("answer", "message", "aadsts"),
+    [
+        (
+            refusal(401, "invalid_client", 7000215, "Invalid client secret provided."),
+            CLIENT_REFUSED_MESSAGE,
+            "AADSTS7000215",
+        ),
+        (
+            refusal(
+                400,
+                "unauthorized_client",
+                700016,
+                f"Application with identifier 'client-1' was not found in the directory "
+                f"'{TENANT_NAME}'.",
+            ),
+            CLIENT_UNKNOWN_MESSAGE,
+            "AADSTS700016",
+        ),
+        (
+            refusal(
+                400,
+                "invalid_resource",
+                500011,
+                f"The resource principal named {ORG} was not found in the tenant named "
+                f"{TENANT_NAME}.",
+            ),
+            SCOPE_REFUSED_MESSAGE,
+            "AADSTS500011",
+        ),
+        (
+            refusal(400, "invalid_request", 90002, "Tenant 'tenant-1' not found.", codes=False),
+            CREDENTIALS_MESSAGE,
+            "AADSTS90002",
+        ),
+    ],
+)
+def test_a_refused_sign_in_names_what_to_check_and_logs_only_the_codes(
+    caplog: pytest.LogCaptureFixture, answer: httpx.Response, message: str, aadsts: str
+) -> None:
+    # A 400 may be a wrong tenant, client id or scope as well as a wrong secret: the message
+    # follows Entra's documented `error` code, never its description.
     with pytest.raises(DynamicsError) as raised:
-        tokens(entra).token(connection(), ORG)
+        tokens(Entra(answer=answer)).token(connection(), ORG)
 
     error = raised.value
     assert (error.kind, error.operation, error.retryable) == (
@@ -153,12 +210,18 @@ def test_refused_credentials_are_permanent_and_only_the_oauth_code_is_logged(
         Operation.SIGN_IN,
         False,
     )
-    assert error.message == CREDENTIALS_MESSAGE
+    assert error.message == message
+    assert "tenant" in CREDENTIALS_MESSAGE and "scope" in CREDENTIALS_MESSAGE
     logged = "\n".join(
         logger.registered_formatter.format(r) for r in caplog.records if r.name == logger.name
     )
-    assert "invalid_client" in logged
-    assert "AADSTS" not in logged and SECRET not in logged
+    assert f'"aadsts_code":"{aadsts}"' in logged
+    assert f'"oauth_error":"{answer.json()["error"]}"' in logged
+    assert '"entra_request_id":"entra-request-1"' in logged
+    description = answer.json()["error_description"]
+    assert description.split("\r\n")[0].split(": ", 1)[1] not in logged
+    assert TENANT_NAME not in logged and SECRET not in logged
+    assert TENANT_NAME not in error.message
 
 
 def test_a_throttled_sign_in_is_retryable_after_what_entra_asked() -> None:

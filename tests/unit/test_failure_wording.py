@@ -83,16 +83,34 @@ def test_a_retried_read_says_the_read_is_retried_a_retried_write_the_change() ->
 
 
 def test_refused_credentials_say_which_credential_to_check() -> None:
-    sign_in = DynamicsError(K.CREDENTIALS, Operation.SIGN_IN, status_code=401)
+    sign_in = DynamicsError(K.CREDENTIALS, Operation.SIGN_IN, status_code=400)
+    secret = DynamicsError(
+        K.CREDENTIALS, Operation.SIGN_IN, status_code=401, oauth_error="invalid_client"
+    )
+    scope = DynamicsError(
+        K.CREDENTIALS, Operation.SIGN_IN, status_code=400, oauth_error="invalid_scope"
+    )
     oauth = write(K.CREDENTIALS, status_code=401)
     api_key = read(K.CREDENTIALS, status_code=401, auth_type="api_key")
 
+    # Unknown why: tenant, client id, secret and the scope (the Dynamics URL) are all named.
     assert sign_in.message == CREDENTIALS_MESSAGE
-    assert oauth.message.startswith(CREDENTIALS_MESSAGE)
+    for setting in ("tenant id", "client id", "client secret", "Dynamics URL"):
+        assert setting in sign_in.message, setting
+    assert "client secret" in secret.message and "expired" in secret.message
+    assert "Dynamics URL" in scope.message and "secret" not in scope.message
     assert "application user" in oauth.message
     assert api_key.message == (
-        "Dynamics rejected the API key: check the API key in the integration settings"
+        "The API gateway in front of Dynamics rejected the API key: check the API key and its "
+        "header name in the integration settings"
     )
+
+
+def test_an_api_key_for_dataverse_itself_says_it_is_for_a_gateway() -> None:
+    error = write(K.API_KEY_TO_DATAVERSE, auth_type="api_key")
+
+    assert not error.retryable
+    assert "gateway" in error.message and "OAuth client credentials" in error.message
 
 
 def test_a_base_url_that_is_not_allowed_says_why_in_the_rules_words() -> None:

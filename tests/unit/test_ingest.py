@@ -7,6 +7,7 @@ import time
 import uuid
 from typing import Any
 
+from conftest import ROOT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from portal_sync.inbound.ingest import (
@@ -270,6 +271,66 @@ def test_delivery_id_never_uses_the_shared_correlation_id() -> None:
     payload = {"CorrelationId": "chain", "OperationId": "op", "OwningExtension": {"Id": "s"}}
     assert derive_delivery_id({}, payload, b"{}") == "dataverse:op:s"
     assert derive_delivery_id({}, {"CorrelationId": "chain"}, b"{}").startswith("sha256:")
+
+
+ZERO_GUID = "00000000-0000-0000-0000-000000000000"
+STEP = "9d8c7b6a-5f4e-4d3c-8b2a-190817161514"
+
+
+def capture(name: str) -> bytes:
+    return (ROOT / "tests" / "fixtures" / "dataverse" / f"{name}.json").read_bytes()
+
+
+def test_a_synchronous_step_with_a_zero_operation_id_is_named_by_its_request_id() -> None:
+    """A synchronous step has no system job: every event it posts may carry the all-zero
+    OperationId, which must not name them all (each after the first a "duplicate")."""
+    body = capture("contact-update-sync-zero-operationid")
+    payload = json.loads(body)
+    assert payload["OperationId"] == ZERO_GUID
+
+    delivery_id = derive_delivery_id({}, payload, body)
+
+    assert delivery_id == f"dataverse:a3c5e7f9-2b4d-4f61-8a0c-1e3f5a7c9b2d:{STEP}"
+
+
+def test_without_any_id_a_synchronous_event_is_named_by_its_body() -> None:
+    first, second = (
+        capture("contact-update-sync-zero-operationid"),
+        capture("contact-update-sync-zero-ids"),
+    )
+    payload = json.loads(second)
+    assert payload["OperationId"] == ZERO_GUID and payload["RequestId"] is None
+
+    delivery_id = derive_delivery_id({}, payload, second)
+
+    assert delivery_id.startswith("sha256:")
+    assert delivery_id == derive_delivery_id({}, json.loads(second), second)  # a resend
+    assert delivery_id != derive_delivery_id({}, json.loads(first), first)
+    for zero in ("{00000000-0000-0000-0000-000000000000}", "0" * 32, ZERO_GUID.upper()):
+        spelled = {**payload, "OperationId": zero, "RequestId": zero}
+        assert derive_delivery_id({}, spelled, second).startswith("sha256:"), zero
+
+
+def test_two_synchronous_events_with_zero_operation_ids_are_both_accepted() -> None:
+    config = SourceConfig(
+        source_id="dv",
+        organization_id=ORG,
+        mode=SignatureMode.HEADER_KEY,
+        header_name="x-portal-key",
+        keys=[SigningKey(value="k-123")],
+    )
+    ingest, queue, ledger = make(Sources(config))
+    headers = {"x-portal-key": "k-123"}
+    bodies = [
+        capture("contact-update-sync-zero-operationid"),
+        capture("contact-update-sync-zero-ids"),
+    ]
+
+    answers = [ingest.handle(WebhookRequest("dv", headers, body)) for body in bodies]
+
+    assert [a.body["status"] for a in answers] == ["accepted", "accepted"]
+    assert len(queue.messages) == 2
+    assert len(ledger.accepted) == 2
 
 
 @settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 import typer
@@ -531,6 +531,15 @@ def health(ctx: typer.Context, as_json: JsonFlag = False) -> None:
 # -- sending webhooks --------------------------------------------------------------------------
 
 
+# The demo environment's membership roles (Dynamics choice values; DEFAULT_FIELD_MAPPING).
+SAMPLE_ROLE_VALUES = {
+    "member": 100000000,
+    "peer_mentor": 100000001,
+    "coordinator": 100000002,
+    "admin": 100000003,
+}
+
+
 class Sample(StrEnum):
     membership_created = "membership.created"
     membership_role_updated = "membership.role_updated"
@@ -568,6 +577,82 @@ def sample_event(
             "name": course_name or "Likeperson basic course",
         }
     return json.dumps(payload).encode()
+
+
+def _is_loopback(url: str) -> bool:
+    return (urlsplit(url).hostname or "") in ("127.0.0.1", "localhost", "::1")
+
+
+def mirror_in_standin(standin_url: str, event: dict[str, Any]) -> None:
+    """Under `make run`, the sample's member exists in the Dynamics stand-in as well (contact,
+    membership or enrolment), as a member announced by HLF's portal exists in Dynamics: later
+    changes sent to Dynamics for them then succeed."""
+    try:
+        member = event["member"]
+        contact_id = member["dynamics_contact_id"]
+        name = f"{member['first_name']} {member['last_name']}"
+        contact_lookup = {"hlf_contactid": ["contact", contact_id, name]}
+        rows: list[tuple[str, str, dict[str, Any]]] = [
+            (
+                "contacts",
+                contact_id,
+                {
+                    "columns": {
+                        "firstname": member["first_name"],
+                        "lastname": member["last_name"],
+                        "emailaddress1": member["email"],
+                    }
+                },
+            )
+        ]
+        membership: dict[str, Any] = {}
+        if "role" in event and event["role"] in SAMPLE_ROLE_VALUES:
+            membership["hlf_role"] = SAMPLE_ROLE_VALUES[event["role"]]
+        if event["type"] == Sample.membership_deactivated.value:
+            membership |= {"statecode": 1, "statuscode": 2}
+        elif event["type"] != Sample.course_enrolled.value:
+            membership |= {"statecode": 0, "statuscode": 1}
+        if membership:
+            rows.append(
+                (
+                    "hlf_memberships",
+                    str(uuid.uuid5(uuid.UUID(contact_id), "membership")),
+                    {"columns": membership, "lookups": contact_lookup},
+                )
+            )
+        if "course" in event:
+            course = event["course"]
+            rows.append(
+                (
+                    "hlf_courseenrollments",
+                    str(uuid.uuid5(uuid.UUID(course["dynamics_course_id"]), contact_id)),
+                    {
+                        "columns": {"statecode": 0},
+                        "lookups": {
+                            **contact_lookup,
+                            "hlf_courseid": [
+                                "hlf_course",
+                                course["dynamics_course_id"],
+                                course["name"],
+                            ],
+                        },
+                    },
+                )
+            )
+        for entity_set, row_id, spec in rows:
+            answer = httpx.put(
+                f"{standin_url}/_standin/rows/{entity_set}/{row_id}",
+                json=spec,
+                timeout=TIMEOUT_SECONDS,
+            )
+            answer.raise_for_status()
+    except (httpx.HTTPError, ValueError) as exc:
+        # The webhook is what is being tried: the stand-in row is a convenience.
+        err.print(
+            Text(f"The Dynamics stand-in did not take the sample's rows: {exc}", style="yellow")
+        )
+        return
+    err.print(Text(f"Dynamics stand-in: contact {contact_id} and its rows written", style="dim"))
 
 
 def _header_key(value: str) -> tuple[str, str]:
@@ -671,6 +756,9 @@ def send(
         body = sample_event(
             sample or Sample.membership_created, contact_id, role, course_id, course_name
         )
+        standin = config.run_info().get("dynamics_sandbox_url")
+        if standin and _is_loopback(standin) and url.startswith(config.resolved_base_url()):
+            mirror_in_standin(standin, json.loads(body))
 
     headers = {"content-type": "application/json"}
     if header_key is not None:

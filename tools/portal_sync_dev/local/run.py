@@ -20,6 +20,10 @@ def main() -> None:
         port=int(os.environ.get("PORT", "8000")),
         database_url=os.environ.get("DATABASE_URL") or None,
         verbose=bool(os.environ.get("VERBOSE")),
+        # Edits in the Dynamics stand-in reach the app as Dataverse's webhooks would; set
+        # DYNAMICS_SANDBOX_DROP_SHARE=0.5 to lose half of them and watch reconciliation heal it.
+        dynamics_webhooks=os.environ.get("DYNAMICS_SANDBOX_WEBHOOKS", "1") != "0",
+        dynamics_drop_share=float(os.environ.get("DYNAMICS_SANDBOX_DROP_SHARE", "0")),
     )
     if not os.environ.get("VERBOSE"):
         # moto's server logs every SQS poll of the consumer; VERBOSE=1 brings that back.
@@ -35,6 +39,7 @@ def main() -> None:
     print(f"portal sync is running on {info['base_url']}")
     print(f"  webhook endpoint: {info['webhook_url']}")
     print(f"  database:         {info['database_url']}")
+    print(f"  Dynamics stand-in: {info['dynamics_sandbox_url']} (token: dynamics_sandbox_token)")
     print(f"  details and demo tokens: {run_file}")
     print("Ctrl-C stops it; the data stays under .local/ for the next run.", flush=True)
     try:

@@ -18,7 +18,7 @@ from psycopg.types.json import Jsonb
 
 from portal_sync_dev.database.supabase_project import is_supabase_project
 from portal_sync_dev.local.aws_local import put_secret, put_source_secret
-from portal_sync_dev.local.dataverse_standin import DataverseStandIn
+from portal_sync_dev.local.dataverse_standin import ROLE_PEER_MENTOR, DataverseStandIn
 
 # Fixed ids, so that a second `make run` finds the same organisation and tokens keep working.
 _NAMESPACE = uuid.UUID("6f3a1c52-4a8e-4c61-9a43-3b2f1f0d7e10")
@@ -30,7 +30,14 @@ DEMO_ADMIN_EMAIL = "admin@example.org"
 DEMO_ORG_ADMIN_EMAIL = "org-admin@example.org"
 TOKEN_LIFETIME_SECONDS = 30 * 24 * 3600
 DEMO_MENTOR_CONTACT_ID = str(uuid.uuid5(_NAMESPACE, "demo-mentor-contact"))
+DEMO_MENTOR_MEMBERSHIP_ID = str(uuid.uuid5(_NAMESPACE, "demo-mentor-membership"))
+# How many contacts with memberships the demo Dynamics environment starts with.
+DEMO_DYNAMICS_MEMBERS = 1000
 DEMO_DYNAMICS_TENANT = "demo-tenant"
+# The demo Dynamics environment's webhooks arrive at a source of their own (header-key mode:
+# Dataverse cannot sign, docs/inbound.md).
+DEMO_DYNAMICS_SOURCE_ID = "demo-dynamics"
+DEMO_DYNAMICS_HEADER = "x-hlf-dynamics-key"
 DEMO_DYNAMICS_CLIENT_ID = "portal-sync-local"
 VISIBILITY_COLUMN = "hlf_showonwebsite"
 
@@ -78,6 +85,7 @@ def seed_demo(
     jwt_secret: str,
     webhook_secret: str,
     dynamics: DataverseStandIn | None = None,
+    demo_members: int = DEMO_DYNAMICS_MEMBERS,
 ) -> DemoSeed:
     mentor_id = None
     with psycopg.connect(database_url) as conn:
@@ -128,7 +136,7 @@ def seed_demo(
             (DEMO_ORG_ID, profile[0]),
         )
         if dynamics is not None:
-            mentor_id = _seed_dynamics(conn, dynamics)
+            mentor_id = _seed_dynamics(conn, dynamics, demo_members)
     put_source_secret(
         DEMO_SOURCE_ID,
         {
@@ -148,9 +156,12 @@ def seed_demo(
     )
 
 
-def _seed_dynamics(conn: psycopg.Connection[Any], dynamics: DataverseStandIn) -> uuid.UUID:
+def _seed_dynamics(
+    conn: psycopg.Connection[Any], dynamics: DataverseStandIn, demo_members: int
+) -> uuid.UUID:
     """The demo organisation's Dynamics is the local stand-in, with one certified peer mentor
-    who is visible on the (pretend) public website."""
+    who is visible on the (pretend) public website, and `demo_members` contacts with
+    memberships that only an import brings into the app."""
     client_secret = secrets.token_urlsafe(24)
     dynamics.add_client(DEMO_DYNAMICS_TENANT, DEMO_DYNAMICS_CLIENT_ID, client_secret)
     put_secret(f"portal-sync/dynamics/{DEMO_ORG_ID}", {"secret": client_secret})
@@ -195,5 +206,15 @@ def _seed_dynamics(conn: psycopg.Connection[Any], dynamics: DataverseStandIn) ->
         dynamics.add_contact(
             DEMO_MENTOR_CONTACT_ID, firstname="Demo", lastname="Mentor", **{VISIBILITY_COLUMN: True}
         )
+        # Dynamics holds the mentor's membership too, as the app does (an import agrees).
+        dynamics.add_row(
+            "hlf_memberships",
+            DEMO_MENTOR_MEMBERSHIP_ID,
+            {"hlf_role": ROLE_PEER_MENTOR},
+            lookups={"hlf_contactid": ("contact", DEMO_MENTOR_CONTACT_ID, "Demo Mentor")},
+        )
+    if demo_members and len(dynamics.rows("contacts")) <= 1:
+        # The members HLF's environment already has, for an import to bring into the app.
+        dynamics.load_members(demo_members)
     mentor_id: uuid.UUID = row[0]
     return mentor_id

@@ -25,6 +25,7 @@ from portal_sync_dev.local.aws_local import (
     LocalLambdaRuntime,
     provision,
     provision_website_sync,
+    put_source_secret,
     start_moto,
     use_endpoint,
 )
@@ -32,7 +33,17 @@ from portal_sync_dev.local.consumer import QueueConsumer, Scheduler
 from portal_sync_dev.local.dataverse_standin import DataverseStandIn
 from portal_sync_dev.local.lambda_http import LocalApiServer, LocalFunction
 from portal_sync_dev.local.postgres import EmbeddedPostgres
-from portal_sync_dev.local.seed import DemoSeed, new_webhook_secret, remembered, seed_demo
+from portal_sync_dev.local.seed import (
+    DEMO_DYNAMICS_CLIENT_ID,
+    DEMO_DYNAMICS_HEADER,
+    DEMO_DYNAMICS_MEMBERS,
+    DEMO_DYNAMICS_SOURCE_ID,
+    DEMO_DYNAMICS_TENANT,
+    DemoSeed,
+    new_webhook_secret,
+    remembered,
+    seed_demo,
+)
 
 
 @dataclass
@@ -44,6 +55,10 @@ class LocalSystem:
     functions_password: str | None = None
     consume: bool = True
     verbose: bool = False
+    # Changes made through the Dynamics stand-in's Web API post Dataverse's webhook to the demo
+    # Dynamics source (`make run` switches it on); this share of them is lost on the way.
+    dynamics_webhooks: bool = False
+    dynamics_drop_share: float = 0.0
     postgres: EmbeddedPostgres | None = field(default=None, init=False)
     aws: AwsResources | None = field(default=None, init=False)
     seed: DemoSeed | None = field(default=None, init=False)
@@ -55,6 +70,9 @@ class LocalSystem:
     jwt_secret: str = field(default="", init=False)
     webhook_secret: str = field(default="", init=False)
     dynamics: DataverseStandIn | None = field(default=None, init=False)
+    # A bearer token the stand-in accepts, for a person reading its rows with curl.
+    dynamics_token: str = field(default="", init=False)
+    dynamics_webhook_key: str = field(default="", init=False)
     _moto: Any = field(default=None, init=False)
     _api: LocalApiServer | None = field(default=None, init=False)
     _scheduler: Scheduler | None = field(default=None, init=False)
@@ -62,6 +80,10 @@ class LocalSystem:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def dynamics_webhook_url(self) -> str:
+        return f"{self.base_url}/functions/v1/portal-webhook/{DEMO_DYNAMICS_SOURCE_ID}"
 
     def start(self) -> LocalSystem:
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -134,6 +156,13 @@ class LocalSystem:
         self.port = int(self._api.server_address[1])
         # Known only now when the port was chosen by the OS (tests); the settings are re-read.
         os.environ["PUBLIC_BASE_URL"] = self.base_url
+        if self.dynamics_webhooks and self.dynamics is not None:
+            # As the step registration of docs/dataverse-mapping.md: HttpHeader auth.
+            self.dynamics.post_webhooks(
+                self.dynamics_webhook_url,
+                {DEMO_DYNAMICS_HEADER: self.dynamics_webhook_key},
+                drop_share=self.dynamics_drop_share,
+            )
         bootstrap.reset()
         self._api.start()
         LocalLambdaRuntime.register(WEBSITE_SYNC_FUNCTION, self.functions["website_sync"].invoke)
@@ -155,8 +184,29 @@ class LocalSystem:
         """Writes the demo organisation, users and webhook source (idempotent)."""
         assert self.database_url is not None
         self.seed = seed_demo(
-            self.database_url, self.jwt_secret, self.webhook_secret, dynamics=self.dynamics
+            self.database_url,
+            self.jwt_secret,
+            self.webhook_secret,
+            dynamics=self.dynamics,
+            demo_members=int(os.environ.get("DEMO_DYNAMICS_MEMBERS", DEMO_DYNAMICS_MEMBERS)),
         )
+        self.dynamics_webhook_key = remembered(
+            self.state_dir / "demo_dynamics_webhook_key", lambda: secrets.token_urlsafe(32)
+        )
+        put_source_secret(
+            DEMO_DYNAMICS_SOURCE_ID,
+            {
+                "organization_id": str(self.seed.org_id),
+                "enabled": True,
+                "mode": "header-key",
+                "header_name": DEMO_DYNAMICS_HEADER,
+                "keys": [{"value": self.dynamics_webhook_key}],
+            },
+        )
+        if self.dynamics is not None and not self.dynamics_token:
+            self.dynamics_token = self.dynamics.issue_token(
+                DEMO_DYNAMICS_TENANT, DEMO_DYNAMICS_CLIENT_ID
+            )
         if self.functions:
             # Warm functions keep caches (webhook sources, connections) of the state just replaced.
             for name in self.functions:
@@ -187,6 +237,11 @@ class LocalSystem:
             "admin_token": self.seed.admin_token,
             "org_admin_token": self.seed.org_admin_token,
             "dynamics_sandbox_url": self.dynamics.url if self.dynamics else None,
+            "dynamics_sandbox_token": self.dynamics_token or None,
+            "dynamics_sandbox_gateway_url": self.dynamics.gateway_url if self.dynamics else None,
+            # Where the stand-in posts Dataverse's webhooks (header DEMO_DYNAMICS_HEADER).
+            "dynamics_webhook_url": self.dynamics_webhook_url,
+            "dynamics_webhook_header": DEMO_DYNAMICS_HEADER,
             "demo_mentor_id": str(self.seed.mentor_id),
             "webhook_url": f"{self.base_url}/functions/v1/portal-webhook/{self.seed.source_id}",
             "event_queue_url": self.aws.event_queue_url if self.aws else None,

@@ -6,6 +6,9 @@ change must keep (docs/admin-api.md, "Integration settings"):
   (dataverse_organization_id), and its members follow it unless other organisations stay;
 - stored Dynamics credentials are only sent where they were entered for: a changed base URL,
   tenant, client id or authentication type needs them again (docs/security.md);
+- an API key is for a gateway in front of Dynamics, never for Dynamics itself (which accepts
+  only Entra bearer tokens); the application user learned through WhoAmI is forgotten when
+  the connection or its credentials change (docs/admin-api.md);
 - a portal-owned feature needs a deep link; a source id belongs to one organisation;
 - what the ingest reads (the source in Secrets Manager) is rewritten with its keys kept.
 
@@ -33,6 +36,7 @@ from portal_sync.admin.ports import (
     SecretVault,
 )
 from portal_sync.dataverse.base_url import BaseUrlNotAllowed, checked_base_url
+from portal_sync.dataverse.connection import is_dataverse_host
 from portal_sync.inbound.identity import member_environment
 from portal_sync.inbound.source_config import SourceConfig
 from portal_sync.observability import tracer
@@ -139,13 +143,37 @@ class IntegrationSettings:
             base_url = checked_base_url(dynamics.base_url, allow_local=self._allow_local_dynamics)
         except BaseUrlNotAllowed as exc:
             raise InvalidSettings([("dynamics.base_url", str(exc))]) from None
+        if dynamics.auth_type == "api_key" and is_dataverse_host(base_url):
+            raise InvalidSettings(
+                [
+                    (
+                        "dynamics.auth_type",
+                        "api_key is for an API gateway in front of Dynamics: Dynamics itself "
+                        "accepts only oauth_client_credentials (or enter the gateway's URL)",
+                    )
+                ]
+            )
         changes: IntegrationChanges = {
             "dynamics_base_url": base_url,
             "dynamics_auth_type": dynamics.auth_type,
             "dynamics_tenant_id": dynamics.tenant_id,
             "dynamics_client_id": dynamics.client_id,
         }
+        if dynamics.api_key_header is not None:
+            changes["dynamics_api_key_header"] = dynamics.api_key_header
+        # Stored credentials are only ever sent where they were entered for.
+        entered_for = (
+            ("base URL", self._stored_base_url(record), base_url),
+            ("tenant", record.dynamics_tenant_id, dynamics.tenant_id),
+            ("client id", record.dynamics_client_id, dynamics.client_id),
+            ("authentication type", record.dynamics_auth_type, dynamics.auth_type),
+        )
+        moved = [name for name, stored, sent in entered_for if sent != stored]
         secret = dynamics.secret()
+        if secret is not None or moved:
+            # Other credentials may act as another application user: WhoAmI is asked again.
+            changes["dynamics_application_user_id"] = None
+            changes["dynamics_application_user_learned_at"] = None
         if secret is not None:
             self._vault.write_dynamics_credentials(organization_id, secret)
             changes["dynamics_credentials_fingerprint"] = fingerprint(secret)
@@ -157,14 +185,6 @@ class IntegrationSettings:
             raise InvalidSettings(
                 [(f"dynamics.{field}", "is required when the connection has no credentials yet")]
             )
-        # Stored credentials are only ever sent where they were entered for.
-        entered_for = (
-            ("base URL", self._stored_base_url(record), base_url),
-            ("tenant", record.dynamics_tenant_id, dynamics.tenant_id),
-            ("client id", record.dynamics_client_id, dynamics.client_id),
-            ("authentication type", record.dynamics_auth_type, dynamics.auth_type),
-        )
-        moved = [name for name, stored, sent in entered_for if sent != stored]
         if moved:
             raise InvalidSettings(
                 [

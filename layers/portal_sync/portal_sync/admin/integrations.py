@@ -108,4 +108,9 @@ def _dynamics_view(record: IntegrationRecord) -> DynamicsConnectionView | None:
             fingerprint=record.dynamics_credentials_fingerprint,
             updated_at=record.dynamics_credentials_updated_at,
         ),
+        api_key_header=(
+            record.dynamics_api_key_header if record.dynamics_auth_type == "api_key" else None
+        ),
+        application_user_id=record.dynamics_application_user_id,
+        application_user_learned_at=record.dynamics_application_user_learned_at,
     )

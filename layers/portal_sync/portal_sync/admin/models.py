@@ -32,6 +32,8 @@ SourceIdText = Annotated[
 ]
 LogicalName = Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]{1,99}$")]
 HeaderName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{1,64}$", to_lower=True)]
+# As the gateway documents it (e.g. Ocp-Apim-Subscription-Key); HTTP compares it case-blind.
+GatewayHeaderName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{1,64}$")]
 
 
 def _https(value: str) -> str:
@@ -80,9 +82,14 @@ class DynamicsConnectionUpdate(Strict):
     base_url: Annotated[str, StringConstraints(max_length=2000)] = Field(
         description="The environment's https origin, e.g. https://hlf.crm4.dynamics.com: a "
         "public host name, no IP address, port, path, query or fragment. Changing it (or the "
-        "tenant, client id or authentication type) needs the credentials again."
+        "tenant, client id or authentication type) needs the credentials again. With api_key, "
+        "the API gateway's origin: Dynamics itself (*.dynamics.com) is refused."
     )
-    auth_type: Literal["oauth_client_credentials", "api_key"]
+    auth_type: Literal["oauth_client_credentials", "api_key"] = Field(
+        description="oauth_client_credentials: an Entra ID app registration, the only "
+        "authentication Dynamics itself accepts. api_key: an API gateway in front of Dynamics "
+        "(e.g. Azure API Management) that holds the OAuth credentials and checks a key."
+    )
     tenant_id: str | None = Field(default=None, description="Entra ID tenant (OAuth only)")
     client_id: str | None = Field(default=None, description="App registration (OAuth only)")
     client_secret: SecretStr | None = Field(
@@ -90,6 +97,11 @@ class DynamicsConnectionUpdate(Strict):
     )
     api_key: SecretStr | None = Field(
         default=None, description="Write-only. Omit to keep the stored one."
+    )
+    api_key_header: GatewayHeaderName | None = Field(
+        default=None,
+        description="api_key only: the header the gateway reads the key from (default "
+        "Ocp-Apim-Subscription-Key, Azure API Management's). Omit to keep the stored one.",
     )
 
     @model_validator(mode="after")
@@ -99,6 +111,8 @@ class DynamicsConnectionUpdate(Strict):
                 raise ValueError("OAuth client credentials need tenant_id and client_id")
             if self.api_key is not None:
                 raise ValueError("api_key does not belong to OAuth client credentials")
+            if self.api_key_header is not None:
+                raise ValueError("api_key_header does not belong to OAuth client credentials")
         elif self.client_secret is not None:
             raise ValueError("client_secret does not belong to API key authentication")
         return self
@@ -158,6 +172,15 @@ class DynamicsConnectionView(BaseModel):
     tenant_id: str | None
     client_id: str | None
     credentials: SecretStatus
+    api_key_header: str | None = Field(
+        default=None, description="api_key only: the header the gateway reads the key from"
+    )
+    application_user_id: str | None = Field(
+        default=None,
+        description="The Dynamics application user (systemuserid) the credentials act as, "
+        "learned through WhoAmI on the first website change; its changes are our own echoes",
+    )
+    application_user_learned_at: datetime | None = None
 
 
 class IntegrationView(BaseModel):

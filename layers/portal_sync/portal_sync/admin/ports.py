@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from portal_sync.access.authority import Authority
+from portal_sync.dataverse.connection import DEFAULT_API_KEY_HEADER
 from portal_sync.inbound.source_config import SignatureMode, SourceConfig
 
 # An integration update: record field (= column) name -> its new value, as JSON.
@@ -40,6 +41,11 @@ class IntegrationRecord:
     dynamics_credentials_fingerprint: str | None
     dynamics_credentials_updated_at: datetime | None
     updated_at: datetime
+    # API-key mode (a gateway in front of Dataverse): the header the key goes in.
+    dynamics_api_key_header: str = DEFAULT_API_KEY_HEADER
+    # The application user the credentials act as (WhoAmI), learned by the website delivery.
+    dynamics_application_user_id: str | None = None
+    dynamics_application_user_learned_at: datetime | None = None
 
     def changed(self, changes: IntegrationChanges) -> IntegrationRecord:
         """The record as it is once `changes` are written."""

@@ -69,6 +69,7 @@ def visibility(*, delivering: bool = False) -> Iterator[VisibilityService]:
             authority=partial(_authority, conn),
             targets=shared.dynamics_targets(settings(), repo) if delivering else None,
             writer=web_api() if delivering else None,
+            users=web_api() if delivering else None,
         )
 
 

@@ -5,9 +5,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal
+from urllib.parse import urlsplit
 
 from portal_sync.dataverse.failure import RETRYABLE_KINDS, FailureKind, Operation
 from portal_sync.dataverse.failure_wording import worded
+
+# The header an API key goes in: Azure API Management's subscription key header by default, the
+# usual gateway in front of Dataverse (docs/website-visibility.md, "The Dynamics connection").
+DEFAULT_API_KEY_HEADER = "Ocp-Apim-Subscription-Key"
+# Dataverse's own hosts (public cloud, US government clouds, China): they accept only Entra
+# bearer tokens, so an API key sent there is refused, and must not be sent at all.
+DATAVERSE_HOST_SUFFIXES = ("dynamics.com", "microsoftdynamics.us", "appsplatform.us", "dynamics.cn")
 
 
 @dataclass(frozen=True)
@@ -18,6 +26,16 @@ class DynamicsConnection:
     tenant_id: str | None = None
     client_id: str | None = None
     authority_url: str = "https://login.microsoftonline.com"  # the stand-in's URL locally
+    api_key_header: str = DEFAULT_API_KEY_HEADER  # API-key mode: the gateway's header
+
+
+def is_dataverse_host(base_url: str) -> bool:
+    """True when `base_url` is Dataverse itself rather than a gateway in front of it."""
+    try:
+        host = (urlsplit(base_url.strip()).hostname or "").rstrip(".").lower()
+    except ValueError:
+        return False
+    return any(host == suffix or host.endswith("." + suffix) for suffix in DATAVERSE_HOST_SUFFIXES)
 
 
 class DynamicsError(Exception):
@@ -40,6 +58,7 @@ class DynamicsError(Exception):
         entity_set: str | None = None,
         reason: str | None = None,
         auth_type: str | None = None,
+        oauth_error: str | None = None,
     ) -> None:
         self.kind = kind
         self.operation = operation
@@ -50,6 +69,9 @@ class DynamicsError(Exception):
         self.entity_set = entity_set  # as named in the field mapping
         self.reason = reason  # why the base URL is not allowed (dataverse/base_url.py's words)
         self.auth_type = auth_type
+        # Entra ID's OAuth `error` code of a refused sign-in (invalid_client, invalid_scope...):
+        # documented and stable, unlike its description, which is never kept.
+        self.oauth_error = oauth_error
         self.message = worded(self)
         super().__init__(self.message)
 

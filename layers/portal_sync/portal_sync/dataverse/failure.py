@@ -16,6 +16,7 @@ class Operation(StrEnum):
     READ_ROW = "read_row"  # reading a row left out of an event over 256 KB
     UPDATE_CONTACT = "update_contact"  # writing a mentor's website visibility
     SIGN_IN = "sign_in"  # asking Microsoft Entra ID for an access token, before either
+    WHO_AM_I = "who_am_i"  # learning the application user's systemuserid (the echo check)
 
 
 class FailureKind(StrEnum):
@@ -38,6 +39,7 @@ class FailureKind(StrEnum):
     URL_NOT_ALLOWED = "url_not_allowed"  # the base URL breaks dataverse/base_url.py's rule
     HOST_NOT_PUBLIC = "host_not_public"  # its host name resolves to a non-public address
     URL_INVALID = "url_invalid"  # not a URL the HTTP client can call
+    API_KEY_TO_DATAVERSE = "api_key_to_dataverse"  # an API key for Dataverse itself, not a gateway
     INVALID_ID = "invalid_id"  # a row id that is not a GUID
     INVALID_ENTITY_SET = "invalid_entity_set"  # an entity set name that is not a name
 

@@ -17,14 +17,45 @@ from portal_sync.dataverse.failure import FailureKind, Operation
 if TYPE_CHECKING:
     from portal_sync.dataverse.connection import DynamicsError
 
+# A refused sign-in: Entra ID's 400 may mean a wrong tenant or scope as well as a wrong secret,
+# so the message names what its OAuth `error` code points at, and all three when it is unknown.
 CREDENTIALS_MESSAGE = (
-    "Dynamics rejected the credentials: check the client id and client secret in the "
-    "integration settings"
+    "Microsoft Entra ID refused the sign-in for Dynamics: check the tenant id, the client id "
+    "and the client secret in the integration settings, and the Dynamics URL (the token's "
+    "scope)"
 )
-API_KEY_MESSAGE = "Dynamics rejected the API key: check the API key in the integration settings"
+CLIENT_REFUSED_MESSAGE = (
+    "Microsoft Entra ID refused the credentials, the client id or client secret (the secret "
+    "may have expired): check them in the integration settings"
+)
+CLIENT_UNKNOWN_MESSAGE = (
+    "Microsoft Entra ID does not know the client id in this tenant: check the client id and "
+    "the tenant id in the integration settings"
+)
+SCOPE_REFUSED_MESSAGE = (
+    "Microsoft Entra ID refused the token's scope, the Dynamics URL: check that the Dynamics "
+    "URL in the integration settings is the environment's own, in the tenant given"
+)
+# By Entra's OAuth `error` (RFC 6749 section 5.2 and Entra's own); others get the general one.
+SIGN_IN_MESSAGES = {
+    "invalid_client": CLIENT_REFUSED_MESSAGE,
+    "unauthorized_client": CLIENT_UNKNOWN_MESSAGE,
+    "invalid_scope": SCOPE_REFUSED_MESSAGE,
+    "invalid_resource": SCOPE_REFUSED_MESSAGE,
+}
+API_KEY_MESSAGE = (
+    "The API gateway in front of Dynamics rejected the API key: check the API key and its "
+    "header name in the integration settings"
+)
 APPLICATION_USER_MESSAGE = (
-    f"{CREDENTIALS_MESSAGE}, and that the app registration is an application user in the "
-    "Dynamics environment"
+    "Dynamics refused the access token Microsoft Entra ID issued: check that the app "
+    "registration (the client id) is an application user of the Dynamics environment, and "
+    "that the tenant id is the environment's tenant"
+)
+API_KEY_TO_DATAVERSE_MESSAGE = (
+    "Dynamics itself accepts only OAuth client credentials: API key authentication is for an "
+    "API gateway in front of it; enter the gateway's URL, or switch to OAuth client "
+    "credentials in the integration settings"
 )
 
 _K = FailureKind
@@ -50,6 +81,7 @@ _WEB_API = {
     ),
     _K.URL_INVALID: "The Dynamics URL in the integration settings is not valid",
     _K.UNKNOWN_AUTH_TYPE: "The integration settings name an unknown Dynamics authentication type",
+    _K.API_KEY_TO_DATAVERSE: API_KEY_TO_DATAVERSE_MESSAGE,
 }
 
 _WRITE = {
@@ -88,6 +120,17 @@ _READ = {
     ),
 }
 
+_WHO_AM_I = {
+    **_WEB_API,
+    _K.FORBIDDEN: (
+        "Dynamics refused access (HTTP 403): check that the application user has a security "
+        "role in the Dynamics environment"
+    ),
+    _K.NOT_FOUND: "The Dynamics URL does not answer WhoAmI: check the Dynamics URL",
+    _K.REJECTED: "Dynamics refused WhoAmI (HTTP {status_code}): check the Dynamics URL",
+    _K.UNUSABLE_ANSWER: "Dynamics answered WhoAmI without a user id; {retried}",
+}
+
 _SIGN_IN = {
     _K.UNREACHABLE: "Microsoft Entra ID could not be reached ({error_name}); {retried}",
     _K.TIMEOUT: (
@@ -116,18 +159,22 @@ _TEMPLATES = {
     Operation.UPDATE_CONTACT: _WRITE,
     Operation.READ_ROW: _READ,
     Operation.SIGN_IN: _SIGN_IN,
+    Operation.WHO_AM_I: _WHO_AM_I,
 }
 
 # What is tried again: a read with its event (the queue redelivers it), a write with its website
 # change (the state machine retries it); a sign-in with whichever change needed the token.
+# WhoAmI is asked as part of a website change (visibility/delivery.py).
 _RETRIED = {Operation.READ_ROW: "the read will be retried"}
 _CHANGE_RETRIED = "the change will be retried"
 
 
 def worded(error: DynamicsError) -> str:
     """The administrator's message for `error`."""
-    if error.kind is FailureKind.CREDENTIALS and error.operation is not Operation.SIGN_IN:
-        # The Web API refused what the token endpoint (or the API gateway) accepted.
+    if error.kind is FailureKind.CREDENTIALS:
+        if error.operation is Operation.SIGN_IN:
+            return SIGN_IN_MESSAGES.get(error.oauth_error or "", CREDENTIALS_MESSAGE)
+        # The Web API refused what the token endpoint issued (or the API gateway its key).
         return API_KEY_MESSAGE if error.auth_type == "api_key" else APPLICATION_USER_MESSAGE
     template = _TEMPLATES[error.operation].get(error.kind)
     retried = _RETRIED.get(error.operation, _CHANGE_RETRIED)

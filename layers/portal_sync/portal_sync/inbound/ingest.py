@@ -158,7 +158,8 @@ class WebhookIngest:
             receipt=receipt,
             event_id=delivery_id,
             correlation_id=str(receipt.id),
-            headers={k: v for k in FORWARDED_HEADERS if (v := request.headers.get(k))},
+            # Kept when empty too: Dataverse's size-exceeded flag counts by its presence.
+            headers={k: v for k in FORWARDED_HEADERS if (v := request.headers.get(k)) is not None},
             body_b64=base64.b64encode(request.body).decode(),
         )
         try:
@@ -263,6 +264,8 @@ class WebhookIngest:
 
 
 _PLAIN_ID = re.compile(r"^[\x21-\x7e]{1,200}$")
+# The empty GUID in any of its spellings (braces, no dashes).
+_ZERO_GUID = re.compile(r"^\s*[{(]?[0-]+[)}]?\s*$")
 
 
 def storable_delivery_id(delivery_id: str) -> str:
@@ -278,14 +281,26 @@ def derive_delivery_id(headers: Mapping[str, str], payload: dict[str, Any], body
     """The id of one delivery of one event, for senders that do not send `webhook-id`.
 
     Dataverse: `OperationId` with the step (`OwningExtension.Id`) identifies one delivery of one
-    event, and its retry carries the same pair. `CorrelationId` is shared by a whole chain and
+    event, and its retry carries the same pair; an all-zero one (synchronous steps) is no id:
+    `RequestId`, else a hash of the body. `CorrelationId` is shared by a whole chain and
     must not be used. Other senders: their `id`, else a hash of the body.
     """
-    operation_id = payload.get("OperationId")
-    if isinstance(operation_id, str) and operation_id:
+    # A synchronous step has no system job: its OperationId may be all zeros, which every such
+    # event shares, so RequestId stands in, else the body's hash (docs/dataverse-mapping.md).
+    operation_id = next(
+        (
+            value
+            for value in (payload.get("OperationId"), payload.get("RequestId"))
+            if isinstance(value, str) and value and not _ZERO_GUID.match(value)
+        ),
+        None,
+    )
+    if operation_id is not None:
         extension = payload.get("OwningExtension")
         step = extension.get("Id") if isinstance(extension, dict) else None
         return f"dataverse:{operation_id}:{step}" if step else f"dataverse:{operation_id}"
+    if isinstance(payload.get("OperationId"), str) and payload["OperationId"]:
+        return "sha256:" + hashlib.sha256(body).hexdigest()  # all zeros, and no RequestId
     for key in ("webhook-id", "x-request-id"):
         if value := headers.get(key):
             return value[:200]

@@ -256,7 +256,8 @@ class EventProcessor:
                     field_mapping=mapping,
                     application_user_ids=settings.application_user_ids,
                     dataverse_organization_id=settings.dataverse_organization_id,
-                    size_exceeded=message.headers.get(SIZE_EXCEEDED_HEADER, "").lower() == "true",
+                    # Its value is not documented: the header's presence is the flag.
+                    size_exceeded=SIZE_EXCEEDED_HEADER in message.headers,
                     resolve_contact=lambda table, row: self._repo.resolve_contact(
                         organization_id, table, row
                     ),

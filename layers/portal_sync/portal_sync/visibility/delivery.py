@@ -2,7 +2,8 @@
 one execution of the state machine per outbox row delivers the change to Dynamics.
 
 The execution calls `apply`: one Dynamics PATCH per attempt, with the mentor's current desired
-state (so deliveries converge); Step Functions retries with back-off and jitter the attempts
+state (so deliveries converge); the first delivery of a connection then asks Dynamics who the
+application user is (WhoAmI), so the consumer recognises that user's changes as our echoes; Step Functions retries with back-off and jitter the attempts
 that failed with a retryable error. When it gives up it calls `record_failure`, which marks the
 sync failed and words the on-call alert, unless a newer change superseded this one meanwhile:
 that change's own execution delivers (or alerts).
@@ -17,9 +18,11 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from portal_sync.dataverse.connection import DynamicsError
-from portal_sync.observability import tracer
+from portal_sync.observability import logger, tracer
 from portal_sync.visibility.ports import (
+    ApplicationUsers,
     ContactWriter,
+    DynamicsTarget,
     DynamicsTargets,
     MentorStatus,
     VisibilityRepository,
@@ -84,12 +87,15 @@ class Delivery:
         writer: ContactWriter | None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         sleep: Callable[[float], None] = time.sleep,
+        users: ApplicationUsers | None = None,
     ) -> None:
+        """`users`: who a connection acts as in Dynamics (WhoAmI), learned when not yet known."""
         self._repo = repo
         self._targets = targets
         self._writer = writer
         self._now = now
         self._sleep = sleep
+        self._users = users
 
     @tracer.capture_method
     def apply(self, change_id: UUID) -> ApplyOutcome:
@@ -140,6 +146,7 @@ class Delivery:
             return self._attempt_failed(
                 status, exc.message, RETRYABLE_ERROR if exc.retryable else REJECTED_ERROR
             )
+        self._learn_application_user(change.organization_id, target)
         status.applied = status.desired
         status.sync_state = "in_sync"
         status.last_synced_at = self._now()
@@ -184,6 +191,27 @@ class Delivery:
             ),
             current,
         )
+
+    def _learn_application_user(self, organization_id: UUID, target: DynamicsTarget) -> None:
+        """Asks WhoAmI once per connection, after its first write went through (so a wrong
+        setting is told by the write, in its words). A failure is only logged: the next
+        delivery asks again, and our writes' tag marks their echoes meanwhile; a Retry-After
+        holds the organisation's next writes as a throttled write does."""
+        if self._users is None or target.application_user_id is not None:
+            return
+        try:
+            user_id = self._users.application_user_id(target.connection)
+        except DynamicsError as exc:
+            if exc.retry_after is not None:
+                self._repo.block_until(
+                    organization_id, self._now() + timedelta(seconds=exc.retry_after)
+                )
+            logger.warning(
+                "Could not learn the Dynamics application user; asked again next time",
+                extra={"failure": exc.kind.value, "status_code": exc.status_code},
+            )
+            return
+        self._repo.learn_application_user(organization_id, target.connection, user_id)
 
     def _attempt_failed(self, status: MentorStatus, message: str, error: str) -> ApplyOutcome:
         status.last_error = message

@@ -10,7 +10,7 @@ from typing import Any, Literal, Protocol
 from uuid import UUID
 
 from portal_sync.access.authority import Authority
-from portal_sync.dataverse.connection import DynamicsConnection
+from portal_sync.dataverse.connection import DEFAULT_API_KEY_HEADER, DynamicsConnection
 from portal_sync.visibility.rules import MentorFacts
 
 
@@ -61,14 +61,18 @@ class DynamicsSettings:
     tenant_id: str | None
     client_id: str | None
     visibility_column: str
+    api_key_header: str = DEFAULT_API_KEY_HEADER
+    application_user_id: str | None = None  # learned through WhoAmI; None until then
 
 
 @dataclass(frozen=True)
 class DynamicsTarget:
-    """Where and how to write an organisation's mentor visibility."""
+    """Where and how to write an organisation's mentor visibility; `application_user_id` is
+    who the connection acts as in Dynamics, once learned (None: not yet)."""
 
     connection: DynamicsConnection
     visibility_column: str
+    application_user_id: str | None = None
 
 
 # Who may do what, by user id (the access rules read it from the database, never from claims).
@@ -102,6 +106,13 @@ class VisibilityRepository(Protocol):
         """None when the organisation has no Dynamics base URL configured."""
         ...
 
+    def learn_application_user(
+        self, organization_id: UUID, connection: DynamicsConnection, user_id: str
+    ) -> None:
+        """Stores the application user `connection` acts as, unless the organisation's
+        connection changed meanwhile (then it is another's, and is asked again)."""
+        ...
+
 
 class DynamicsTargets(Protocol):
     def target(self, organization_id: UUID) -> DynamicsTarget | None: ...
@@ -111,6 +122,13 @@ class ContactWriter(Protocol):
     def update_contact(
         self, connection: DynamicsConnection, contact_id: str, fields: dict[str, Any]
     ) -> None: ...
+
+
+class ApplicationUsers(Protocol):
+    def application_user_id(self, connection: DynamicsConnection) -> str:
+        """The Dynamics systemuserid the connection's credentials act as (WhoAmI); raises
+        DynamicsError."""
+        ...
 
 
 class ExecutionStarter(Protocol):

@@ -24,6 +24,7 @@ from portal_sync.visibility.delivery import (
 )
 from portal_sync.visibility.outbox import Outbox
 from portal_sync.visibility.ports import (
+    ApplicationUsers,
     AuthorityOf,
     ContactWriter,
     DynamicsTargets,
@@ -60,13 +61,15 @@ class VisibilityService:
         today: Callable[[], date] = lambda: datetime.now(UTC).date(),
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         sleep: Callable[[float], None] = time.sleep,
+        users: ApplicationUsers | None = None,
     ) -> None:
-        """`authority` is needed by what coordinators do; `targets` and `writer` by `apply`."""
+        """`authority` is needed by what coordinators do; `targets`, `writer` and `users`
+        (who the connection acts as in Dynamics) by `apply`."""
         self._repo = repo
         self._authority = authority
         self._today = today
         self._outbox = Outbox(repo, today)
-        self._delivery = Delivery(repo, targets, writer, now, sleep)
+        self._delivery = Delivery(repo, targets, writer, now, sleep, users)
 
     # -- what coordinators do -------------------------------------------------------------------
 

@@ -51,5 +51,6 @@ class SecretsDynamicsTargets:
             tenant_id=settings.tenant_id,
             client_id=settings.client_id,
             authority_url=self._authority_url,
+            api_key_header=settings.api_key_header,
         )
-        return DynamicsTarget(connection, settings.visibility_column)
+        return DynamicsTarget(connection, settings.visibility_column, settings.application_user_id)

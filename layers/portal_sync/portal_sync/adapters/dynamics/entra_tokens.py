@@ -3,12 +3,15 @@ credentials), cached per application and environment until shortly before they e
 
 One token request at a time per key: callers that need the same token meanwhile wait for it
 instead of sending more (a burst of website changes must not become a burst of sign-ins).
-Only the OAuth `error` code of a refused request is logged, never its description or the
-secret.
+A refused request is read for its OAuth `error` (which setting the administrator's message
+points at: dataverse/failure_wording.py) and its AADSTS code (for on-call, who can look it up at
+https://login.microsoftonline.com/error); only those two are logged, never the description
+(it names the tenant and the application) or the secret.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +29,10 @@ from portal_sync.observability import logger, tracer
 TOKEN_EXPIRY_MARGIN_SECONDS = 60.0
 # What Entra ID issues when its answer leaves `expires_in` out (one hour, less a second).
 DEFAULT_EXPIRES_IN_SECONDS = 3599.0
+
+# Entra's `error_description` starts with the code, e.g. "AADSTS7000215: Invalid client secret".
+_AADSTS = re.compile(r"AADSTS(\d{1,10})\b")
+_OAUTH_ERROR = re.compile(r"^[a-z_]{1,64}$")
 
 # (authority, tenant, client id, scope): one token each.
 TokenKey = tuple[str, str, str, str]
@@ -105,12 +112,24 @@ class EntraTokens:
         )
         status = response.status_code
         if status in (400, 401):
-            # Entra refuses credentials with 400 (invalid_client, invalid_scope...) as well as 401.
+            # Entra refuses with 400 (a wrong tenant, client id or scope: invalid_request,
+            # unauthorized_client, invalid_scope...) as well as 401 (invalid_client).
+            oauth_error, aadsts = _refusal(response)
             logger.warning(
                 "Dynamics token request refused",
-                extra={"status_code": status, "oauth_error": _oauth_error(response)},
+                extra={
+                    "status_code": status,
+                    "oauth_error": oauth_error,
+                    "aadsts_code": aadsts,
+                    "entra_request_id": response.headers.get("x-ms-request-id"),
+                },
             )
-            raise DynamicsError(FailureKind.CREDENTIALS, Operation.SIGN_IN, status_code=status)
+            raise DynamicsError(
+                FailureKind.CREDENTIALS,
+                Operation.SIGN_IN,
+                status_code=status,
+                oauth_error=oauth_error,
+            )
         if status == 429:
             raise DynamicsError(
                 FailureKind.THROTTLED,
@@ -144,10 +163,20 @@ def token_key(connection: DynamicsConnection, base_url: str) -> TokenKey:
     )
 
 
-def _oauth_error(response: httpx.Response) -> str | None:
-    """The OAuth `error` (e.g. invalid_client); never the description."""
+def _refusal(response: httpx.Response) -> tuple[str | None, str | None]:
+    """The OAuth `error` (e.g. invalid_client) and the AADSTS code (e.g. AADSTS7000215) of a
+    refused token request; nothing else of its description."""
     try:
-        error = response.json().get("error")
-    except (ValueError, AttributeError):
-        return None
-    return error[:64] if isinstance(error, str) else None
+        body = response.json()
+    except ValueError:
+        return None, None
+    if not isinstance(body, dict):
+        return None, None
+    error = body.get("error")
+    oauth_error = error if isinstance(error, str) and _OAUTH_ERROR.match(error) else None
+    codes = body.get("error_codes")
+    if isinstance(codes, list) and codes and isinstance(codes[0], int) and codes[0] >= 0:
+        return oauth_error, f"AADSTS{codes[0]}"
+    description = body.get("error_description")
+    found = _AADSTS.search(description) if isinstance(description, str) else None
+    return oauth_error, f"AADSTS{found.group(1)}" if found else None

@@ -1,5 +1,14 @@
 """Client for the Dataverse Web API: updates one contact row with one PATCH (website
-visibility) and reads one row with one GET (events whose context exceeded 256 KB).
+visibility), reads one row with one GET (events whose context exceeded 256 KB), and asks
+`WhoAmI` who the integration's application user is (the echo check; docs/dataverse-mapping.md).
+
+Every PATCH carries `tag=<REQUEST_TAG>` (dataverse/echo.py): Dataverse hands it to the plug-in
+pipeline's SharedVariables, so the webhook our own write triggers is recognised as its echo.
+
+Authentication: Entra ID bearer tokens, the only thing Dataverse accepts. The API-key mode is for
+an API gateway in front of Dataverse (e.g. Azure API Management) that holds the OAuth
+credentials itself: the key goes in the connection's header (`Ocp-Apim-Subscription-Key` by
+default), and never to a Dataverse host (`*.dynamics.com`), which would refuse it anyway.
 
 There is deliberately no retry loop here. The callers (the website visibility Step Functions
 state machine, the SQS redelivery of an event) retry with exponential backoff; this module only
@@ -33,7 +42,8 @@ from portal_sync.adapters.dynamics.retry_after import parse_retry_after
 from portal_sync.adapters.dynamics.transport import send
 from portal_sync.adapters.rate_limiter import RateLimiter
 from portal_sync.dataverse.annotations import FORMATTED_VALUE, LOOKUP_LOGICAL_NAME
-from portal_sync.dataverse.connection import DynamicsConnection, DynamicsError
+from portal_sync.dataverse.connection import DynamicsConnection, DynamicsError, is_dataverse_host
+from portal_sync.dataverse.echo import REQUEST_TAG
 from portal_sync.dataverse.failure import FailureKind, Operation
 from portal_sync.observability import logger, tracer
 
@@ -46,6 +56,8 @@ DEFAULT_BURST = 10
 # An entity set name goes into the URL path: nothing but a name may.
 _ENTITY_SET = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _ODATA_HEADERS = {"OData-MaxVersion": "4.0", "OData-Version": "4.0", "Accept": "application/json"}
+# What a write of ours carries, so that its webhook echo is recognised (dataverse/echo.py).
+_TAGGED = {"tag": REQUEST_TAG}
 
 Send = Callable[[dict[str, str]], httpx.Response]
 
@@ -94,10 +106,33 @@ class DataverseWebApi:
             connection,
             base_url,
             operation,
-            lambda auth: self._send(base_url, operation, "PATCH", url, {**headers, **auth}, fields),
+            lambda auth: self._send(
+                base_url, operation, "PATCH", url, {**headers, **auth}, fields, params=_TAGGED
+            ),
         )
         if not response.is_success:
             raise self._failure(base_url, operation, response)
+
+    @tracer.capture_method
+    def application_user_id(self, connection: DynamicsConnection) -> str:
+        """The `systemuserid` the connection's credentials act as in Dynamics (`WhoAmI`), in
+        lower case: the user our own writes show as InitiatingUserId. Raises DynamicsError."""
+        operation = Operation.WHO_AM_I
+        base_url = self._destinations.base_url(connection.base_url, operation)
+        url = f"{base_url}{API_PATH}/WhoAmI"
+        response = self._authorised(
+            connection,
+            base_url,
+            operation,
+            lambda auth: self._send(base_url, operation, "GET", url, {**_ODATA_HEADERS, **auth}),
+        )
+        if response.status_code != 200:
+            raise self._failure(base_url, operation, response)
+        try:
+            body = response.json()
+            return str(uuid.UUID(body["UserId"]))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise DynamicsError(FailureKind.UNUSABLE_ANSWER, operation, status_code=200) from None
 
     @tracer.capture_method
     def read_row(
@@ -155,7 +190,12 @@ class DataverseWebApi:
         if connection.auth_type == "api_key":
             # Dataverse itself has no API keys: this mode is for an API-management front
             # (e.g. Azure API Management) that holds the OAuth credentials and checks this key.
-            response = send_with({"x-api-key": connection.secret})
+            # Never sent to Dataverse itself, which would only refuse it (and log it).
+            if is_dataverse_host(base_url):
+                raise DynamicsError(
+                    FailureKind.API_KEY_TO_DATAVERSE, operation, auth_type=connection.auth_type
+                )
+            response = send_with({connection.api_key_header: connection.secret})
         elif connection.auth_type == "oauth_client_credentials":
             response = send_with(_bearer(self._tokens.token(connection, base_url)))
             if response.status_code == 401:
@@ -165,12 +205,14 @@ class DataverseWebApi:
         else:
             raise DynamicsError(FailureKind.UNKNOWN_AUTH_TYPE, operation)
         if response.status_code == 401:
-            raise DynamicsError(
+            error = DynamicsError(
                 FailureKind.CREDENTIALS,
                 operation,
                 status_code=401,
                 auth_type=connection.auth_type,
             )
+            _log_failure(error, response)
+            raise error
         return response
 
     def _send(
@@ -217,18 +259,24 @@ class DataverseWebApi:
             retry_after=retry_after,
             entity_set=entity_set,
         )
-        logger.warning(
-            "Dynamics request failed",
-            extra={
-                "operation": operation.value,
-                "failure": error.kind.value,
-                "status_code": status,
-                "dataverse_error_code": _dataverse_error_code(response),
-                "service_request_id": response.headers.get("x-ms-service-request-id"),
-                "retryable": error.retryable,
-            },
-        )
+        _log_failure(error, response)
         return error
+
+
+def _log_failure(error: DynamicsError, response: httpx.Response) -> None:
+    """What on-call needs to find the request at Microsoft: its status, Dataverse's error code
+    and `x-ms-service-request-id`; never the error's text (it can echo row data)."""
+    logger.warning(
+        "Dynamics request failed",
+        extra={
+            "operation": error.operation.value,
+            "failure": error.kind.value,
+            "status_code": response.status_code,
+            "dataverse_error_code": _dataverse_error_code(response),
+            "service_request_id": response.headers.get("x-ms-service-request-id"),
+            "retryable": error.retryable,
+        },
+    )
 
 
 def _kind(status: int) -> FailureKind:

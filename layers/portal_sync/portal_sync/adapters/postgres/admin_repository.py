@@ -91,7 +91,14 @@ class PostgresAdminRepository:
         row = self._one(f"{_INTEGRATION_SELECT} where organization_id = %s", (organization_id,))
         if row is None:
             return None
-        return IntegrationRecord(**{**row, "signature_mode": SignatureMode(row["signature_mode"])})
+        learned = row["dynamics_application_user_id"]  # a uuid column; ids are text here
+        return IntegrationRecord(
+            **{
+                **row,
+                "signature_mode": SignatureMode(row["signature_mode"]),
+                "dynamics_application_user_id": str(learned) if learned else None,
+            }
+        )
 
     @tracer.capture_method
     def update_integration(self, organization_id: UUID, changes: IntegrationChanges) -> None:

@@ -87,15 +87,21 @@ class PostgresSyncRepository:
     @tracer.capture_method
     def integration(self, organization_id: UUID) -> IntegrationSettings:
         row = self._one(
-            "select field_mapping, application_user_ids, dataverse_organization_id"
+            "select field_mapping, application_user_ids, dataverse_organization_id,"
+            " dynamics_application_user_id"
             " from integration_configs where organization_id = %s",
             (organization_id,),
         )
         if row is None:
             return IntegrationSettings()
+        # Our application users: those an administrator entered, and the one the website
+        # delivery learned through WhoAmI (docs/dataverse-mapping.md, echoes).
+        users = {u.lower() for u in row["application_user_ids"] or ()}
+        if row["dynamics_application_user_id"] is not None:
+            users.add(str(row["dynamics_application_user_id"]).lower())
         return IntegrationSettings(
             field_mapping=row["field_mapping"],
-            application_user_ids=frozenset(u.lower() for u in row["application_user_ids"] or ()),
+            application_user_ids=frozenset(users),
             dataverse_organization_id=row["dataverse_organization_id"],
         )
 

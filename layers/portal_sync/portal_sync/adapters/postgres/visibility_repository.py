@@ -10,6 +10,7 @@ from uuid import UUID
 
 import psycopg
 
+from portal_sync.dataverse.connection import DynamicsConnection
 from portal_sync.observability import tracer
 from portal_sync.visibility.ports import Change, DynamicsSettings, MentorStatus
 
@@ -216,7 +217,8 @@ class PostgresVisibilityRepository:
         row = self._one(
             """
             select dynamics_base_url, dynamics_auth_type, dynamics_tenant_id, dynamics_client_id,
-                   website_visibility_column
+                   website_visibility_column, dynamics_api_key_header,
+                   dynamics_application_user_id
               from integration_configs where organization_id = %s
             """,
             (organization_id,),
@@ -229,6 +231,34 @@ class PostgresVisibilityRepository:
             tenant_id=row["dynamics_tenant_id"],
             client_id=row["dynamics_client_id"],
             visibility_column=row["website_visibility_column"],
+            api_key_header=row["dynamics_api_key_header"],
+            application_user_id=(
+                str(row["dynamics_application_user_id"])
+                if row["dynamics_application_user_id"]
+                else None
+            ),
+        )
+
+    @tracer.capture_method
+    def learn_application_user(
+        self, organization_id: UUID, connection: DynamicsConnection, user_id: str
+    ) -> None:
+        # Only for the connection it was asked with: an admin may have changed it meanwhile.
+        self._conn.execute(
+            """
+            update integration_configs
+               set dynamics_application_user_id = %s,
+                   dynamics_application_user_learned_at = now()
+             where organization_id = %s and dynamics_base_url = %s and dynamics_auth_type = %s
+               and dynamics_client_id is not distinct from %s
+            """,
+            (
+                user_id,
+                organization_id,
+                connection.base_url,
+                connection.auth_type,
+                connection.client_id,
+            ),
         )
 
 

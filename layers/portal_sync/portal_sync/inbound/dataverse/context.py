@@ -61,6 +61,8 @@ class ExecutionContext:
     operation_created_on: datetime | None
     correlation_id: str | None
     parent: ExecutionContext | None = None
+    # Values plug-ins and the request share; a Web API request's `?tag=` arrives as `tag`.
+    shared_variables: dict[str, Any] = field(default_factory=dict)
 
     def attributes(self) -> dict[str, Any]:
         """The row as best known after the change: images first, the Target's changes on top."""
@@ -72,8 +74,28 @@ class ExecutionContext:
         return merged
 
     def changed_attributes(self) -> set[str]:
-        """The columns this message changed (an Update's Target holds only those)."""
+        """The columns this message *sent* (an Update's Target holds only those). Dataverse
+        writes every column a client sends, even unchanged: compare with `before` to know
+        whether a value changed (docs/dataverse-mapping.md)."""
         return set(self.target.attributes) if isinstance(self.target, Entity) else set()
+
+    def before(self, column: str) -> tuple[bool, Any]:
+        """`(True, value)` when a pre-image carries the column (its value before this
+        message), else `(False, None)`: without one, what the row held is unknown."""
+        for image in self.pre_images.values():
+            if column in image.attributes:
+                return True, image.attributes[column]
+        return False, None
+
+    def shared_variable(self, key: str) -> Any:
+        """A shared variable of this context or the nearest parent that has it (a request's
+        `tag` is set where the request entered the pipeline)."""
+        context: ExecutionContext | None = self
+        while context is not None:
+            if key in context.shared_variables:
+                return context.shared_variables[key]
+            context = context.parent
+        return None
 
 
 def looks_like_dataverse(payload: dict[str, Any]) -> bool:
@@ -113,6 +135,7 @@ def parse_context(payload: dict[str, Any], *, _depth: int = 0) -> ExecutionConte
         operation_created_on=decode_operation_created_on(payload.get("OperationCreatedOn")),
         correlation_id=_guid(payload.get("CorrelationId")),
         parent=parent,
+        shared_variables=_pairs(payload.get("SharedVariables")),
     )
 
 

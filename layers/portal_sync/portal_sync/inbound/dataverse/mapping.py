@@ -16,6 +16,7 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from portal_sync.dataverse import echo
 from portal_sync.dataverse.annotations import FORMATTED_VALUE, LOOKUP_LOGICAL_NAME
 from portal_sync.inbound.dataverse.context import Entity, EntityRef, ExecutionContext
 from portal_sync.inbound.events import (
@@ -33,6 +34,13 @@ from portal_sync.inbound.events import (
 ProfileField = Literal["first_name", "last_name", "email", "phone"]
 
 _LOOKUP_VALUE = re.compile(r"^_(.+)_value$")
+# A Merge is not applied as such: what it does to mapped rows reaches us as changes of those
+# rows, the subordinate contact's deactivation and its related rows re-pointed at the master
+# (by webhook, else by the next reconciliation), each under the usual rules (docs/decisions.md).
+MERGE_SKIPPED = (
+    "A Merge is applied through the changes of the rows it touches (the subordinate contact "
+    "deactivated, its memberships moved to the master); nothing to apply for the Merge itself"
+)
 # Reading a row from Dynamics: (entity set, row id, columns) -> the Web API's row, or None.
 RowRead = Callable[[str, str, Sequence[str]], dict[str, Any] | None]
 
@@ -156,6 +164,8 @@ def map_context(ctx: ExecutionContext, mapping: MappingContext) -> ParsedEvent:
     table_mapping = mapping.field_mapping.tables.get(table)
     if table_mapping is None:
         return NotApplicable(f"Table '{table}' is not in the field mapping", message, table)
+    if message == "Merge":
+        return NotApplicable(MERGE_SKIPPED, message, table)
     if message not in ("Create", "Update", "Delete"):
         return NotApplicable(f"'{message}' messages are not synchronised", message, table)
     if _is_echo(ctx, mapping.application_user_ids):
@@ -171,11 +181,13 @@ def map_context(ctx: ExecutionContext, mapping: MappingContext) -> ParsedEvent:
             message,
             table,
         )
+    # A row re-read from Dynamics stands in for the Target: its state is the row's own now.
+    row_state = False
     if mapping.size_exceeded:
         reread = _with_current_row(ctx, table_mapping, mapping)
         if not isinstance(reread, ExecutionContext):
             return reread
-        ctx = reread
+        ctx, row_state = reread, message == "Update"
     if ctx.target is None:
         return Unusable("The Dataverse event has no Target row", message, table)
     occurred_at = _occurred_at(ctx, table_mapping)
@@ -187,9 +199,9 @@ def map_context(ctx: ExecutionContext, mapping: MappingContext) -> ParsedEvent:
             case "member":
                 return _member_event(ctx, table_mapping, occurred_at)
             case "membership":
-                return _membership_event(ctx, table_mapping, occurred_at, mapping)
+                return _membership_event(ctx, table_mapping, occurred_at, mapping, row_state)
             case "course_enrollment":
-                return _course_event(ctx, table_mapping, occurred_at, mapping)
+                return _course_event(ctx, table_mapping, occurred_at, mapping, row_state)
     except ValidationError as exc:
         errors = exc.errors(include_input=False, include_url=False)
         # The event's time (modifiedon, OperationCreatedOn) checked by SyncEvent's rule.
@@ -295,8 +307,13 @@ def entity_from_row(
 
 
 def _is_echo(ctx: ExecutionContext, application_users: frozenset[str]) -> bool:
+    """Our own write: made by one of the integration's application users, or tagged by our
+    Web API request. `InitiatingUserId` only: `UserId` is whom the step runs as, which for a
+    step registered to run as the integration user is everyone (docs/dataverse-mapping.md)."""
+    if ctx.shared_variable(echo.SHARED_VARIABLE) == echo.REQUEST_TAG:
+        return True
     users = {user.lower() for user in application_users}
-    return bool(users) and bool({ctx.user_id, ctx.initiating_user_id} & users)
+    return ctx.initiating_user_id is not None and ctx.initiating_user_id in users
 
 
 def _occurred_at(ctx: ExecutionContext, table: TableMapping) -> datetime | None:
@@ -313,14 +330,32 @@ def _occurred_at(ctx: ExecutionContext, table: TableMapping) -> datetime | None:
 
 
 def _state_event(
-    ctx: ExecutionContext, table: TableMapping, on_active: EventType, on_inactive: EventType
+    ctx: ExecutionContext,
+    table: TableMapping,
+    on_active: EventType,
+    on_inactive: EventType,
+    row_state: bool = False,
 ) -> EventType | None:
-    """The event a state change means, when this message changed the state column."""
+    """The event a state change means, when this message changed the state column.
+
+    An Update's Target holds what was *sent*, and Dataverse writes a column sent unchanged
+    (a re-save, an import writing the row back): only a Target state that differs from the
+    pre-image is a change. Without a pre-image of the state an inactive state is still taken
+    as a deactivation (the row is inactive now, and deactivating again changes nothing),
+    an active one is not a reactivation: whether this message reactivated the row is unknown,
+    and a re-save must not give a member deactivated by another row access again. `row_state`:
+    the Target is the row re-read from Dynamics, whose state is taken as it is."""
     if ctx.message_name == "Delete":
         return on_inactive
     if ctx.message_name == "Update" and table.state_column not in ctx.changed_attributes():
         return None
     state = ctx.attributes().get(table.state_column)
+    if ctx.message_name == "Update" and not row_state:
+        known, before = ctx.before(table.state_column)
+        if known and before == state:
+            return None  # sent, not changed
+        if not known and state in table.active_states:
+            return None
     if state in table.inactive_states:
         return on_inactive
     if state in table.active_states and ctx.message_name == "Update":
@@ -378,7 +413,11 @@ def _contact_of(ctx: ExecutionContext, table: TableMapping, mapping: MappingCont
 
 
 def _membership_event(
-    ctx: ExecutionContext, table: TableMapping, occurred_at: datetime, mapping: MappingContext
+    ctx: ExecutionContext,
+    table: TableMapping,
+    occurred_at: datetime,
+    mapping: MappingContext,
+    row_state: bool,
 ) -> ParsedEvent:
     contact_id = _contact_of(ctx, table, mapping)
     if contact_id is None:
@@ -401,7 +440,7 @@ def _membership_event(
                 ctx.primary_entity_name,
             )
     event_type = _state_event(
-        ctx, table, EventType.MEMBERSHIP_REACTIVATED, EventType.MEMBERSHIP_DEACTIVATED
+        ctx, table, EventType.MEMBERSHIP_REACTIVATED, EventType.MEMBERSHIP_DEACTIVATED, row_state
     )
     if event_type is None:
         if ctx.message_name == "Create":
@@ -425,7 +464,11 @@ def _membership_event(
 
 
 def _course_event(
-    ctx: ExecutionContext, table: TableMapping, occurred_at: datetime, mapping: MappingContext
+    ctx: ExecutionContext,
+    table: TableMapping,
+    occurred_at: datetime,
+    mapping: MappingContext,
+    row_state: bool,
 ) -> ParsedEvent:
     contact_id = _contact_of(ctx, table, mapping)
     attributes = ctx.attributes()
@@ -442,7 +485,9 @@ def _course_event(
     name = _text(attributes.get(table.course_name_column)) if table.course_name_column else None
     if name is None and isinstance(course, EntityRef):
         name = course.name
-    event_type = _state_event(ctx, table, EventType.COURSE_ENROLLED, EventType.COURSE_UNENROLLED)
+    event_type = _state_event(
+        ctx, table, EventType.COURSE_ENROLLED, EventType.COURSE_UNENROLLED, row_state
+    )
     if event_type is None:
         if ctx.message_name != "Create":
             return NotApplicable(

@@ -1,0 +1,400 @@
+"""Full imports and reconciliations, one step at a time (docs/inbound.md, "Import and
+reconciliation"; the engine, a Step Functions loop over pages, is in docs/decisions.md).
+
+    start(org, kind)   a run, refused while another run of the organisation is running
+    next_page(run)     reads the page at the run's checkpoint, applies it, and stores the new
+                       checkpoint and the counters in the same transaction as the rows
+    finish(run), fail(run, error)
+
+A page is read outside any transaction (a Web API call must not hold row locks) and applied in
+one: a run that stopped anywhere resumes at the first page not committed, and a page applied
+again finds its rows in step and changes nothing. Rows become events through the field mapping
+(reconciliation/rows.py) and are applied by the inbound rules (inbound/apply.py: the same clocks,
+so the newer of a webhook and a row read wins), set-wise per page through the batch repository.
+Rows already in step are counted, not logged; changes and rows that cannot be applied are
+logged like events.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from uuid import UUID
+
+from pydantic import ValidationError
+
+from portal_sync.dataverse.connection import DynamicsError
+from portal_sync.dataverse.failure import FailureKind
+from portal_sync.inbound.apply import apply_event
+from portal_sync.inbound.batch import MembershipChanged
+from portal_sync.inbound.dataverse.mapping import (
+    DEFAULT_FIELD_MAPPING,
+    FieldMapping,
+    MappingContext,
+    TableMapping,
+    entity_set_name,
+    select_columns,
+)
+from portal_sync.inbound.events import EventType, NotApplicable, ParsedEvent, SyncEvent
+from portal_sync.inbound.identity import member_environment
+from portal_sync.inbound.ports import BatchSyncRepository
+from portal_sync.inbound.sync_log import LogStatus, SyncLogEntry
+from portal_sync.reconciliation.ports import (
+    NO_CONNECTION,
+    ChangeReader,
+    DeltaLinkExpired,
+    NoDynamicsConnection,
+    Phase,
+    Run,
+    RunActive,
+    RunKind,
+    RunStore,
+)
+from portal_sync.reconciliation.rows import event_of_deletion, event_of_row, row_id_of
+
+# Rows per page: a page is one Lambda task's work (read, apply, commit), far inside its limit;
+# Dataverse allows up to 5,000.
+DEFAULT_PAGE_SIZE = 1000
+# What to wait when a 429 named no time.
+DEFAULT_WAIT_SECONDS = 5.0
+# Members before the rows that point at them, so a fresh import creates each member from its
+# contact row (with its details) rather than on behalf of a membership.
+_TABLE_ORDER = {"member": 0, "membership": 1, "course_enrollment": 2}
+# The changes after which a peer mentor's website visibility may have to change.
+_MEMBERSHIP_CHANGES = frozenset(
+    {
+        EventType.MEMBERSHIP_CREATED,
+        EventType.MEMBERSHIP_ROLE_UPDATED,
+        EventType.MEMBERSHIP_DEACTIVATED,
+        EventType.MEMBERSHIP_REACTIVATED,
+    }
+)
+_ENROLMENT_STATUS = {
+    EventType.COURSE_ENROLLED: "enrolled",
+    EventType.COURSE_UNENROLLED: "unenrolled",
+}
+UNEXPECTED_FAILURE = "The run stopped on an unexpected error; start it again"
+MAPPING_INVALID = (
+    "The organisation's field mapping is invalid; correct it in the integration settings"
+)
+
+
+class RunNotFound(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class PageOutcome:
+    run: Run
+    # Every table is read: call finish().
+    done: bool
+    # Dynamics asked us to wait this long (429, Retry-After) before the page is asked again.
+    wait_seconds: float | None = None
+    # A reconciliation's delta link had expired: the run now reads every table in full.
+    fell_back_to_full_read: bool = False
+
+
+@dataclass
+class _Counts:
+    read: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    failed: int = 0
+
+
+def field_mapping_of(raw: dict[str, object] | None) -> FieldMapping:
+    return FieldMapping.model_validate(raw) if raw else DEFAULT_FIELD_MAPPING
+
+
+def table_order(mapping: FieldMapping) -> list[str]:
+    return sorted(mapping.tables, key=lambda name: (_TABLE_ORDER[mapping.tables[name].kind], name))
+
+
+class Reconciliation:
+    def __init__(
+        self,
+        store: RunStore,
+        reader: ChangeReader,
+        *,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_membership_change: MembershipChanged | None = None,
+    ) -> None:
+        self._store = store
+        self._reader = reader
+        self._page_size = page_size
+        self._clock = clock
+        # As for webhooks: a membership change reconsiders a mentor's website visibility.
+        self._on_membership_change = on_membership_change
+
+    def start(self, organization_id: UUID, kind: RunKind) -> Run:
+        """A new run; raises RunActive while another run of the organisation is running."""
+        with self._store.transaction():
+            settings = self._store.integration(organization_id)
+            try:
+                tables = table_order(field_mapping_of(settings.field_mapping))
+            except ValidationError:
+                tables = []  # the first page fails the run with the mapping's message
+            run = Run(
+                id=uuid.uuid4(),
+                organization_id=organization_id,
+                kind=kind,
+                tables=tables,
+                current_table=tables[0] if tables else None,
+                started_at=self._clock(),
+            )
+            if not self._store.insert_run(run):
+                running = self._store.running(organization_id)
+                raise RunActive(running or run)
+        return run
+
+    def latest(self, organization_id: UUID) -> dict[RunKind, Run]:
+        """The running or last import and reconciliation (sync/status)."""
+        with self._store.transaction():
+            return self._store.latest_runs(organization_id)
+
+    def next_page(self, run_id: UUID) -> PageOutcome:
+        with self._store.transaction():
+            run = self._locked(run_id)
+            if run.phase is not Phase.RUNNING or run.current_table is None:
+                return PageOutcome(run, done=True)
+            settings = self._store.integration(run.organization_id)
+            link = run.page_link
+            if link is None and run.kind is RunKind.RECONCILE and not run.full_read:
+                link = self._store.delta_link(run.organization_id, run.current_table)
+        try:
+            mapping = field_mapping_of(settings.field_mapping)
+        except ValidationError:
+            return PageOutcome(self.fail(run_id, MAPPING_INVALID), done=True)
+        table_name = run.current_table
+        table = mapping.tables.get(table_name)
+        if table is None:  # no longer mapped since the run started: nothing to read there
+            return self._commit(run, lambda current: self._next_table(current))
+        try:
+            page = self._reader.read_page(
+                run.organization_id,
+                entity_set_name(table_name, table),
+                select_columns(table),
+                link,
+                self._page_size,
+            )
+        except DeltaLinkExpired:
+            return self._commit(run, self._fall_back, fell_back=True)
+        except DynamicsError as exc:
+            if exc.kind is FailureKind.THROTTLED:
+                return PageOutcome(
+                    run, done=False, wait_seconds=exc.retry_after or DEFAULT_WAIT_SECONDS
+                )
+            raise
+
+        def apply(current: Run) -> None:
+            counts = self._apply(current, table_name, table, mapping, page.rows, page.deleted_ids)
+            current.rows_read += counts.read
+            current.rows_changed += counts.changed
+            current.rows_unchanged += counts.unchanged
+            current.rows_failed += counts.failed
+            current.pages_read += 1
+            if page.next_link is not None:
+                current.page_link = page.next_link
+                return
+            if page.delta_link is not None:
+                self._store.save_delta_link(current.organization_id, table_name, page.delta_link)
+            self._next_table(current)
+
+        return self._commit(run, apply)
+
+    def finish(self, run_id: UUID) -> Run:
+        with self._store.transaction():
+            run = self._locked(run_id)
+            if run.phase is Phase.RUNNING:
+                if run.current_table is not None:
+                    raise ValueError("the run has pages left to read")
+                run.phase, run.finished_at = Phase.SUCCEEDED, self._clock()
+                self._store.save_run(run)
+            return run
+
+    def fail(self, run_id: UUID, error: Exception | str) -> Run:
+        """Ends the run as failed; `error`'s message for administrators (a DynamicsError's own
+        wording, never another exception's text)."""
+        if isinstance(error, DynamicsError):
+            message = error.message
+        elif isinstance(error, NoDynamicsConnection):
+            message = NO_CONNECTION
+        elif isinstance(error, str):
+            message = error
+        else:
+            message = UNEXPECTED_FAILURE
+        with self._store.transaction():
+            run = self._locked(run_id)
+            if run.phase is Phase.RUNNING:
+                run.phase, run.finished_at, run.error = Phase.FAILED, self._clock(), message
+                self._store.save_run(run)
+            return run
+
+    # -- steps -----------------------------------------------------------------------------
+
+    def _locked(self, run_id: UUID) -> Run:
+        run = self._store.lock_run(run_id)
+        if run is None:
+            raise RunNotFound(str(run_id))
+        return run
+
+    def _commit(
+        self, read_at: Run, change: Callable[[Run], None], *, fell_back: bool = False
+    ) -> PageOutcome:
+        """Applies `change` to the run, locked again, unless another executor of the same step
+        moved its checkpoint on meanwhile (then that page is applied already)."""
+        with self._store.transaction():
+            run = self._locked(read_at.id)
+            if run.phase is Phase.RUNNING and _checkpoint(run) == _checkpoint(read_at):
+                change(run)
+                self._store.save_run(run)
+            return PageOutcome(
+                run,
+                done=run.phase is not Phase.RUNNING or run.current_table is None,
+                fell_back_to_full_read=fell_back,
+            )
+
+    def _fall_back(self, run: Run) -> None:
+        """The delta link is no longer honoured: every table read again, in full."""
+        self._store.forget_delta_links(run.organization_id)
+        run.full_read = True
+        run.current_table = run.tables[0] if run.tables else None
+        run.page_link = None
+
+    def _next_table(self, run: Run) -> None:
+        assert run.current_table is not None
+        index = run.tables.index(run.current_table) + 1
+        run.current_table = run.tables[index] if index < len(run.tables) else None
+        run.page_link = None
+
+    # -- applying a page -------------------------------------------------------------------
+
+    def _apply(
+        self,
+        run: Run,
+        table_name: str,
+        table: TableMapping,
+        mapping: FieldMapping,
+        rows: list[dict[str, object]],
+        deleted_ids: list[str],
+    ) -> _Counts:
+        org = run.organization_id
+        repo = self._store.sync_repository()
+        settings = self._store.integration(org)
+        environment = member_environment(org, settings.dataverse_organization_id)
+        now = self._clock()
+        context = MappingContext(
+            field_mapping=mapping,
+            application_user_ids=frozenset(),
+            dataverse_organization_id=None,
+            size_exceeded=False,
+            resolve_contact=lambda t, r: repo.resolve_contact(org, t, r),
+        )
+        parsed: list[tuple[str, ParsedEvent]] = []
+        for row in rows:
+            row_id = row_id_of(table_name, row) or "unknown"
+            parsed.append((row_id, event_of_row(table_name, table, dict(row), context)))
+        for row_id in deleted_ids:
+            event = event_of_deletion(
+                table_name,
+                table,
+                row_id,
+                now,
+                context,
+                lambda t, r: self._store.stored_row(org, t, r),
+            )
+            parsed.append((row_id, event))
+        for _, event in parsed:
+            if isinstance(event, SyncEvent):
+                repo.expect_member(org, event)
+        repo.prepare_members()
+
+        counts = _Counts(read=len(parsed))
+        changed_members: list[UUID] = []
+        for row_id, event in parsed:
+            entry = SyncLogEntry(
+                organization_id=org,
+                event_id=f"{run.kind.value}:{run.id}:{table_name}:{row_id}",
+                event_type=f"dataverse.{table_name}.{run.kind.value}",
+                status=LogStatus.ERROR,
+                message="",
+                received_at=now,
+                source_table=table_name,
+                extra={"run_id": str(run.id), "run_kind": run.kind.value},
+            )
+            if isinstance(event, NotApplicable):
+                counts.unchanged += 1
+                continue
+            if not isinstance(event, SyncEvent):
+                counts.failed += 1
+                entry.message, entry.source_message = event.message, event.source_message
+                repo.write_log(entry)
+                continue
+            if _in_step(repo, org, event, environment):
+                counts.unchanged += 1
+                continue
+            applied = apply_event(repo, org, event, environment)
+            if applied.status is LogStatus.SKIPPED:
+                counts.unchanged += 1  # the app holds a newer change (a webhook's)
+                continue
+            entry.event_type = event.type.value
+            entry.source_message = event.source_message
+            entry.source_modified_at = event.occurred_at
+            entry.status, entry.message, entry.profile_id = (
+                applied.status,
+                applied.message,
+                applied.profile_id,
+            )
+            repo.write_log(entry)
+            if applied.status is LogStatus.SUCCESS:
+                counts.changed += 1
+                if applied.profile_id is not None and event.type in _MEMBERSHIP_CHANGES:
+                    changed_members.append(applied.profile_id)
+            else:
+                counts.failed += 1
+        repo.flush()
+        if self._on_membership_change is not None:
+            for profile_id in dict.fromkeys(changed_members):
+                self._on_membership_change(org, profile_id)
+        return counts
+
+
+def _checkpoint(run: Run) -> tuple[str | None, str | None, bool]:
+    return run.current_table, run.page_link, run.full_read
+
+
+def _in_step(repo: BatchSyncRepository, org: UUID, event: SyncEvent, environment: str) -> bool:
+    """Whether the app already holds this row as read, or a newer change of it. `modifiedon`
+    moves with every change but has whole seconds: at an equal time the values must be equal
+    too (a membership's state and role, an enrolment's state). A contact's details at an
+    equal time are taken as in step: the app does not keep them beside their time."""
+    member = repo.lock_member(org, event.member.dynamics_contact_id)
+    if member is None or (member.environment not in (None, environment)):
+        return False
+    deleted = event.source_message == "Delete"
+    if event.type in _ENROLMENT_STATUS:
+        if event.course is None:
+            return False
+        enrollment = repo.lock_enrollment(org, member.profile_id, event.course.dynamics_course_id)
+        if enrollment is None:
+            return False
+        same = enrollment.status == _ENROLMENT_STATUS[event.type]
+        return same if deleted else _newer_or_same(enrollment.source_modified_at, event, same)
+    if member.membership_status is None:
+        return False
+    if event.type is EventType.MEMBER_UPDATED:
+        return _newer_or_same(member.details_modified_at, event, True)
+    status = "inactive" if event.type is EventType.MEMBERSHIP_DEACTIVATED else "active"
+    if deleted:
+        return member.membership_status == status
+    same = member.membership_status == status and (event.role in (None, member.role))
+    return _newer_or_same(member.source_modified_at, event, same)
+
+
+def _newer_or_same(stored_at: datetime | None, event: SyncEvent, same_values: bool) -> bool:
+    if stored_at is None:
+        return False
+    return stored_at > event.occurred_at or (stored_at == event.occurred_at and same_values)

@@ -1,0 +1,586 @@
+"""Imports and reconciliations (portal_sync/reconciliation/) against in-memory fakes: a
+Dataverse with change tracking (pages, delta links, deletions, expiring tokens) and storage
+whose transactions roll back, so that a crash at any point can be staged."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import pytest
+from portal_sync.dataverse.connection import DynamicsError
+from portal_sync.dataverse.failure import FailureKind, Operation
+from portal_sync.inbound.apply import apply_event
+from portal_sync.inbound.events import CourseDetails, EventType, MemberDetails, SyncEvent
+from portal_sync.inbound.identity import member_environment
+from portal_sync.inbound.ports import EnrollmentState, IntegrationSettings, MemberState
+from portal_sync.inbound.sync_log import LogStatus, SyncLogEntry
+from portal_sync.reconciliation.ports import (
+    ChangePage,
+    DeltaLinkExpired,
+    Phase,
+    Run,
+    RunActive,
+    RunKind,
+)
+from portal_sync.reconciliation.runs import UNEXPECTED_FAILURE, PageOutcome, Reconciliation
+
+ORG = uuid.UUID("6f1c2a9e-3b7d-4c1e-9a2f-5d8e7b6c4a30")
+OTHER_ORG = uuid.UUID("0b5e7d1c-2a4f-4e8b-9c3d-6f1a2b3c4d5e")
+BASE = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
+ROLES = {100000000: "member", 100000001: "peer_mentor", 100000002: "coordinator"}
+
+
+# -- a Dataverse with change tracking ---------------------------------------------------------
+
+
+class FakeDataverse:
+    """Rows per entity set, each write a new version; reads page through a snapshot."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, dict[str, dict[str, Any]]] = {}
+        self.versions: dict[tuple[str, str], int] = {}
+        self.deleted: dict[tuple[str, str], int] = {}
+        self.version = 0
+        self.tokens_expired = False
+        self.failures: list[Exception] = []
+        self.reads: list[str | None] = []
+
+    def put(self, entity_set: str, key: str, **columns: Any) -> None:
+        self.version += 1
+        stamp = (BASE + timedelta(seconds=self.version)).isoformat().replace("+00:00", "Z")
+        row = {**self.rows.get(entity_set, {}).get(key, {}), **columns, "modifiedon": stamp}
+        self.rows.setdefault(entity_set, {})[key] = row
+        self.versions[(entity_set, key)] = self.version
+        self.deleted.pop((entity_set, key), None)
+
+    def delete(self, entity_set: str, key: str) -> None:
+        self.version += 1
+        self.rows[entity_set].pop(key)
+        self.versions.pop((entity_set, key))
+        self.deleted[(entity_set, key)] = self.version
+
+    def add_member(self, index: int, role: int = 100000000, state: int = 0) -> tuple[str, str]:
+        contact, membership = contact_id(index), membership_id(index)
+        self.put(
+            "contacts",
+            contact,
+            contactid=contact,
+            firstname=f"Member{index}",
+            lastname="Nordmann",
+            emailaddress1=f"member{index}@example.org",
+            statecode=0,
+        )
+        self.put(
+            "hlf_memberships",
+            membership,
+            hlf_membershipid=membership,
+            _hlf_contactid_value=contact,
+            hlf_role=role,
+            statecode=state,
+        )
+        return contact, membership
+
+    def read_page(
+        self,
+        organization_id: UUID,
+        entity_set: str,
+        select: Sequence[str],
+        link: str | None,
+        page_size: int,
+    ) -> ChangePage:
+        self.reads.append(link)
+        if self.failures:
+            raise self.failures.pop(0)
+        if link is None:
+            since, start, offset, delta = 0, self.version, 0, False
+        else:
+            kind, table, *numbers = link.split("|")
+            assert table == entity_set
+            if kind == "delta":
+                if self.tokens_expired:
+                    raise DeltaLinkExpired()
+                since, start, offset, delta = int(numbers[0]), self.version, 0, True
+            else:
+                since, start, offset, delta = (int(n) for n in numbers)
+                delta = bool(delta)
+        changes = sorted(
+            (v, key, False)
+            for (s, key), v in self.versions.items()
+            if s == entity_set and since < v <= start
+        )
+        if delta:
+            changes += sorted(
+                (v, key, True)
+                for (s, key), v in self.deleted.items()
+                if s == entity_set and since < v <= start
+            )
+        page = changes[offset : offset + page_size]
+        more = offset + page_size < len(changes)
+        return ChangePage(
+            rows=[dict(self.rows[entity_set][key]) for _, key, gone in page if not gone],
+            deleted_ids=[key for _, key, gone in page if gone],
+            next_link=f"next|{entity_set}|{since}|{start}|{offset + page_size}|{int(delta)}"
+            if more
+            else None,
+            delta_link=None if more else f"delta|{entity_set}|{start}",
+        )
+
+
+def contact_id(index: int) -> str:
+    return str(uuid.UUID(int=(0xC0 << 120) | index))
+
+
+def membership_id(index: int) -> str:
+    return str(uuid.UUID(int=(0x3E << 120) | index))
+
+
+# -- storage ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Tables:
+    runs: dict[UUID, Run] = field(default_factory=dict)
+    delta_links: dict[tuple[UUID, str], str] = field(default_factory=dict)
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)  # by contact
+    memberships: dict[tuple[UUID, UUID], dict[str, Any]] = field(default_factory=dict)
+    enrollments: dict[tuple[UUID, UUID, str], dict[str, Any]] = field(default_factory=dict)
+    log: dict[str, SyncLogEntry] = field(default_factory=dict)
+
+
+class Crash(Exception):
+    """The worker died: nothing of the open transaction is kept."""
+
+
+class FakeStore:
+    def __init__(self) -> None:
+        self.db = Tables()
+        self.crash_at_save: int | None = None  # crash on this save_run call (1-based)
+        self.saves = 0
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        saved = copy.deepcopy(self.db)
+        try:
+            yield
+        except BaseException:
+            self.db = saved
+            raise
+
+    def insert_run(self, run: Run) -> bool:
+        if any(
+            r.organization_id == run.organization_id and r.phase is Phase.RUNNING
+            for r in self.db.runs.values()
+        ):
+            return False
+        self.db.runs[run.id] = copy.deepcopy(run)
+        return True
+
+    def running(self, organization_id: UUID) -> Run | None:
+        return next(
+            (
+                copy.deepcopy(r)
+                for r in self.db.runs.values()
+                if r.organization_id == organization_id and r.phase is Phase.RUNNING
+            ),
+            None,
+        )
+
+    def lock_run(self, run_id: UUID) -> Run | None:
+        run = self.db.runs.get(run_id)
+        return copy.deepcopy(run) if run else None
+
+    def save_run(self, run: Run) -> None:
+        self.saves += 1
+        if self.saves == self.crash_at_save:
+            raise Crash()
+        self.db.runs[run.id] = copy.deepcopy(run)
+
+    def latest_runs(self, organization_id: UUID) -> dict[RunKind, Run]:
+        latest: dict[RunKind, Run] = {}
+        for run in self.db.runs.values():
+            if run.organization_id == organization_id:
+                latest[run.kind] = run
+        return latest
+
+    def delta_link(self, organization_id: UUID, table: str) -> str | None:
+        return self.db.delta_links.get((organization_id, table))
+
+    def save_delta_link(self, organization_id: UUID, table: str, link: str) -> None:
+        self.db.delta_links[(organization_id, table)] = link
+
+    def forget_delta_links(self, organization_id: UUID) -> None:
+        for key in [k for k in self.db.delta_links if k[0] == organization_id]:
+            del self.db.delta_links[key]
+
+    def integration(self, organization_id: UUID) -> IntegrationSettings:
+        return IntegrationSettings()
+
+    def stored_row(
+        self, organization_id: UUID, table: str, row_id: str
+    ) -> tuple[str, str | None] | None:
+        contacts = {p["id"]: c for c, p in self.db.profiles.items()}
+        for (org, profile), m in self.db.memberships.items():
+            if org == organization_id and m["row"] == row_id:
+                return contacts[profile], None
+        for (org, profile, course), e in self.db.enrollments.items():
+            if org == organization_id and e["row"] == row_id:
+                return contacts[profile], course
+        return None
+
+    def sync_repository(self) -> Repository:
+        return Repository(self)
+
+
+class Repository:
+    """The inbound SyncRepository's semantics on the tables (a batch writes as it goes)."""
+
+    def __init__(self, store: FakeStore) -> None:
+        self._store = store
+
+    @property
+    def _t(self) -> Tables:
+        return self._store.db
+
+    def integration(self, organization_id: UUID) -> IntegrationSettings:
+        return IntegrationSettings()
+
+    def write_log(self, entry: SyncLogEntry) -> None:
+        self._t.log[entry.event_id] = entry
+
+    def resolve_contact(self, organization_id: UUID, table: str, row_id: str) -> str | None:
+        stored = self._store.stored_row(organization_id, table, row_id)
+        return stored[0] if stored else None
+
+    def lock_member(self, organization_id: UUID, contact: str) -> MemberState | None:
+        profile = self._t.profiles.get(contact)
+        if profile is None:
+            return None
+        m = self._t.memberships.get((organization_id, profile["id"]))
+        return MemberState(
+            profile["id"],
+            m["status"] if m else None,
+            m["role"] if m else None,
+            m["at"] if m else None,
+            profile["details_at"],
+            profile["environment"],
+        )
+
+    def create_profile(
+        self, details: MemberDetails, modified_at: datetime | None, environment: str
+    ) -> UUID | None:
+        if details.dynamics_contact_id in self._t.profiles:
+            return None
+        profile_id = uuid.uuid4()
+        self._t.profiles[details.dynamics_contact_id] = {
+            "id": profile_id,
+            "details_at": modified_at,
+            "environment": environment,
+            **details.model_dump(exclude={"dynamics_contact_id"}),
+        }
+        return profile_id
+
+    def update_profile(
+        self, profile_id: UUID, details: MemberDetails, modified_at: datetime
+    ) -> None:
+        for profile in self._t.profiles.values():
+            if profile["id"] == profile_id:
+                profile.update(
+                    details.model_dump(exclude={"dynamics_contact_id"}, exclude_none=True)
+                )
+                profile["details_at"] = max(filter(None, (profile["details_at"], modified_at)))
+
+    def upsert_membership(
+        self,
+        organization_id: UUID,
+        profile_id: UUID,
+        *,
+        role: str,
+        status: str,
+        source_modified_at: datetime | None,
+        dynamics_row_id: str | None,
+    ) -> None:
+        current = self._t.memberships.get((organization_id, profile_id), {})
+        times = [t for t in (current.get("at"), source_modified_at) if t is not None]
+        self._t.memberships[(organization_id, profile_id)] = {
+            "role": role,
+            "status": status,
+            "at": max(times) if times else None,
+            "row": dynamics_row_id or current.get("row"),
+        }
+
+    def lock_enrollment(
+        self, organization_id: UUID, profile_id: UUID, course_id: str
+    ) -> EnrollmentState | None:
+        e = self._t.enrollments.get((organization_id, profile_id, course_id))
+        return EnrollmentState(e["status"], e["at"]) if e else None
+
+    def upsert_enrollment(
+        self,
+        organization_id: UUID,
+        profile_id: UUID,
+        course: CourseDetails,
+        *,
+        status: str,
+        source_modified_at: datetime,
+        dynamics_row_id: str | None,
+    ) -> None:
+        key = (organization_id, profile_id, course.dynamics_course_id)
+        current = self._t.enrollments.get(key, {})
+        self._t.enrollments[key] = {
+            "status": status,
+            "at": max(filter(None, (current.get("at"), source_modified_at))),
+            "row": dynamics_row_id or current.get("row"),
+        }
+
+    def expect_member(self, organization_id: UUID, event: SyncEvent) -> None:
+        pass
+
+    def prepare_members(self) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def service(store: FakeStore, dataverse: FakeDataverse, page_size: int = 7) -> Reconciliation:
+    return Reconciliation(store, dataverse, page_size=page_size)
+
+
+def run_to_end(sync: Reconciliation, run: Run, limit: int = 1000) -> PageOutcome:
+    for _ in range(limit):
+        outcome = sync.next_page(run.id)
+        if outcome.done:
+            sync.finish(run.id)
+            return outcome
+    raise AssertionError("the run did not end")
+
+
+def members(store: FakeStore, org: UUID = ORG) -> dict[str, tuple[str, str, str | None]]:
+    """Contact -> (role, status, first name): what the app shows, without generated ids."""
+    result = {}
+    for contact, profile in store.db.profiles.items():
+        m = store.db.memberships.get((org, profile["id"]))
+        if m is not None:
+            result[contact] = (m["role"], m["status"], profile.get("first_name"))
+    return result
+
+
+def loaded(count: int) -> FakeDataverse:
+    dataverse = FakeDataverse()
+    for index in range(count):
+        role = 100000001 if index % 5 == 4 else 100000000
+        dataverse.add_member(index, role=role, state=1 if index % 7 == 6 else 0)
+    return dataverse
+
+
+# -- the tests --------------------------------------------------------------------------------
+
+
+def test_an_import_brings_every_member_with_role_and_status() -> None:
+    store, dataverse = FakeStore(), loaded(30)
+    sync = service(store, dataverse)
+
+    run = sync.start(ORG, RunKind.IMPORT)
+    run_to_end(sync, run)
+
+    found = members(store)
+    assert len(found) == 30
+    assert found[contact_id(4)] == ("peer_mentor", "active", "Member4")
+    assert found[contact_id(6)] == ("member", "inactive", "Member6")
+    assert found[contact_id(0)] == ("member", "active", "Member0")
+    final = store.db.runs[run.id]
+    assert final.phase is Phase.SUCCEEDED and final.finished_at is not None
+    assert (final.rows_read, final.rows_changed, final.rows_unchanged, final.rows_failed) == (
+        60,
+        60,
+        0,
+        0,
+    )
+    # Each table's read ended with a delta link for the next reconciliation.
+    assert {table for _, table in store.db.delta_links} == {
+        "contact",
+        "hlf_membership",
+        "hlf_courseenrollment",
+    }
+    # The creations are in the sync log like a webhook's.
+    created = [e for e in store.db.log.values() if "created" in e.message]
+    assert len(created) == 30
+
+
+def test_importing_again_changes_nothing_and_counts_the_rows_in_step() -> None:
+    store, dataverse = FakeStore(), loaded(12)
+    sync = service(store, dataverse)
+    run_to_end(sync, sync.start(ORG, RunKind.IMPORT))
+    before, logged = copy.deepcopy(store.db.memberships), len(store.db.log)
+
+    second = sync.start(ORG, RunKind.IMPORT)
+    run_to_end(sync, second)
+
+    final = store.db.runs[second.id]
+    assert (final.rows_read, final.rows_changed, final.rows_unchanged) == (24, 0, 24)
+    assert store.db.memberships == before
+    assert len(store.db.log) == logged  # rows in step are counted, not logged
+
+
+@pytest.mark.parametrize("crash_at", [1, 2, 3, 5, 8])
+def test_a_crash_between_pages_resumes_and_ends_as_an_uninterrupted_run(crash_at: int) -> None:
+    uninterrupted, dataverse = FakeStore(), loaded(25)
+    sync = service(uninterrupted, dataverse)
+    run_to_end(sync, sync.start(ORG, RunKind.IMPORT))
+
+    crashed = FakeStore()
+    sync = service(crashed, dataverse)
+    run = sync.start(ORG, RunKind.IMPORT)
+    crashed.crash_at_save = crash_at  # the worker dies as it commits that page
+    with pytest.raises(Crash):
+        for _ in range(100):
+            if sync.next_page(run.id).done:
+                break
+    # The engine runs the step again: it resumes at the page not committed.
+    run_to_end(sync, run)
+
+    assert members(crashed) == members(uninterrupted)
+    expected = next(iter(uninterrupted.db.runs.values()))
+    final = crashed.db.runs[run.id]
+    assert (final.rows_read, final.rows_changed, final.rows_unchanged) == (
+        expected.rows_read,
+        expected.rows_changed,
+        expected.rows_unchanged,
+    )
+    assert sorted(crashed.db.log) == sorted(
+        key.replace(str(expected.id), str(run.id)) for key in uninterrupted.db.log
+    )
+
+
+def test_only_one_run_per_organisation_at_a_time() -> None:
+    store, dataverse = FakeStore(), loaded(3)
+    sync = service(store, dataverse)
+    run = sync.start(ORG, RunKind.IMPORT)
+
+    with pytest.raises(RunActive) as refused:
+        sync.start(ORG, RunKind.RECONCILE)
+    assert refused.value.run.id == run.id
+    sync.start(OTHER_ORG, RunKind.IMPORT)  # another organisation is not held up
+
+    run_to_end(sync, run)
+    sync.start(ORG, RunKind.RECONCILE)  # once it ended, the next may start
+
+
+def test_reconciliation_applies_lost_changes_and_deletions_from_the_delta_link() -> None:
+    store, dataverse = FakeStore(), loaded(10)
+    sync = service(store, dataverse, page_size=3)
+    run_to_end(sync, sync.start(ORG, RunKind.IMPORT))
+    # Changes whose webhooks were lost:
+    dataverse.put("hlf_memberships", membership_id(1), hlf_role=100000002)  # role changed
+    dataverse.put("hlf_memberships", membership_id(2), statecode=1)  # deactivated
+    dataverse.put("hlf_memberships", membership_id(6), statecode=0)  # reactivated
+    dataverse.put("contacts", contact_id(3), firstname="Kari")  # details
+    dataverse.delete("hlf_memberships", membership_id(5))  # membership row deleted
+    dataverse.add_member(42, role=100000001)  # a new member
+
+    run = sync.start(ORG, RunKind.RECONCILE)
+    run_to_end(sync, run)
+
+    found = members(store)
+    assert found[contact_id(1)][:2] == ("coordinator", "active")
+    assert found[contact_id(2)][1] == "inactive"
+    assert found[contact_id(6)][1] == "active"
+    assert found[contact_id(3)][2] == "Kari"
+    assert found[contact_id(5)][1] == "inactive"
+    assert found[contact_id(42)] == ("peer_mentor", "active", "Member42")
+    final = store.db.runs[run.id]
+    assert not final.full_read
+    # Only the changes were read, and each was drift the webhooks had missed.
+    assert (final.rows_read, final.rows_changed, final.rows_failed) == (7, 7, 0)
+    assert dataverse.reads.count(None) == 3 + 0  # the import's first pages only
+
+
+def test_an_expired_delta_link_falls_back_to_a_full_import() -> None:
+    store, dataverse = FakeStore(), loaded(8)
+    sync = service(store, dataverse)
+    run_to_end(sync, sync.start(ORG, RunKind.IMPORT))
+    dataverse.put("hlf_memberships", membership_id(0), statecode=1)
+    dataverse.tokens_expired = True
+
+    run = sync.start(ORG, RunKind.RECONCILE)
+    outcome = sync.next_page(run.id)
+    assert outcome.fell_back_to_full_read and not outcome.done
+    dataverse.tokens_expired = False  # new tokens are honoured
+    run_to_end(sync, run)
+
+    final = store.db.runs[run.id]
+    assert final.phase is Phase.SUCCEEDED and final.full_read and final.error is None
+    assert members(store)[contact_id(0)][1] == "inactive"
+    assert (final.rows_read, final.rows_changed, final.rows_unchanged) == (16, 1, 15)
+
+
+def test_a_webhook_newer_than_the_imported_row_wins_and_an_older_one_loses() -> None:
+    store, dataverse = FakeStore(), FakeDataverse()
+    dataverse.add_member(0)  # active member, modified at BASE + 2 s
+    dataverse.add_member(1)
+    environment = member_environment(ORG, None)
+    repo = store.sync_repository()
+
+    # A webhook of a later change arrived before the import read the row: it stays.
+    newer = SyncEvent(
+        type=EventType.MEMBERSHIP_DEACTIVATED,
+        occurred_at=BASE + timedelta(minutes=5),
+        member=MemberDetails(dynamics_contact_id=contact_id(0)),
+        role="member",
+    )
+    assert apply_event(repo, ORG, newer, environment).status is LogStatus.SUCCESS
+    sync = service(store, dataverse)
+    run = sync.start(ORG, RunKind.IMPORT)
+    run_to_end(sync, run)
+    assert members(store)[contact_id(0)][1] == "inactive"
+
+    # A webhook older than the row the import applied arrives late: it is stale.
+    older = SyncEvent(
+        type=EventType.MEMBERSHIP_DEACTIVATED,
+        occurred_at=BASE - timedelta(minutes=5),
+        member=MemberDetails(dynamics_contact_id=contact_id(1)),
+        role="member",
+    )
+    assert apply_event(repo, ORG, older, environment).status is LogStatus.SKIPPED
+    assert members(store)[contact_id(1)][1] == "active"
+
+
+def test_a_throttled_page_asks_the_engine_to_wait_and_keeps_the_checkpoint() -> None:
+    store, dataverse = FakeStore(), loaded(4)
+    sync = service(store, dataverse, page_size=2)
+    run = sync.start(ORG, RunKind.IMPORT)
+    sync.next_page(run.id)
+    before = copy.deepcopy(store.db.runs[run.id])
+    dataverse.failures.append(
+        DynamicsError(FailureKind.THROTTLED, Operation.READ_ROW, status_code=429, retry_after=7)
+    )
+
+    outcome = sync.next_page(run.id)
+
+    assert outcome.wait_seconds == 7 and not outcome.done
+    assert store.db.runs[run.id] == before
+    run_to_end(sync, run)
+    assert len(members(store)) == 4
+
+
+def test_a_failed_run_says_what_failed_without_the_errors_own_text() -> None:
+    store, dataverse = FakeStore(), loaded(2)
+    sync = service(store, dataverse)
+    run = sync.start(ORG, RunKind.IMPORT)
+
+    failed = sync.fail(run.id, RuntimeError("row of member1@example.org"))
+    assert failed.phase is Phase.FAILED and failed.error == UNEXPECTED_FAILURE
+    unreachable = DynamicsError(FailureKind.UNAVAILABLE, Operation.READ_ROW, status_code=503)
+    second = sync.start(ORG, RunKind.IMPORT)
+    assert sync.fail(second.id, unreachable).error == unreachable.message
+    assert sync.latest(ORG)[RunKind.IMPORT].id == second.id
