@@ -195,9 +195,10 @@ def test_a_change_superseded_during_its_last_attempt_pages_nobody_the_newer_one_
     # A's last attempt outlasts the client's timeout (5 s locally); the stand-in answers it
     # 1 s later, and B's attempt is refused for good (404: not retried).
     monkeypatch.setattr(system.dynamics, "timeout_seconds", 6.0)
-    system.dynamics.fail_next("503", count=3)
-    system.dynamics.fail_next("timeout", count=1)
-    system.dynamics.fail_next("404", count=1)
+    # The PATCHes only: no other request (a WhoAmI) may take one of the planned answers.
+    system.dynamics.fail_next("503", count=3, method="PATCH")
+    system.dynamics.fail_next("timeout", count=1, method="PATCH")
+    system.dynamics.fail_next("404", count=1, method="PATCH")
     webhook = f"{system.base_url}/functions/v1/portal-webhook/{system.seed.source_id}"
     now = datetime.now(UTC)
 

@@ -221,6 +221,7 @@ class _Failure:
     kind: str
     remaining: int
     retry_after: float | None
+    method: str | None = None  # only requests of this method fail; None: every request
 
 
 @dataclass
@@ -649,15 +650,23 @@ class DataverseStandIn:
                 )
         return members
 
-    def fail_next(self, kind: str, count: int = 1, retry_after: float | None = None) -> None:
-        """The next `count` Web API requests fail this way (queued after earlier failures)."""
+    def fail_next(
+        self,
+        kind: str,
+        count: int = 1,
+        retry_after: float | None = None,
+        method: str | None = None,
+    ) -> None:
+        """The next `count` Web API requests fail this way (queued after earlier failures);
+        with `method`, only requests of that method (e.g. the PATCHes of a delivery, not the
+        WhoAmI that follows a successful one)."""
         kind = str(kind)
         if kind not in FAILURE_KINDS:
             raise ValueError(f"unknown failure kind {kind!r}; one of {', '.join(FAILURE_KINDS)}")
         if count < 1:
             raise ValueError("count must be at least 1")
         with self._lock:
-            self._state.failures.append(_Failure(kind, count, retry_after))
+            self._state.failures.append(_Failure(kind, count, retry_after, method))
 
     def clear_failures(self) -> None:
         with self._lock:
@@ -892,10 +901,10 @@ class DataverseStandIn:
             )
         return self._web_api(request, path, self.gateway_url, GATEWAY_CLIENT_ID)
 
-    def _next_failure(self) -> _Failure | None:
+    def _next_failure(self, method: str) -> _Failure | None:
         with self._lock:
             failures = self._state.failures
-            if not failures:
+            if not failures or failures[0].method not in (None, method):
                 return None
             failure = failures[0]
             failure.remaining -= 1
@@ -979,7 +988,7 @@ class DataverseStandIn:
         row_id = _guid(raw_id)
 
         client_id = caller if caller is not None else self._authorise(request)
-        failure = self._next_failure()
+        failure = self._next_failure(request.method)
         if failure is not None:
             injected = self._injected(failure, table, row_id or raw_id)
             if injected is not None:

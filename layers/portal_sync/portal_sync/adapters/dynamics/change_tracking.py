@@ -26,13 +26,16 @@ import httpx
 
 from portal_sync.adapters.dynamics.addresses import Destinations, Resolve
 from portal_sync.adapters.dynamics.entra_tokens import EntraTokens
-from portal_sync.adapters.dynamics.retry_after import parse_retry_after
+from portal_sync.adapters.dynamics.failures import (
+    dataverse_error_code,
+    failure_of,
+    log_failure,
+)
 from portal_sync.adapters.dynamics.transport import send
 from portal_sync.adapters.rate_limiter import RateLimiter
 from portal_sync.dataverse.annotations import FORMATTED_VALUE, LOOKUP_LOGICAL_NAME
 from portal_sync.dataverse.connection import DynamicsConnection, DynamicsError, is_dataverse_host
 from portal_sync.dataverse.failure import FailureKind, Operation
-from portal_sync.observability import logger
 from portal_sync.reconciliation.ports import ChangePage, DeltaLinkExpired, NoDynamicsConnection
 from portal_sync.visibility.ports import DynamicsTargets
 
@@ -141,7 +144,7 @@ class ChangeTrackingReader:
                 auth_type=connection.auth_type,
                 entity_set=entity_set,
             )
-            _log_failure(error, response)
+            log_failure(error, response)
             raise error
         return response
 
@@ -168,23 +171,10 @@ class ChangeTrackingReader:
         )
 
     def _failure(self, base_url: str, response: httpx.Response, entity_set: str) -> Exception:
-        status = response.status_code
-        code = _error_code(response)
-        if status == 400 and code is not None and code.lower() == VERSION_EXPIRED:
+        code = dataverse_error_code(response)
+        if response.status_code == 400 and code is not None and code.lower() == VERSION_EXPIRED:
             return DeltaLinkExpired()
-        retry_after = None
-        if status == 429:
-            retry_after = parse_retry_after(response.headers.get("retry-after"))
-            self._limiter.block_until(base_url, self._limiter.now() + retry_after)
-        error = DynamicsError(
-            _kind(status),
-            _OPERATION,
-            status_code=status,
-            retry_after=retry_after,
-            entity_set=entity_set,
-        )
-        _log_failure(error, response)
-        return error
+        return failure_of(response, _OPERATION, self._limiter, base_url, entity_set=entity_set)
 
 
 def _on(link: str, table_url: str) -> bool:
@@ -223,41 +213,3 @@ def _page(response: httpx.Response, table_url: str, entity_set: str) -> ChangePa
             )
         links[key] = value
     return ChangePage(rows, deleted, links["@odata.nextLink"], links["@odata.deltaLink"])
-
-
-def _kind(status: int) -> FailureKind:
-    if status == 429:
-        return FailureKind.THROTTLED
-    if status == 404:
-        return FailureKind.NOT_FOUND
-    if status == 403:
-        return FailureKind.FORBIDDEN
-    if status >= 500:
-        return FailureKind.UNAVAILABLE
-    if status >= 400:
-        return FailureKind.REJECTED
-    return FailureKind.UNEXPECTED
-
-
-def _error_code(response: httpx.Response) -> str | None:
-    try:
-        error = response.json().get("error")
-        code = error.get("code") if isinstance(error, dict) else None
-    except (ValueError, AttributeError):
-        return None
-    return code[:32] if isinstance(code, str) else None
-
-
-def _log_failure(error: DynamicsError, response: httpx.Response) -> None:
-    """Status, Dataverse's error code and `x-ms-service-request-id`; never the error's text."""
-    logger.warning(
-        "Dynamics change tracking read failed",
-        extra={
-            "operation": "read_changes",
-            "failure": error.kind.value,
-            "status_code": response.status_code,
-            "dataverse_error_code": _error_code(response),
-            "service_request_id": response.headers.get("x-ms-service-request-id"),
-            "retryable": error.retryable,
-        },
-    )

@@ -38,14 +38,17 @@ import httpx
 
 from portal_sync.adapters.dynamics.addresses import Destinations, Resolve
 from portal_sync.adapters.dynamics.entra_tokens import EntraTokens
-from portal_sync.adapters.dynamics.retry_after import parse_retry_after
+from portal_sync.adapters.dynamics.failures import (
+    failure_of,
+    log_failure,
+)
 from portal_sync.adapters.dynamics.transport import send
 from portal_sync.adapters.rate_limiter import RateLimiter
 from portal_sync.dataverse.annotations import FORMATTED_VALUE, LOOKUP_LOGICAL_NAME
 from portal_sync.dataverse.connection import DynamicsConnection, DynamicsError, is_dataverse_host
 from portal_sync.dataverse.echo import REQUEST_TAG
 from portal_sync.dataverse.failure import FailureKind, Operation
-from portal_sync.observability import logger, tracer
+from portal_sync.observability import tracer
 
 API_PATH = "/api/data/v9.2"
 # Dataverse allows 6,000 requests per user per web server over 5 minutes (20 a second on
@@ -211,7 +214,7 @@ class DataverseWebApi:
                 status_code=401,
                 auth_type=connection.auth_type,
             )
-            _log_failure(error, response)
+            log_failure(error, response)
             raise error
         return response
 
@@ -247,53 +250,7 @@ class DataverseWebApi:
         *,
         entity_set: str | None = None,
     ) -> DynamicsError:
-        status = response.status_code
-        retry_after = None
-        if status == 429:
-            retry_after = parse_retry_after(response.headers.get("retry-after"))
-            self._limiter.block_until(base_url, self._limiter.now() + retry_after)
-        error = DynamicsError(
-            _kind(status),
-            operation,
-            status_code=status,
-            retry_after=retry_after,
-            entity_set=entity_set,
-        )
-        _log_failure(error, response)
-        return error
-
-
-def _log_failure(error: DynamicsError, response: httpx.Response) -> None:
-    """What on-call needs to find the request at Microsoft: its status, Dataverse's error code
-    and `x-ms-service-request-id`; never the error's text (it can echo row data)."""
-    logger.warning(
-        "Dynamics request failed",
-        extra={
-            "operation": error.operation.value,
-            "failure": error.kind.value,
-            "status_code": response.status_code,
-            "dataverse_error_code": _dataverse_error_code(response),
-            "service_request_id": response.headers.get("x-ms-service-request-id"),
-            "retryable": error.retryable,
-        },
-    )
-
-
-def _kind(status: int) -> FailureKind:
-    """What a Web API status other than success and 401 means."""
-    if status == 429:
-        return FailureKind.THROTTLED
-    if status == 404:
-        return FailureKind.NOT_FOUND
-    if status == 403:
-        return FailureKind.FORBIDDEN
-    if status == 412:
-        return FailureKind.CONFLICT
-    if status >= 500:
-        return FailureKind.UNAVAILABLE
-    if status >= 400:
-        return FailureKind.REJECTED
-    return FailureKind.UNEXPECTED  # 1xx/3xx: redirects are not followed; Dataverse's URL has none
+        return failure_of(response, operation, self._limiter, base_url, entity_set=entity_set)
 
 
 def _guid(value: str, operation: Operation) -> str:
@@ -306,13 +263,3 @@ def _guid(value: str, operation: Operation) -> str:
 
 def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
-
-
-def _dataverse_error_code(response: httpx.Response) -> str | None:
-    """The `error.code` of a Dataverse error body (may be empty); never its message."""
-    try:
-        error = response.json().get("error")
-        code = error.get("code") if isinstance(error, dict) else None
-    except (ValueError, AttributeError):
-        return None
-    return code[:32] if isinstance(code, str) else None
