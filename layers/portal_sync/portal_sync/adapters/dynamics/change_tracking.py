@@ -25,16 +25,16 @@ from uuid import UUID
 import httpx
 
 from portal_sync.adapters.dynamics.addresses import Destinations, Resolve
+from portal_sync.adapters.dynamics.credentials import send_authorised
 from portal_sync.adapters.dynamics.entra_tokens import EntraTokens
 from portal_sync.adapters.dynamics.failures import (
     dataverse_error_code,
     failure_of,
-    log_failure,
 )
 from portal_sync.adapters.dynamics.transport import send
 from portal_sync.adapters.rate_limiter import RateLimiter
 from portal_sync.dataverse.annotations import FORMATTED_VALUE, LOOKUP_LOGICAL_NAME
-from portal_sync.dataverse.connection import DynamicsConnection, DynamicsError, is_dataverse_host
+from portal_sync.dataverse.connection import DynamicsError
 from portal_sync.dataverse.failure import FailureKind, Operation
 from portal_sync.reconciliation.ports import ChangePage, DeltaLinkExpired, NoDynamicsConnection
 from portal_sync.visibility.ports import DynamicsTargets
@@ -100,53 +100,17 @@ class ChangeTrackingReader:
             **_HEADERS,
             "Prefer": f"odata.track-changes,odata.maxpagesize={page_size},{_ANNOTATIONS}",
         }
-        response = self._authorised(connection, base_url, url, headers, params, entity_set)
+        response = send_authorised(
+            connection,
+            base_url,
+            _OPERATION,
+            self._tokens,
+            lambda auth: self._send(base_url, url, {**headers, **auth}, params),
+            entity_set=entity_set,
+        )
         if response.status_code != 200:
             raise self._failure(base_url, response, entity_set)
         return _page(response, table_url, entity_set)
-
-    def _authorised(
-        self,
-        connection: DynamicsConnection,
-        base_url: str,
-        url: str,
-        headers: dict[str, str],
-        params: dict[str, str] | None,
-        entity_set: str,
-    ) -> httpx.Response:
-        if connection.auth_type == "api_key":
-            # For an API gateway in front of Dataverse only (docs/website-visibility.md).
-            if is_dataverse_host(base_url):
-                raise DynamicsError(
-                    FailureKind.API_KEY_TO_DATAVERSE, _OPERATION, auth_type=connection.auth_type
-                )
-            response = self._send(
-                base_url, url, {**headers, connection.api_key_header: connection.secret}, params
-            )
-        elif connection.auth_type == "oauth_client_credentials":
-            bearer = self._tokens.token(connection, base_url)
-            response = self._send(
-                base_url, url, {**headers, "Authorization": f"Bearer {bearer}"}, params
-            )
-            if response.status_code == 401:  # revoked or expired early: one fresh token
-                self._tokens.drop(connection, base_url)
-                bearer = self._tokens.token(connection, base_url)
-                response = self._send(
-                    base_url, url, {**headers, "Authorization": f"Bearer {bearer}"}, params
-                )
-        else:
-            raise DynamicsError(FailureKind.UNKNOWN_AUTH_TYPE, _OPERATION)
-        if response.status_code == 401:
-            error = DynamicsError(
-                FailureKind.CREDENTIALS,
-                _OPERATION,
-                status_code=401,
-                auth_type=connection.auth_type,
-                entity_set=entity_set,
-            )
-            log_failure(error, response)
-            raise error
-        return response
 
     def _send(
         self, base_url: str, url: str, headers: dict[str, str], params: dict[str, str] | None

@@ -37,15 +37,15 @@ from typing import Any
 import httpx
 
 from portal_sync.adapters.dynamics.addresses import Destinations, Resolve
+from portal_sync.adapters.dynamics.credentials import send_authorised
 from portal_sync.adapters.dynamics.entra_tokens import EntraTokens
 from portal_sync.adapters.dynamics.failures import (
     failure_of,
-    log_failure,
 )
 from portal_sync.adapters.dynamics.transport import send
 from portal_sync.adapters.rate_limiter import RateLimiter
 from portal_sync.dataverse.annotations import FORMATTED_VALUE, LOOKUP_LOGICAL_NAME
-from portal_sync.dataverse.connection import DynamicsConnection, DynamicsError, is_dataverse_host
+from portal_sync.dataverse.connection import DynamicsConnection, DynamicsError
 from portal_sync.dataverse.echo import REQUEST_TAG
 from portal_sync.dataverse.failure import FailureKind, Operation
 from portal_sync.observability import tracer
@@ -61,8 +61,6 @@ _ENTITY_SET = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _ODATA_HEADERS = {"OData-MaxVersion": "4.0", "OData-Version": "4.0", "Accept": "application/json"}
 # What a write of ours carries, so that its webhook echo is recognised (dataverse/echo.py).
 _TAGGED = {"tag": REQUEST_TAG}
-
-Send = Callable[[dict[str, str]], httpx.Response]
 
 
 class DataverseWebApi:
@@ -105,10 +103,11 @@ class DataverseWebApi:
             # Without If-Match a PATCH is an upsert and would create a missing contact.
             "If-Match": "*",
         }
-        response = self._authorised(
+        response = send_authorised(
             connection,
             base_url,
             operation,
+            self._tokens,
             lambda auth: self._send(
                 base_url, operation, "PATCH", url, {**headers, **auth}, fields, params=_TAGGED
             ),
@@ -123,10 +122,11 @@ class DataverseWebApi:
         operation = Operation.WHO_AM_I
         base_url = self._destinations.base_url(connection.base_url, operation)
         url = f"{base_url}{API_PATH}/WhoAmI"
-        response = self._authorised(
+        response = send_authorised(
             connection,
             base_url,
             operation,
+            self._tokens,
             lambda auth: self._send(base_url, operation, "GET", url, {**_ODATA_HEADERS, **auth}),
         )
         if response.status_code != 200:
@@ -159,10 +159,11 @@ class DataverseWebApi:
             # A lookup's table and display name come only as annotations, on request.
             "Prefer": f'odata.include-annotations="{FORMATTED_VALUE},{LOOKUP_LOGICAL_NAME}"',
         }
-        response = self._authorised(
+        response = send_authorised(
             connection,
             base_url,
             operation,
+            self._tokens,
             lambda auth: self._send(
                 base_url, operation, "GET", url, {**headers, **auth}, params=params
             ),
@@ -180,43 +181,6 @@ class DataverseWebApi:
                 FailureKind.UNUSABLE_ANSWER, operation, status_code=200, entity_set=entity_set
             )
         return body
-
-    def _authorised(
-        self,
-        connection: DynamicsConnection,
-        base_url: str,
-        operation: Operation,
-        send_with: Send,
-    ) -> httpx.Response:
-        """Sends with the connection's credentials (`send_with` gets the auth headers); a 401
-        is raised here, after one retry with a fresh token."""
-        if connection.auth_type == "api_key":
-            # Dataverse itself has no API keys: this mode is for an API-management front
-            # (e.g. Azure API Management) that holds the OAuth credentials and checks this key.
-            # Never sent to Dataverse itself, which would only refuse it (and log it).
-            if is_dataverse_host(base_url):
-                raise DynamicsError(
-                    FailureKind.API_KEY_TO_DATAVERSE, operation, auth_type=connection.auth_type
-                )
-            response = send_with({connection.api_key_header: connection.secret})
-        elif connection.auth_type == "oauth_client_credentials":
-            response = send_with(_bearer(self._tokens.token(connection, base_url)))
-            if response.status_code == 401:
-                # The token may have been revoked or expired early: one fresh token, one retry.
-                self._tokens.drop(connection, base_url)
-                response = send_with(_bearer(self._tokens.token(connection, base_url)))
-        else:
-            raise DynamicsError(FailureKind.UNKNOWN_AUTH_TYPE, operation)
-        if response.status_code == 401:
-            error = DynamicsError(
-                FailureKind.CREDENTIALS,
-                operation,
-                status_code=401,
-                auth_type=connection.auth_type,
-            )
-            log_failure(error, response)
-            raise error
-        return response
 
     def _send(
         self,
@@ -259,7 +223,3 @@ def _guid(value: str, operation: Operation) -> str:
         return str(uuid.UUID(value))
     except (ValueError, TypeError, AttributeError):
         raise DynamicsError(FailureKind.INVALID_ID, operation) from None
-
-
-def _bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
