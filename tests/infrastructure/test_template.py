@@ -29,9 +29,7 @@ from pydantic import ValidationError
 ROOT = Path(__file__).resolve().parents[2]
 
 
-load_template = read_template
-
-TEMPLATE = load_template()
+TEMPLATE = read_template()
 RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
 PARAMETERS: dict[str, Any] = TEMPLATE["Parameters"]
 GLOBALS: dict[str, Any] = TEMPLATE["Globals"]["Function"]
@@ -206,7 +204,7 @@ def test_no_deployed_function_may_call_dynamics_on_this_machine() -> None:
     stand-in; deployed, it would let stored credentials reach the Lambda runtime API."""
     for name in FUNCTIONS:
         assert "ALLOW_LOCAL_DYNAMICS" not in environment(name), name
-    globals_environment = load_template().get("Globals", {}).get("Function", {})
+    globals_environment = read_template().get("Globals", {}).get("Function", {})
     assert "ALLOW_LOCAL_DYNAMICS" not in globals_environment.get("Environment", {}).get(
         "Variables", {}
     )

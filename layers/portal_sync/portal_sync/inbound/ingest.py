@@ -118,18 +118,16 @@ class WebhookIngest:
         # The receipt id is the event's correlation id on every line, here and in the consumer
         # (QueuedEvent.correlation_id), so one search finds its whole way through.
         with log_keys({"correlation_id": str(receipt.id)}):
-            return self._handle_safely(request, receipt, now)
-
-    def _handle_safely(self, request: WebhookRequest, receipt: Receipt, now: float) -> IngestResult:
-        try:
-            return self._handle(request, receipt, now)
-        except Exception as exc:
-            # A failure of ours: Dataverse retries a 503 once and never a 500. The facts only:
-            # an exception's message may quote the body (names, e-mail addresses).
-            logger.error(
-                "Webhook ingest failed", extra={"receipt_id": str(receipt.id), **error_facts(exc)}
-            )
-            return self._unavailable(receipt)
+            try:
+                return self._handle(request, receipt, now)
+            except Exception as exc:
+                # A failure of ours: Dataverse retries a 503 once and never a 500. The facts
+                # only: an exception's message may quote the body (names, e-mail addresses).
+                logger.error(
+                    "Webhook ingest failed",
+                    extra={"receipt_id": str(receipt.id), **error_facts(exc)},
+                )
+                return self._unavailable(receipt)
 
     def _handle(self, request: WebhookRequest, receipt: Receipt, now: float) -> IngestResult:
         try:
