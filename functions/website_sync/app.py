@@ -31,6 +31,7 @@ from portal_sync.entrypoints.http.responses import (
     parse_json_body,
     supabase_cors,
 )
+from portal_sync.entrypoints.scheduled_event import is_schedule
 from portal_sync.entrypoints.website_sync import routes, schedule, tasks
 from portal_sync.observability import logger, tracer
 
@@ -54,7 +55,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         # The change's id, which also names its execution: every attempt's lines carry it.
         logger.set_correlation_id(str(event.get("change_id")))
         return tasks.run(event)
-    if schedule.is_schedule(event):
+    if is_schedule(event):
         logger.set_correlation_id(event.get("id") or context.aws_request_id)
         return schedule.run()
     return app.resolve(event, context)

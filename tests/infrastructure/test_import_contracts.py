@@ -105,9 +105,9 @@ def imported_modules(path: Path) -> set[str]:
     return found
 
 
-def test_the_four_handlers_are_found() -> None:
+def test_the_five_handlers_are_found() -> None:
     names = [path.parent.name for path in HANDLERS]
-    assert names == ["admin_api", "process_event", "webhook_ingest", "website_sync"]
+    assert names == ["admin_api", "process_event", "reconcile", "webhook_ingest", "website_sync"]
 
 
 @pytest.mark.parametrize("handler", HANDLERS, ids=lambda path: path.parent.name)

@@ -99,6 +99,8 @@ ORG_ROUTES = [
     ("GET", "/orgs/{org}/features", None),
     ("GET", "/orgs/{org}/members", None),
     ("GET", "/orgs/{org}/audit-log", None),
+    ("POST", "/orgs/{org}/sync/import", None),
+    ("POST", "/orgs/{org}/sync/reconcile", None),
 ]
 
 

@@ -108,8 +108,7 @@ def test_the_gateway_front_checks_a_subscription_key_and_forwards_to_the_web_api
     http: httpx.Client, standin: DataverseStandIn
 ) -> None:
     standin.add_api_key("apim-key")
-    gateway = standin.gateway_url.removeprefix(standin.url)
-    url = f"{gateway}/api/data/v9.2/contacts({CONTACT})"
+    url = f"{standin.gateway_url}/api/data/v9.2/contacts({CONTACT})"
     for headers in ({}, {"Ocp-Apim-Subscription-Key": "wrong"}, {"x-api-key": "apim-key"}):
         refused = http.patch(url, json={"firstname": "Ola"}, headers={**ODATA, **headers})
         assert refused.status_code == 401 and refused.json()["statusCode"] == 401
@@ -123,6 +122,38 @@ def test_the_gateway_front_checks_a_subscription_key_and_forwards_to_the_web_api
         answer.headers["OData-EntityId"]
         == f"{standin.gateway_url}/api/data/v9.2/contacts({CONTACT})"
     )
+
+
+def test_the_gateway_and_the_web_api_are_separate_origins_each_serving_only_its_own_part(
+    http: httpx.Client, standin: DataverseStandIn
+) -> None:
+    """As an API-management instance and the environment are different hosts: the gateway
+    publishes the Web API only, and the environment has no gateway under a path."""
+    standin.add_api_key("apim-key")
+    key = {**ODATA, "Ocp-Apim-Subscription-Key": "apim-key"}
+    gateway = httpx.Client(base_url=standin.gateway_url, timeout=5)
+    with gateway:
+        token_at_gateway = gateway.post(
+            f"/{TENANT}/oauth2/v2.0/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": CLIENT_ID,
+                "client_secret": SECRET,
+                "scope": f"{standin.url}/.default",
+            },
+        )
+        assert token_at_gateway.status_code == 404
+        assert token_at_gateway.json() == {"statusCode": 404, "message": "Resource not found"}
+        assert gateway.get("/_standin/webhooks", headers=key).status_code == 404
+        assert gateway.post("/_standin/failures", json={"kind": "503"}).status_code == 404
+        assert standin.pending_failures() == []
+        # A token is no credential at the gateway: it wants its key.
+        bearer = gateway.get(
+            f"/api/data/v9.2/contacts({CONTACT})", headers=authorised(http, standin)
+        )
+        assert bearer.status_code == 401 and bearer.json()["statusCode"] == 401
+
+    assert http.get(f"/gateway/api/data/v9.2/contacts({CONTACT})", headers=key).status_code == 404
 
 
 def test_the_gateway_header_name_is_configurable() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -36,10 +36,13 @@ from portal_sync.admin.ports import (
     ReceiptCounts,
 )
 from portal_sync.admin.sync_log import SyncLog
+from portal_sync.admin.sync_runs import SyncRuns
 from portal_sync.admin.webhook_secrets import WebhookSecrets
 from portal_sync.inbound.identity import member_environment
 from portal_sync.inbound.signature import parse_signed_headers, signature_matches
 from portal_sync.inbound.source_config import SignatureMode, SigningKey, SourceConfig
+from portal_sync.reconciliation.ports import Phase, RunKind
+from reconciliation_fakes import FakeStore
 
 BASE_URL = "https://api.example.org"
 START = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -147,7 +150,14 @@ class FakeRepository:
         return Page(rows[:limit], None)
 
     def sync_summary(self, organization_id: UUID, since: datetime) -> dict[str, Any]:
-        raise NotImplementedError
+        # No sync log here (tests/integration/test_admin_api.py has the real one's figures).
+        return {
+            "last_processed_at": None,
+            "last_success_at": None,
+            "pending": 0,
+            "failed": 0,
+            "last_24h": {},
+        }
 
     def sync_events(self, organization_id: UUID, **_: Any) -> Page:
         raise NotImplementedError
@@ -230,6 +240,7 @@ class World:
     vault: FakeVault
     requeue: FakeRequeue
     sender: FakeSender
+    runs: FakeStore
     org: UUID
     other_org: UUID
     platform_admin: Caller
@@ -247,18 +258,21 @@ class World:
         integrations = Integrations(
             self.repo, self.vault, public_base_url=BASE_URL, clock=self.clock
         )
+        runs = SyncRuns(access, self.repo, self.runs, self.repo, clock=self.clock)
+        settings = IntegrationSettings(
+            access, integrations, self.repo, self.repo, self.vault, runs, clock=self.clock
+        )
         return Services(
-            settings=IntegrationSettings(
-                access, integrations, self.repo, self.repo, self.vault, clock=self.clock
-            ),
+            settings=settings,
             secrets=WebhookSecrets(
                 access, integrations, self.repo, self.vault, self.sender, clock=self.clock
             ),
-            sync_log=SyncLog(access, self.repo, self.repo, self.requeue, clock=self.clock),
+            sync_log=SyncLog(access, self.repo, self.repo, self.requeue, runs, clock=self.clock),
             health=WebhookHealthReport(access, integrations, self.repo, clock=self.clock),
-            onboarding=Onboarding(access, integrations, self.repo, self.repo, self.vault),
+            onboarding=Onboarding(access, integrations, self.repo, self.repo, self.vault, settings),
             members=Members(access, integrations, self.repo),
             audit_log=AuditTrail(access, self.repo),
+            runs=runs,
         )
 
     def actions(self, organization_id: UUID) -> list[str]:
@@ -274,6 +288,7 @@ class Services:
     onboarding: Onboarding
     members: Members
     audit_log: AuditTrail
+    runs: SyncRuns
 
 
 def user(repo: FakeRepository, **roles: tuple[UUID, str]) -> Caller:
@@ -315,6 +330,7 @@ def world() -> World:
         vault,
         FakeRequeue(),
         FakeSender(),
+        FakeStore(),
         org,
         other,
         platform_admin,
@@ -634,3 +650,84 @@ def test_onboarding_is_for_platform_admins_and_starts_without_a_secret(world: Wo
         admin.onboarding.create_organization(
             world.platform_admin, OrganizationCreate(name="Again", source_id=source_id)
         )
+
+
+# -- imports and reconciliations ------------------------------------------------------------------
+
+CONNECTION = {
+    "base_url": "https://hlf.crm4.dynamics.com",
+    "auth_type": "oauth_client_credentials",
+    "tenant_id": "tenant",
+    "client_id": "client",
+    "client_secret": "s" * 20,
+}
+
+
+def connect(world: World, **changes: Any) -> Any:
+    return world.services().settings.update(
+        world.org_admin, world.org, IntegrationUpdate.model_validate(changes)
+    )
+
+
+def test_connecting_dynamics_imports_the_members_and_another_url_forgets_the_delta_links(
+    world: World,
+) -> None:
+    connect(world, dynamics=CONNECTION)
+    [first] = world.runs.db.runs.values()
+    assert (first.kind.value, first.trigger.value) == ("import", "connection_changed")
+    assert any(details.get("import_started") == str(first.id) for *_, details in world.repo.audited)
+    world.runs.db.runs[first.id].phase = Phase.SUCCEEDED
+    world.runs.db.delta_links[(world.org, "contact")] = "https://hlf.crm4.dynamics.com/delta"
+
+    connect(world, enabled=False)  # nothing to import while disabled, nor for other settings
+    connect(world, signature_mode="header-key")
+    assert len(world.runs.db.runs) == 1
+    connect(world, dynamics={**CONNECTION, "base_url": "https://hlf2.crm4.dynamics.com"})
+    assert world.runs.db.delta_links == {}  # never asked of another environment
+    assert len(world.runs.db.runs) == 1  # disabled: not imported yet
+
+    connect(world, enabled=True)
+    second = [r for r in world.runs.db.runs.values() if r.id != first.id]
+    assert [r.trigger.value for r in second] == ["enabled"]
+
+
+def test_an_admin_starts_a_run_once_at_a_time_and_only_with_a_connection(world: World) -> None:
+    admin = world.services()
+    with pytest.raises(Conflict, match="No Dynamics connection"):
+        admin.runs.start(world.org_admin, world.org, RunKind.IMPORT)
+    connect(world, dynamics=CONNECTION)  # starts an import
+    admin = world.services()
+
+    with pytest.raises(Conflict, match="full import of this organisation is running"):
+        admin.runs.start(world.org_admin, world.org, RunKind.RECONCILE)
+    for run in world.runs.db.runs.values():
+        run.phase = Phase.SUCCEEDED
+    started = admin.runs.start(world.org_admin, world.org, RunKind.RECONCILE)
+
+    assert started.kind == "reconcile" and started.phase == "running"
+    assert [r.id for r in admin.runs.started] == [started.id]  # its execution starts after commit
+    assert "sync.reconcile.started" in world.actions(world.org)
+    with pytest.raises(Forbidden):
+        admin.runs.start(world.other_admin, world.org, RunKind.IMPORT)
+    with pytest.raises(Forbidden):
+        admin.runs.start(world.coordinator, world.org, RunKind.IMPORT)
+    connect(world, enabled=False)
+    with pytest.raises(Conflict, match="disabled"):
+        world.services().runs.start(world.org_admin, world.org, RunKind.IMPORT)
+
+
+def test_sync_status_shows_the_last_import_and_reconciliation_and_the_next_one(
+    world: World,
+) -> None:
+    status = world.services().sync_log.status(world.org_admin, world.org)
+    assert status.full_import is None and status.reconciliation is None
+    connect(world, dynamics=CONNECTION)
+
+    status = world.services().sync_log.status(world.org_admin, world.org)
+    assert status.full_import is not None and status.full_import.phase == "running"
+    assert status.reconciliation is None
+    assert status.next_reconciliation_at == START + timedelta(minutes=15)
+    world.runs.schedule = replace(world.runs.schedule, enabled=False)
+    assert (
+        world.services().sync_log.status(world.org_admin, world.org).next_reconciliation_at is None
+    )

@@ -7,14 +7,14 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import pytest
 from portal_sync.adapters.dynamics.web_api import DataverseWebApi
 from portal_sync.adapters.rate_limiter import RateLimiter
+from portal_sync.dataverse.base_url import checked_base_url
 from portal_sync.dataverse.connection import DynamicsConnection, DynamicsError
 from portal_sync.dataverse.echo import REQUEST_TAG
 from portal_sync.dataverse.failure import FailureKind, Operation
@@ -74,55 +74,9 @@ def standin() -> Iterator[DataverseStandIn]:
     server.stop()
 
 
-class Gateway:
-    """An API gateway on an origin of its own (as e.g. https://hlf-api.azure-api.net is) that
-    passes everything to the stand-in's gateway front, which checks the key. A Dynamics base URL
-    is an origin without a path (dataverse/base_url.py), so the front's path is added here."""
-
-    def __init__(self, standin: DataverseStandIn) -> None:
-        target = standin.gateway_url
-
-        class Forward(BaseHTTPRequestHandler):
-            def _forward(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
-                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
-                answer = httpx.request(
-                    self.command,
-                    target + self.path,
-                    headers=headers,
-                    content=self.rfile.read(length),
-                )
-                self.send_response(answer.status_code)
-                for name in ("content-type", "retry-after", "x-ms-service-request-id"):
-                    if name in answer.headers:
-                        self.send_header(name, answer.headers[name])
-                self.send_header("content-length", str(len(answer.content)))
-                self.end_headers()
-                self.wfile.write(answer.content)
-
-            do_GET = do_PATCH = do_POST = _forward
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Forward)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-
-@pytest.fixture
-def gateway(standin: DataverseStandIn) -> Iterator[Gateway]:
-    front = Gateway(standin)
-    yield front
-    front.stop()
-
-
-def api_key(gateway: Gateway, key: str = API_KEY) -> DynamicsConnection:
-    return DynamicsConnection(base_url=gateway.url, auth_type="api_key", secret=key)
+def api_key(standin: DataverseStandIn, key: str = API_KEY) -> DynamicsConnection:
+    """A connection to the stand-in's API gateway, entered as its base URL."""
+    return DynamicsConnection(base_url=standin.gateway_url, auth_type="api_key", secret=key)
 
 
 def oauth(standin: DataverseStandIn, secret: str = SECRET) -> DynamicsConnection:
@@ -388,10 +342,10 @@ def test_a_403_names_the_application_users_security_role(standin: DataverseStand
 
 @pytest.mark.parametrize("kind", ["400", "401", "403", "404", "412", "429", "503"])
 def test_messages_never_carry_secrets_or_dataverse_text(
-    standin: DataverseStandIn, gateway: Gateway, kind: str, caplog: pytest.LogCaptureFixture
+    standin: DataverseStandIn, kind: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     standin.fail_next(kind, count=3, retry_after=1)
-    for connection in (oauth(standin), api_key(gateway)):
+    for connection in (oauth(standin), api_key(standin)):
 
         def update(c: DynamicsConnection = connection) -> None:
             api_for().update_contact(c, CONTACT, {COLUMN: True})
@@ -408,17 +362,18 @@ def test_messages_never_carry_secrets_or_dataverse_text(
 
 
 def test_an_api_key_goes_to_the_gateway_in_its_header_without_a_token(
-    standin: DataverseStandIn, gateway: Gateway
+    standin: DataverseStandIn,
 ) -> None:
-    api_for().update_contact(api_key(gateway), CONTACT, {COLUMN: True})
+    api_for().update_contact(api_key(standin), CONTACT, {COLUMN: True})
 
     (patch,) = [r for r in standin.received if r.method == "PATCH"]
-    assert patch.path == f"/gateway/api/data/v9.2/contacts({CONTACT})"
+    assert patch.headers["host"] == urlsplit(standin.gateway_url).netloc
+    assert patch.path == f"/api/data/v9.2/contacts({CONTACT})"
     assert patch.headers["ocp-apim-subscription-key"] == API_KEY
     assert "authorization" not in patch.headers
     assert row(standin)[COLUMN] is True
 
-    wrong = api_key(gateway, "nope-key")
+    wrong = api_key(standin, "nope-key")
     error = failure(lambda: api_for().update_contact(wrong, CONTACT, {COLUMN: False}))
     assert not error.retryable and error.status_code == 401 and "API key" in str(error)
     # No second attempt without a token to refresh.
@@ -429,21 +384,38 @@ def test_the_api_key_header_is_the_one_the_gateway_is_configured_with() -> None:
     with DataverseStandIn(port=0, gateway_header="X-Gateway-Key") as custom:
         custom.add_api_key(API_KEY)
         custom.add_contact(CONTACT, **{COLUMN: False})
-        front = Gateway(custom)
-        try:
-            connection = DynamicsConnection(
-                base_url=front.url,
-                auth_type="api_key",
-                secret=API_KEY,
-                api_key_header="X-Gateway-Key",
-            )
-            api_for().update_contact(connection, CONTACT, {COLUMN: True})
-            default = api_key(front)  # Ocp-Apim-Subscription-Key: not what this gateway reads
-            error = failure(lambda: api_for().update_contact(default, CONTACT, {COLUMN: False}))
-        finally:
-            front.stop()
+        connection = DynamicsConnection(
+            base_url=custom.gateway_url,
+            auth_type="api_key",
+            secret=API_KEY,
+            api_key_header="X-Gateway-Key",
+        )
+        api_for().update_contact(connection, CONTACT, {COLUMN: True})
+        default = api_key(custom)  # Ocp-Apim-Subscription-Key: not what this gateway reads
+        error = failure(lambda: api_for().update_contact(default, CONTACT, {COLUMN: False}))
         assert custom.contact(CONTACT)[COLUMN] is True  # type: ignore[index]
     assert error.status_code == 401 and "header name" in str(error)
+
+
+def test_an_admin_can_save_the_standins_gateway_as_a_base_url_under_make_run(
+    standin: DataverseStandIn,
+) -> None:
+    # The gateway is an origin of its own, as an API-management instance is, so the URL that
+    # run.json shows passes make run's base URL rule (loopback http, no path) unchanged.
+    assert checked_base_url(standin.gateway_url, allow_local=True) == standin.gateway_url
+    assert urlsplit(standin.gateway_url).netloc != urlsplit(standin.url).netloc
+
+    contact = f"/api/data/v9.2/contacts({CONTACT})"
+    key_only = {"Ocp-Apim-Subscription-Key": API_KEY, "OData-Version": "4.0"}
+    # Dataverse itself takes no key, however valid the gateway finds it.
+    refused = httpx.get(standin.url + contact, headers=key_only)
+    assert refused.status_code == 401
+    assert refused.json()["error"]["code"] == "MissingCrmAuthenticationToken"
+    accepted = httpx.get(standin.gateway_url + contact, headers=key_only)
+    assert accepted.status_code == 200 and accepted.json()["contactid"] == CONTACT
+
+    api_for().update_contact(api_key(standin), CONTACT, {COLUMN: True})
+    assert row(standin)[COLUMN] is True
 
 
 def test_an_api_key_is_never_sent_to_dataverse_itself() -> None:
@@ -482,12 +454,12 @@ def test_who_am_i_answers_the_application_users_systemuserid_not_the_client_id(
 
 
 def test_who_am_i_through_the_gateway_is_the_gateways_application_user(
-    standin: DataverseStandIn, gateway: Gateway
+    standin: DataverseStandIn,
 ) -> None:
     # The gateway holds its own credentials: its application user is whose writes echo back.
     from portal_sync_dev.local.dataverse_standin import GATEWAY_CLIENT_ID
 
-    assert api_for().application_user_id(api_key(gateway)) == standin.application_user_id(
+    assert api_for().application_user_id(api_key(standin)) == standin.application_user_id(
         GATEWAY_CLIENT_ID
     )
 
@@ -604,8 +576,8 @@ def test_read_row_of_a_missing_row_is_none(standin: DataverseStandIn) -> None:
     assert api_for().read_row(oauth(standin), "hlf_memberships", MISSING, SELECT) is None
 
 
-def test_read_row_with_the_api_key(gateway: Gateway, membership: str) -> None:
-    assert api_for().read_row(api_key(gateway), "hlf_memberships", membership, SELECT) is not None
+def test_read_row_with_the_api_key(standin: DataverseStandIn, membership: str) -> None:
+    assert api_for().read_row(api_key(standin), "hlf_memberships", membership, SELECT) is not None
 
 
 def test_read_row_renews_a_revoked_token_once(standin: DataverseStandIn, membership: str) -> None:

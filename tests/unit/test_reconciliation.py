@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import copy
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -17,10 +15,9 @@ import pytest
 from portal_sync.dataverse.connection import DynamicsError
 from portal_sync.dataverse.failure import FailureKind, Operation
 from portal_sync.inbound.apply import apply_event
-from portal_sync.inbound.events import CourseDetails, EventType, MemberDetails, SyncEvent
+from portal_sync.inbound.events import EventType, MemberDetails, SyncEvent
 from portal_sync.inbound.identity import member_environment
-from portal_sync.inbound.ports import EnrollmentState, IntegrationSettings, MemberState
-from portal_sync.inbound.sync_log import LogStatus, SyncLogEntry
+from portal_sync.inbound.sync_log import LogStatus
 from portal_sync.reconciliation.ports import (
     ChangePage,
     DeltaLinkExpired,
@@ -28,12 +25,23 @@ from portal_sync.reconciliation.ports import (
     Run,
     RunActive,
     RunKind,
+    Trigger,
 )
-from portal_sync.reconciliation.runs import UNEXPECTED_FAILURE, PageOutcome, Reconciliation
+from portal_sync.reconciliation.runs import (
+    MAX_PAGE_RETRIES,
+    MAX_WAIT_SECONDS,
+    UNEXPECTED_FAILURE,
+    PageOutcome,
+    PageStatus,
+    Reconciliation,
+)
+from portal_sync.reconciliation.schedule import STALL_AFTER, RunSchedule, TickOutcome
+from reconciliation_fakes import Crash, FakeStore
 
 ORG = uuid.UUID("6f1c2a9e-3b7d-4c1e-9a2f-5d8e7b6c4a30")
 OTHER_ORG = uuid.UUID("0b5e7d1c-2a4f-4e8b-9c3d-6f1a2b3c4d5e")
 BASE = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
+PROFILE_DETAILS = ("first_name", "last_name", "email", "phone")
 ROLES = {100000000: "member", 100000001: "peer_mentor", 100000002: "coordinator"}
 
 
@@ -139,214 +147,6 @@ def contact_id(index: int) -> str:
 
 def membership_id(index: int) -> str:
     return str(uuid.UUID(int=(0x3E << 120) | index))
-
-
-# -- storage ----------------------------------------------------------------------------------
-
-
-@dataclass
-class Tables:
-    runs: dict[UUID, Run] = field(default_factory=dict)
-    delta_links: dict[tuple[UUID, str], str] = field(default_factory=dict)
-    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)  # by contact
-    memberships: dict[tuple[UUID, UUID], dict[str, Any]] = field(default_factory=dict)
-    enrollments: dict[tuple[UUID, UUID, str], dict[str, Any]] = field(default_factory=dict)
-    log: dict[str, SyncLogEntry] = field(default_factory=dict)
-
-
-class Crash(Exception):
-    """The worker died: nothing of the open transaction is kept."""
-
-
-class FakeStore:
-    def __init__(self) -> None:
-        self.db = Tables()
-        self.crash_at_save: int | None = None  # crash on this save_run call (1-based)
-        self.saves = 0
-
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        saved = copy.deepcopy(self.db)
-        try:
-            yield
-        except BaseException:
-            self.db = saved
-            raise
-
-    def insert_run(self, run: Run) -> bool:
-        if any(
-            r.organization_id == run.organization_id and r.phase is Phase.RUNNING
-            for r in self.db.runs.values()
-        ):
-            return False
-        self.db.runs[run.id] = copy.deepcopy(run)
-        return True
-
-    def running(self, organization_id: UUID) -> Run | None:
-        return next(
-            (
-                copy.deepcopy(r)
-                for r in self.db.runs.values()
-                if r.organization_id == organization_id and r.phase is Phase.RUNNING
-            ),
-            None,
-        )
-
-    def lock_run(self, run_id: UUID) -> Run | None:
-        run = self.db.runs.get(run_id)
-        return copy.deepcopy(run) if run else None
-
-    def save_run(self, run: Run) -> None:
-        self.saves += 1
-        if self.saves == self.crash_at_save:
-            raise Crash()
-        self.db.runs[run.id] = copy.deepcopy(run)
-
-    def latest_runs(self, organization_id: UUID) -> dict[RunKind, Run]:
-        latest: dict[RunKind, Run] = {}
-        for run in self.db.runs.values():
-            if run.organization_id == organization_id:
-                latest[run.kind] = run
-        return latest
-
-    def delta_link(self, organization_id: UUID, table: str) -> str | None:
-        return self.db.delta_links.get((organization_id, table))
-
-    def save_delta_link(self, organization_id: UUID, table: str, link: str) -> None:
-        self.db.delta_links[(organization_id, table)] = link
-
-    def forget_delta_links(self, organization_id: UUID) -> None:
-        for key in [k for k in self.db.delta_links if k[0] == organization_id]:
-            del self.db.delta_links[key]
-
-    def integration(self, organization_id: UUID) -> IntegrationSettings:
-        return IntegrationSettings()
-
-    def stored_row(
-        self, organization_id: UUID, table: str, row_id: str
-    ) -> tuple[str, str | None] | None:
-        contacts = {p["id"]: c for c, p in self.db.profiles.items()}
-        for (org, profile), m in self.db.memberships.items():
-            if org == organization_id and m["row"] == row_id:
-                return contacts[profile], None
-        for (org, profile, course), e in self.db.enrollments.items():
-            if org == organization_id and e["row"] == row_id:
-                return contacts[profile], course
-        return None
-
-    def sync_repository(self) -> Repository:
-        return Repository(self)
-
-
-class Repository:
-    """The inbound SyncRepository's semantics on the tables (a batch writes as it goes)."""
-
-    def __init__(self, store: FakeStore) -> None:
-        self._store = store
-
-    @property
-    def _t(self) -> Tables:
-        return self._store.db
-
-    def integration(self, organization_id: UUID) -> IntegrationSettings:
-        return IntegrationSettings()
-
-    def write_log(self, entry: SyncLogEntry) -> None:
-        self._t.log[entry.event_id] = entry
-
-    def resolve_contact(self, organization_id: UUID, table: str, row_id: str) -> str | None:
-        stored = self._store.stored_row(organization_id, table, row_id)
-        return stored[0] if stored else None
-
-    def lock_member(self, organization_id: UUID, contact: str) -> MemberState | None:
-        profile = self._t.profiles.get(contact)
-        if profile is None:
-            return None
-        m = self._t.memberships.get((organization_id, profile["id"]))
-        return MemberState(
-            profile["id"],
-            m["status"] if m else None,
-            m["role"] if m else None,
-            m["at"] if m else None,
-            profile["details_at"],
-            profile["environment"],
-        )
-
-    def create_profile(
-        self, details: MemberDetails, modified_at: datetime | None, environment: str
-    ) -> UUID | None:
-        if details.dynamics_contact_id in self._t.profiles:
-            return None
-        profile_id = uuid.uuid4()
-        self._t.profiles[details.dynamics_contact_id] = {
-            "id": profile_id,
-            "details_at": modified_at,
-            "environment": environment,
-            **details.model_dump(exclude={"dynamics_contact_id"}),
-        }
-        return profile_id
-
-    def update_profile(
-        self, profile_id: UUID, details: MemberDetails, modified_at: datetime
-    ) -> None:
-        for profile in self._t.profiles.values():
-            if profile["id"] == profile_id:
-                profile.update(
-                    details.model_dump(exclude={"dynamics_contact_id"}, exclude_none=True)
-                )
-                profile["details_at"] = max(filter(None, (profile["details_at"], modified_at)))
-
-    def upsert_membership(
-        self,
-        organization_id: UUID,
-        profile_id: UUID,
-        *,
-        role: str,
-        status: str,
-        source_modified_at: datetime | None,
-        dynamics_row_id: str | None,
-    ) -> None:
-        current = self._t.memberships.get((organization_id, profile_id), {})
-        times = [t for t in (current.get("at"), source_modified_at) if t is not None]
-        self._t.memberships[(organization_id, profile_id)] = {
-            "role": role,
-            "status": status,
-            "at": max(times) if times else None,
-            "row": dynamics_row_id or current.get("row"),
-        }
-
-    def lock_enrollment(
-        self, organization_id: UUID, profile_id: UUID, course_id: str
-    ) -> EnrollmentState | None:
-        e = self._t.enrollments.get((organization_id, profile_id, course_id))
-        return EnrollmentState(e["status"], e["at"]) if e else None
-
-    def upsert_enrollment(
-        self,
-        organization_id: UUID,
-        profile_id: UUID,
-        course: CourseDetails,
-        *,
-        status: str,
-        source_modified_at: datetime,
-        dynamics_row_id: str | None,
-    ) -> None:
-        key = (organization_id, profile_id, course.dynamics_course_id)
-        current = self._t.enrollments.get(key, {})
-        self._t.enrollments[key] = {
-            "status": status,
-            "at": max(filter(None, (current.get("at"), source_modified_at))),
-            "row": dynamics_row_id or current.get("row"),
-        }
-
-    def expect_member(self, organization_id: UUID, event: SyncEvent) -> None:
-        pass
-
-    def prepare_members(self) -> None:
-        pass
-
-    def flush(self) -> None:
-        pass
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -502,6 +302,7 @@ def test_reconciliation_applies_lost_changes_and_deletions_from_the_delta_link()
     assert not final.full_read
     # Only the changes were read, and each was drift the webhooks had missed.
     assert (final.rows_read, final.rows_changed, final.rows_failed) == (7, 7, 0)
+    assert final.rows_drift == 7  # all older than the grace a webhook has to arrive
     assert dataverse.reads.count(None) == 3 + 0  # the import's first pages only
 
 
@@ -584,3 +385,96 @@ def test_a_failed_run_says_what_failed_without_the_errors_own_text() -> None:
     second = sync.start(ORG, RunKind.IMPORT)
     assert sync.fail(second.id, unreachable).error == unreachable.message
     assert sync.latest(ORG)[RunKind.IMPORT].id == second.id
+
+
+def test_transient_failures_wait_longer_each_time_and_end_the_run_past_the_bound() -> None:
+    store, dataverse = FakeStore(), loaded(2)
+    sync = service(store, dataverse)
+    run = sync.start(ORG, RunKind.IMPORT)
+    outage = DynamicsError(FailureKind.UNAVAILABLE, Operation.READ_ROW, status_code=503)
+    dataverse.failures.extend([outage] * (MAX_PAGE_RETRIES + 1))
+
+    waits = []
+    for attempt in range(1, MAX_PAGE_RETRIES + 1):
+        outcome = sync.next_page(run.id)
+        assert outcome.status is PageStatus.WAIT and store.db.runs[run.id].retries == attempt
+        waits.append(outcome.wait_seconds)
+    assert all(w is not None and 1 <= w <= MAX_WAIT_SECONDS for w in waits)
+    last = sync.next_page(run.id)
+
+    assert last.status is PageStatus.FAILED and last.run.error == outage.message
+    assert store.db.runs[run.id].phase is Phase.FAILED
+
+
+def test_a_page_that_reads_again_after_a_failure_starts_counting_again() -> None:
+    store, dataverse = FakeStore(), loaded(4)
+    sync = service(store, dataverse, page_size=2)
+    run = sync.start(ORG, RunKind.IMPORT)
+    dataverse.failures.append(DynamicsError(FailureKind.TIMEOUT, Operation.READ_ROW))
+    assert sync.next_page(run.id).status is PageStatus.WAIT
+    assert sync.next_page(run.id).status is PageStatus.MORE
+    assert store.db.runs[run.id].retries == 0
+
+
+def test_a_failure_an_administrator_must_fix_ends_the_run_at_once() -> None:
+    store, dataverse = FakeStore(), loaded(2)
+    sync = service(store, dataverse)
+    run = sync.start(ORG, RunKind.IMPORT)
+    refused = DynamicsError(FailureKind.CREDENTIALS, Operation.READ_ROW, status_code=401)
+    dataverse.failures.append(refused)
+
+    outcome = sync.next_page(run.id)
+
+    assert outcome.status is PageStatus.FAILED and outcome.done
+    assert store.db.runs[run.id].error == refused.message
+
+
+def test_recent_changes_a_reconciliation_finds_are_not_drift_yet() -> None:
+    store, dataverse = FakeStore(), loaded(3)
+    sync = Reconciliation(store, dataverse, page_size=7, drift_grace=timedelta(days=2))
+    run_to_end(sync, sync.start(ORG, RunKind.IMPORT))
+    dataverse.put("hlf_memberships", membership_id(1), statecode=1)
+
+    run = sync.start(ORG, RunKind.RECONCILE)
+    run_to_end(sync, run)
+
+    final = store.db.runs[run.id]
+    # The change is a day old: within this grace its webhook may still be on the way.
+    assert (final.rows_changed, final.rows_drift) == (1, 0)
+    assert next(iter(store.db.runs.values())).rows_drift == 0  # an import finds no drift
+
+
+class RecordingStarter:
+    def __init__(self) -> None:
+        self.started: list[tuple[UUID, str | None]] = []
+
+    def start(self, run: Run, attempt: str | None = None) -> None:
+        self.started.append((run.id, attempt))
+
+
+def test_the_schedule_reconciles_due_organisations_and_resumes_stalled_runs() -> None:
+    store, dataverse = FakeStore(), loaded(2)
+    now = datetime.now(UTC)
+    sync = Reconciliation(store, dataverse, clock=lambda: now)
+    starter = RecordingStarter()
+    schedule = RunSchedule(store, sync, starter, clock=lambda: now)
+    done = sync.start(ORG, RunKind.IMPORT)
+    run_to_end(sync, done)
+    stalled = sync.start(OTHER_ORG, RunKind.IMPORT)
+
+    assert schedule.tick() == TickOutcome([], [])  # ORG reconciled 15 min after its import
+
+    store.db.runs[done.id].started_at = now - timedelta(minutes=15)
+    store.db.runs[stalled.id].updated_at = now - STALL_AFTER - timedelta(seconds=1)
+    outcome = schedule.tick()
+
+    [started] = outcome.started
+    assert (started.organization_id, started.kind, started.trigger) == (
+        ORG,
+        RunKind.RECONCILE,
+        Trigger.SCHEDULE,
+    )
+    assert [r.id for r in outcome.resumed] == [stalled.id]
+    assert starter.started[0] == (started.id, None)
+    run_id, attempt = starter.started[1]
+    assert run_id == stalled.id and attempt is not None  # a new execution name for the run

@@ -108,6 +108,9 @@ class AdminApiSettings(FunctionSettings, SupabaseAuthSettings):
         default="", description="Base URL of the webhook endpoint; the request's own if unset."
     )
     allow_local_dynamics: bool = False
+    sync_run_state_machine_arn: Required = Field(
+        description="Started for the imports and reconciliations admins ask for."
+    )
 
 
 class WebsiteSyncSettings(FunctionSettings, SupabaseAuthSettings, DynamicsClientSettings):
@@ -118,10 +121,26 @@ class WebsiteSyncSettings(FunctionSettings, SupabaseAuthSettings, DynamicsClient
     )
 
 
+class ReconcileSettings(FunctionSettings, DynamicsClientSettings):
+    """functions/reconcile."""
+
+    sync_run_state_machine_arn: Required = Field(
+        description="The state machine that reads a run's pages (one execution per run)."
+    )
+    website_state_machine_arn: Required = Field(
+        description="Started for mentors an imported change hid or restored."
+    )
+    # Rows per page (Prefer: odata.maxpagesize); Dataverse allows up to 5,000.
+    sync_page_size: int = Field(default=1000, ge=1, le=5000)
+    # A change a reconciliation finds is drift (a lost webhook) once it is this old.
+    reconcile_drift_grace_seconds: int = Field(default=120, ge=0)
+
+
 # Which model each function (its folder under functions/) reads.
 FUNCTION_SETTINGS: dict[str, type[FunctionSettings]] = {
     "webhook_ingest": IngestSettings,
     "process_event": ConsumerSettings,
     "admin_api": AdminApiSettings,
     "website_sync": WebsiteSyncSettings,
+    "reconcile": ReconcileSettings,
 }

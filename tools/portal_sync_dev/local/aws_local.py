@@ -9,6 +9,7 @@ import re
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -30,6 +31,9 @@ ON_CALL_INBOX = "portal-sync-on-call-inbox"
 STATE_MACHINE = "portal-sync-website-visibility"
 WEBSITE_SYNC_FUNCTION = "website_sync"
 STATE_MACHINE_FILE = ROOT / "infra" / "statemachines" / "website_visibility.asl.json"
+SYNC_RUN_STATE_MACHINE = "portal-sync-sync-run"
+RECONCILE_FUNCTION = "reconcile"
+SYNC_RUN_STATE_MACHINE_FILE = ROOT / "infra" / "statemachines" / "sync_run.asl.json"
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ class AwsResources:
     on_call_topic_arn: str = ""
     on_call_inbox_url: str = ""
     state_machine_arn: str = ""
+    sync_run_state_machine_arn: str = ""
 
 
 def start_moto() -> tuple[Any, str]:
@@ -93,9 +98,9 @@ def _invoke_registered(function: Any, event: Any = None) -> tuple[str, bool, str
         return json.dumps(error), True, ""
 
 
-def state_machine_definition(substitutions: dict[str, Any]) -> str:
+def state_machine_definition(substitutions: dict[str, Any], path: Path = STATE_MACHINE_FILE) -> str:
     """The deployed definition, with SAM's DefinitionSubstitutions applied the same way."""
-    text = STATE_MACHINE_FILE.read_text()
+    text = path.read_text()
     definition = re.sub(r"\$\{(\w+)\}", lambda m: str(substitutions[m.group(1)]), text)
     json.loads(definition)  # fails loudly if a substitution broke the JSON
     return definition
@@ -111,52 +116,76 @@ def provision_website_sync(max_retries: int, retry_interval_seconds: int) -> tup
         "Attributes"
     ]["QueueArn"]
     sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=inbox_arn)
-
-    iam = boto3.client("iam")
-    try:
-        role_arn = iam.get_role(RoleName="portal-sync-local")["Role"]["Arn"]
-    except iam.exceptions.NoSuchEntityException:
-        role_arn = iam.create_role(RoleName="portal-sync-local", AssumeRolePolicyDocument="{}")[
-            "Role"
-        ]["Arn"]
-    lambda_client = boto3.client("lambda")
-    try:
-        function_arn = lambda_client.get_function(FunctionName=WEBSITE_SYNC_FUNCTION)[
-            "Configuration"
-        ]["FunctionArn"]
-    except lambda_client.exceptions.ResourceNotFoundException:
-        archive = io.BytesIO()
-        with zipfile.ZipFile(archive, "w") as zipped:
-            zipped.writestr("app.py", "# runs in process: see LocalLambdaRuntime\n")
-        function_arn = lambda_client.create_function(
-            FunctionName=WEBSITE_SYNC_FUNCTION,
-            Runtime="python3.11",
-            Role=role_arn,
-            Handler="app.handler",
-            Code={"ZipFile": archive.getvalue()},
-        )["FunctionArn"]
     definition = state_machine_definition(
         {
-            "WebsiteSyncFunctionArn": function_arn,
+            "WebsiteSyncFunctionArn": _function(WEBSITE_SYNC_FUNCTION),
             "OnCallTopicArn": topic_arn,
             "MaxRetries": max_retries,
             "RetryIntervalSeconds": retry_interval_seconds,
         }
     )
+    return topic_arn, inbox_url, _state_machine(STATE_MACHINE, definition)
+
+
+def provision_sync_runs(retry_interval_seconds: int) -> str:
+    """The reconcile function and the sync-run state machine; returns its ARN."""
+    definition = state_machine_definition(
+        {
+            "ReconcileFunctionArn": _function(RECONCILE_FUNCTION),
+            "RetryIntervalSeconds": retry_interval_seconds,
+        },
+        SYNC_RUN_STATE_MACHINE_FILE,
+    )
+    return _state_machine(SYNC_RUN_STATE_MACHINE, definition)
+
+
+def _role() -> str:
+    iam = boto3.client("iam")
+    try:
+        return str(iam.get_role(RoleName="portal-sync-local")["Role"]["Arn"])
+    except iam.exceptions.NoSuchEntityException:
+        return str(
+            iam.create_role(RoleName="portal-sync-local", AssumeRolePolicyDocument="{}")["Role"][
+                "Arn"
+            ]
+        )
+
+
+def _function(name: str) -> str:
+    """A function in moto's Lambda whose invocations run our handler in process."""
+    lambda_client = boto3.client("lambda")
+    try:
+        return str(lambda_client.get_function(FunctionName=name)["Configuration"]["FunctionArn"])
+    except lambda_client.exceptions.ResourceNotFoundException:
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as zipped:
+            zipped.writestr("app.py", "# runs in process: see LocalLambdaRuntime\n")
+        return str(
+            lambda_client.create_function(
+                FunctionName=name,
+                Runtime="python3.11",
+                Role=_role(),
+                Handler="app.handler",
+                Code={"ZipFile": archive.getvalue()},
+            )["FunctionArn"]
+        )
+
+
+def _state_machine(name: str, definition: str) -> str:
     sfn = boto3.client("stepfunctions")
     existing = [
         m["stateMachineArn"]
         for m in sfn.list_state_machines()["stateMachines"]
-        if m["name"] == STATE_MACHINE
+        if m["name"] == name
     ]
     if existing:
         sfn.update_state_machine(stateMachineArn=existing[0], definition=definition)
-        machine_arn = existing[0]
-    else:
-        machine_arn = sfn.create_state_machine(
-            name=STATE_MACHINE, definition=definition, roleArn=role_arn
-        )["stateMachineArn"]
-    return topic_arn, inbox_url, machine_arn
+        return str(existing[0])
+    return str(
+        sfn.create_state_machine(name=name, definition=definition, roleArn=_role())[
+            "stateMachineArn"
+        ]
+    )
 
 
 def use_endpoint(endpoint_url: str) -> None:

@@ -1,7 +1,9 @@
 """A local stand-in for Microsoft Entra ID and the Dataverse Web API, served on loopback.
 
 It behaves as docs/website-visibility.md ("The Dynamics connection") describes the real thing.
-The HTTP API (`url` is the Web API's host, `gateway_url` an API-management front of it):
+It listens on two origins of 127.0.0.1 that share one state: `url`, Entra ID and the Web API
+(and the stand-in's own `/_standin/` endpoints), and `gateway_url`, an API-management front of
+the Web API. Each origin serves only its own part, as separate hosts would.
 
 Entra ID
 - `POST /{tenant}/oauth2/v2.0/token` issues bearer tokens for clients added with `add_client`
@@ -47,11 +49,13 @@ column schema (`TABLE_COLUMNS`, extended by the columns rows are added with).
   Python (`fail_next`) or over HTTP (`POST /_standin/failures {"kind": "429", "count": 2,
   "retry_after": 3}`, `DELETE /_standin/failures`).
 
-Gateway (`gateway_url` = `<url>/gateway`): an API-management front that checks a subscription
-key (`add_api_key`; header `gateway_header`, `Ocp-Apim-Subscription-Key` by default) instead of
-a token, then forwards to the Web API as its own application user (`GATEWAY_CLIENT_ID`). Paging
-links it returns point at the gateway. A missing or wrong key is 401 (APIM's shape,
-`{"statusCode": 401, "message": "..."}`).
+Gateway (`gateway_url` = `http://127.0.0.1:<gateway_port>`, an origin without a path, so that
+an administrator can enter it as a connection's base URL): an API-management front that checks a
+subscription key (`add_api_key`; header `gateway_header`, `Ocp-Apim-Subscription-Key` by default)
+instead of a token, then forwards `/api/data/v9.2/...` to the Web API as its own application
+user (`GATEWAY_CLIENT_ID`). Paging links it returns point at the gateway. A missing or wrong key
+is 401 and any other path 404, in APIM's shape (`{"statusCode": 401, "message": "..."}`). It has
+no token endpoint and no `/_standin/` endpoints; the Web API's origin, in turn, accepts no key.
 
 Webhooks (`post_webhooks(url, headers, drop_share=...)`): a change made through the Web API
 (PATCH, DELETE) or with `update_row` / `delete_row` posts what HLF's asynchronous
@@ -104,7 +108,6 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 import httpx
 
 API_PREFIX = "/api/data/v9.2/"
-GATEWAY_PREFIX = "/gateway"
 DEFAULT_GATEWAY_HEADER = "Ocp-Apim-Subscription-Key"
 # The application user the gateway forwards requests as (it holds its own Entra credentials).
 GATEWAY_CLIENT_ID = "standin-api-gateway"
@@ -312,6 +315,7 @@ class DataverseStandIn:
         port: int = 0,
         host: str = "127.0.0.1",
         *,
+        gateway_port: int = 0,
         timeout_seconds: float = 15.0,
         token_lifetime_seconds: int = 3599,
         columns: set[str] | None = None,
@@ -322,6 +326,7 @@ class DataverseStandIn:
     ) -> None:
         self.host = host
         self.port = port
+        self.gateway_port = gateway_port
         # How long a "timeout" failure keeps the client waiting (longer than its timeout).
         self.timeout_seconds = timeout_seconds
         self.token_lifetime_seconds = token_lifetime_seconds
@@ -335,8 +340,8 @@ class DataverseStandIn:
         self._state = _State()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        # The Web API's server and the gateway's, each served by a thread of its own.
+        self._servers: list[tuple[_Server, threading.Thread]] = []
         self._outbox: queue.Queue[_Change | None] = queue.Queue()
         # Time spent answering Web API requests, summed over the server's threads.
         self.served_seconds = 0.0
@@ -345,14 +350,24 @@ class DataverseStandIn:
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> DataverseStandIn:
-        server = _Server((self.host, self.port), _Handler, self)
-        self._server = server
-        self.port = server.server_address[1]
+        web_api = _Server((self.host, self.port), _Handler, self, serves_gateway=False)
+        try:
+            gateway = _Server((self.host, self.gateway_port), _Handler, self, serves_gateway=True)
+        except OSError:
+            web_api.server_close()
+            raise
+        self.port = web_api.server_address[1]
+        self.gateway_port = gateway.server_address[1]
         self._stopping.clear()
-        self._thread = threading.Thread(
-            target=server.serve_forever, args=(0.05,), name="dataverse-standin", daemon=True
-        )
-        self._thread.start()
+        for server, name in (
+            (web_api, "dataverse-standin"),
+            (gateway, "dataverse-standin-gateway"),
+        ):
+            thread = threading.Thread(
+                target=server.serve_forever, args=(0.05,), name=name, daemon=True
+            )
+            thread.start()
+            self._servers.append((server, thread))
         return self
 
     def stop(self) -> None:
@@ -361,13 +376,11 @@ class DataverseStandIn:
             self._outbox.put(None)
             self._poster.join(timeout=5)
             self._poster = None
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        for server, thread in self._servers:
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=5)
+        self._servers = []
 
     def __enter__(self) -> DataverseStandIn:
         return self.start()
@@ -381,8 +394,9 @@ class DataverseStandIn:
 
     @property
     def gateway_url(self) -> str:
-        """The API-management front: a subscription key instead of a token."""
-        return f"{self.url}{GATEWAY_PREFIX}"
+        """The API-management front, on its own origin: a subscription key instead of a
+        token."""
+        return f"http://{self.host}:{self.gateway_port}"
 
     # -- configuration ---------------------------------------------------------------------
 
@@ -1374,9 +1388,15 @@ class DataverseStandIn:
             return self._issue_token(unquote(token_path.group(1)), request)
         if path.startswith(API_PREFIX):
             return self._web_api(request, path, self.url)
-        if path.startswith(GATEWAY_PREFIX + API_PREFIX):
-            return self._gateway(request, path.removeprefix(GATEWAY_PREFIX))
         raise _Answer(404, {"error": {"code": "", "message": "Not found"}})
+
+    def _handle_gateway(self, request: ReceivedRequest) -> _Answer:
+        """The gateway's origin: only the Web API behind it (no token endpoint, no
+        `/_standin/`), as APIM exposes only the operations of the APIs it publishes."""
+        path = urlsplit(request.path).path
+        if path.startswith(API_PREFIX):
+            return self._gateway(request, path)
+        raise _Answer(404, {"statusCode": 404, "message": "Resource not found"})
 
 
 class _Server(ThreadingHTTPServer):
@@ -1387,9 +1407,13 @@ class _Server(ThreadingHTTPServer):
         address: tuple[str, int],
         handler: type[BaseHTTPRequestHandler],
         standin: DataverseStandIn,
+        *,
+        serves_gateway: bool,
     ) -> None:
         super().__init__(address, handler)
         self.standin = standin
+        # Which origin this server is: the gateway front or the Web API (and Entra ID).
+        self.serves_gateway = serves_gateway
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -1409,10 +1433,11 @@ class _Handler(BaseHTTPRequestHandler):
             body,
             query=urlsplit(self.path).query,
         )
-        logged = not request.path.startswith("/_standin/")
+        gateway = self.server.serves_gateway
+        logged = gateway or not request.path.startswith("/_standin/")
         index = standin._log_arrival(request) if logged else -1
         try:
-            answer = standin._handle(request)
+            answer = standin._handle_gateway(request) if gateway else standin._handle(request)
         except _Answer as raised:
             answer = raised
         except Exception:  # a bug in the stand-in: answer like a failing server
@@ -1420,7 +1445,7 @@ class _Handler(BaseHTTPRequestHandler):
 
             traceback.print_exc()
             answer = _dataverse_error(500, "", "The stand-in failed.")
-        if request.path.startswith((API_PREFIX, GATEWAY_PREFIX + API_PREFIX)):
+        if request.path.startswith(API_PREFIX):
             # Dataverse names every answer, so that its support can find the request.
             answer.headers.setdefault("x-ms-service-request-id", str(uuid.uuid4()))
         retry_after = answer.headers.get("Retry-After")
@@ -1719,11 +1744,12 @@ def main() -> None:
     """Serves a stand-in on its own: `python -m portal_sync_dev.local.dataverse_standin`."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--gateway-port", type=int, default=0)
     parser.add_argument("--tenant", default="00000000-0000-0000-0000-000000000001")
     parser.add_argument("--client-id", default="portal-sync-local")
     parser.add_argument("--client-secret", default="local-secret")
     args = parser.parse_args()
-    standin = DataverseStandIn(port=args.port, verbose=True).start()
+    standin = DataverseStandIn(port=args.port, gateway_port=args.gateway_port, verbose=True).start()
     standin.add_client(args.tenant, args.client_id, args.client_secret)
     print(
         json.dumps(

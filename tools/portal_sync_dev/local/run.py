@@ -24,6 +24,8 @@ def main() -> None:
         # DYNAMICS_SANDBOX_DROP_SHARE=0.5 to lose half of them and watch reconciliation heal it.
         dynamics_webhooks=os.environ.get("DYNAMICS_SANDBOX_WEBHOOKS", "1") != "0",
         dynamics_drop_share=float(os.environ.get("DYNAMICS_SANDBOX_DROP_SHARE", "0")),
+        # Each organisation with a Dynamics connection is reconciled every interval.
+        reconcile_on_schedule=os.environ.get("RECONCILE_ON_SCHEDULE", "1") != "0",
     )
     if not os.environ.get("VERBOSE"):
         # moto's server logs every SQS poll of the consumer; VERBOSE=1 brings that back.

@@ -50,6 +50,9 @@ class DemoSeed:
     admin_token: str
     org_admin_token: str
     mentor_id: uuid.UUID | None = None
+    # The stand-in's credentials of the demo environment, for a person onboarding an
+    # organisation against it.
+    dynamics_client_secret: str | None = None
 
 
 def new_webhook_secret() -> str:
@@ -87,7 +90,7 @@ def seed_demo(
     dynamics: DataverseStandIn | None = None,
     demo_members: int = DEMO_DYNAMICS_MEMBERS,
 ) -> DemoSeed:
-    mentor_id = None
+    mentor_id = client_secret = None
     with psycopg.connect(database_url) as conn:
         conn.execute(
             "insert into organizations (id, name) values (%s, %s) on conflict (id) do nothing",
@@ -136,7 +139,7 @@ def seed_demo(
             (DEMO_ORG_ID, profile[0]),
         )
         if dynamics is not None:
-            mentor_id = _seed_dynamics(conn, dynamics, demo_members)
+            mentor_id, client_secret = _seed_dynamics(conn, dynamics, demo_members)
     put_source_secret(
         DEMO_SOURCE_ID,
         {
@@ -153,12 +156,13 @@ def seed_demo(
         admin_token=user_token(jwt_secret, DEMO_ADMIN_USER_ID, DEMO_ADMIN_EMAIL),
         org_admin_token=user_token(jwt_secret, DEMO_ORG_ADMIN_USER_ID, DEMO_ORG_ADMIN_EMAIL),
         mentor_id=mentor_id,
+        dynamics_client_secret=client_secret,
     )
 
 
 def _seed_dynamics(
     conn: psycopg.Connection[Any], dynamics: DataverseStandIn, demo_members: int
-) -> uuid.UUID:
+) -> tuple[uuid.UUID, str]:
     """The demo organisation's Dynamics is the local stand-in, with one certified peer mentor
     who is visible on the (pretend) public website, and `demo_members` contacts with
     memberships that only an import brings into the app."""
@@ -217,4 +221,4 @@ def _seed_dynamics(
         # The members HLF's environment already has, for an import to bring into the app.
         dynamics.load_members(demo_members)
     mentor_id: uuid.UUID = row[0]
-    return mentor_id
+    return mentor_id, client_secret

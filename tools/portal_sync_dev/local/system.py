@@ -19,11 +19,13 @@ from portal_sync_dev.database.migrations import migrate
 from portal_sync_dev.database.supabase_project import login_functions_role
 from portal_sync_dev.local.aws_local import (
     MAX_RECEIVE_COUNT,
+    RECONCILE_FUNCTION,
     SOURCE_SECRET_PREFIX,
     WEBSITE_SYNC_FUNCTION,
     AwsResources,
     LocalLambdaRuntime,
     provision,
+    provision_sync_runs,
     provision_website_sync,
     put_source_secret,
     start_moto,
@@ -59,6 +61,9 @@ class LocalSystem:
     # Dynamics source (`make run` switches it on); this share of them is lost on the way.
     dynamics_webhooks: bool = False
     dynamics_drop_share: float = 0.0
+    # The reconcile function's schedule runs with the other (`make run` switches it on; tests
+    # call run_reconcile_schedule() when they mean to).
+    reconcile_on_schedule: bool = False
     postgres: EmbeddedPostgres | None = field(default=None, init=False)
     aws: AwsResources | None = field(default=None, init=False)
     seed: DemoSeed | None = field(default=None, init=False)
@@ -109,6 +114,7 @@ class LocalSystem:
         self.aws = provision(endpoint)
         self.dynamics = DataverseStandIn(
             port=int(os.environ.get("DYNAMICS_SANDBOX_PORT", "0")),
+            gateway_port=int(os.environ.get("DYNAMICS_SANDBOX_GATEWAY_PORT", "0")),
             timeout_seconds=float(os.environ.get("DYNAMICS_SANDBOX_TIMEOUT_SECONDS", "15")),
         ).start()
         if self._moto is not None:
@@ -122,6 +128,8 @@ class LocalSystem:
                 on_call_topic_arn=topic,
                 on_call_inbox_url=inbox,
                 state_machine_arn=machine,
+                # Locally a crashed page is retried after ~1 s.
+                sync_run_state_machine_arn=provision_sync_runs(retry_interval_seconds=1),
             )
 
         self.jwt_secret = remembered(
@@ -140,6 +148,7 @@ class LocalSystem:
                 ("process_event", 60),
                 ("admin_api", 15),
                 ("website_sync", 30),
+                ("reconcile", 120),
             )
         }
         self._api = LocalApiServer(
@@ -166,19 +175,27 @@ class LocalSystem:
         bootstrap.reset()
         self._api.start()
         LocalLambdaRuntime.register(WEBSITE_SYNC_FUNCTION, self.functions["website_sync"].invoke)
+        LocalLambdaRuntime.register(RECONCILE_FUNCTION, self.functions["reconcile"].invoke)
         self.consumer = QueueConsumer(self.aws.event_queue_url, self.functions["process_event"])
         if self.consume:
             self.consumer.start()
             self._scheduler = Scheduler(
-                float(os.environ.get("SCHEDULE_SECONDS", "30")), self.run_schedule
+                float(os.environ.get("SCHEDULE_SECONDS", "30")), self._run_schedules
             ).start()
         return self
 
     def run_schedule(self) -> Any:
         """What the EventBridge schedule does on AWS: certificate sweep, undelivered changes."""
-        return self.functions["website_sync"].invoke(
-            {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
-        )
+        return self.functions["website_sync"].invoke(_SCHEDULED_EVENT)
+
+    def run_reconcile_schedule(self) -> Any:
+        """The reconcile function's schedule: reconciliations that are due, stalled runs."""
+        return self.functions["reconcile"].invoke(_SCHEDULED_EVENT)
+
+    def _run_schedules(self) -> None:
+        self.run_schedule()
+        if self.reconcile_on_schedule:
+            self.run_reconcile_schedule()
 
     def reseed(self) -> DemoSeed:
         """Writes the demo organisation, users and webhook source (idempotent)."""
@@ -239,6 +256,15 @@ class LocalSystem:
             "dynamics_sandbox_url": self.dynamics.url if self.dynamics else None,
             "dynamics_sandbox_token": self.dynamics_token or None,
             "dynamics_sandbox_gateway_url": self.dynamics.gateway_url if self.dynamics else None,
+            # What an administrator enters to connect an organisation to the stand-in's
+            # environment (POST /orgs with `dynamics`, or PUT .../integration).
+            "dynamics_sandbox_client": {
+                "tenant_id": DEMO_DYNAMICS_TENANT,
+                "client_id": DEMO_DYNAMICS_CLIENT_ID,
+                "client_secret": self.seed.dynamics_client_secret,
+            }
+            if self.seed.dynamics_client_secret
+            else None,
             # Where the stand-in posts Dataverse's webhooks (header DEMO_DYNAMICS_HEADER).
             "dynamics_webhook_url": self.dynamics_webhook_url,
             "dynamics_webhook_header": DEMO_DYNAMICS_HEADER,
@@ -280,6 +306,12 @@ class LocalSystem:
                 "DATABASE_RETRY_AFTER_SECONDS": os.environ.get("DATABASE_RETRY_AFTER_SECONDS", "2"),
                 "PUBLIC_BASE_URL": self.base_url,
                 "WEBSITE_STATE_MACHINE_ARN": self.aws.state_machine_arn,
+                "SYNC_RUN_STATE_MACHINE_ARN": self.aws.sync_run_state_machine_arn,
+                # Locally a webhook arrives within a second: the demo's dropped webhooks are
+                # drift as soon as a reconciliation finds their changes.
+                "RECONCILE_DRIFT_GRACE_SECONDS": os.environ.get(
+                    "RECONCILE_DRIFT_GRACE_SECONDS", "0"
+                ),
                 "ENTRA_AUTHORITY_URL": self.dynamics.url,
                 # The stand-in is plain http on loopback (docs/security.md, "Dynamics base URL").
                 "ALLOW_LOCAL_DYNAMICS": "true",
@@ -296,6 +328,9 @@ class LocalSystem:
         from portal_sync import bootstrap
 
         bootstrap.reset()
+
+
+_SCHEDULED_EVENT = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
 
 
 def _load_handler(name: str) -> Any:

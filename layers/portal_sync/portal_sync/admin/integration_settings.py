@@ -35,11 +35,13 @@ from portal_sync.admin.ports import (
     IntegrationRepository,
     SecretVault,
 )
+from portal_sync.admin.sync_runs import SyncRuns
 from portal_sync.dataverse.base_url import BaseUrlNotAllowed, checked_base_url
 from portal_sync.dataverse.connection import is_dataverse_host
 from portal_sync.inbound.identity import member_environment
 from portal_sync.inbound.source_config import SourceConfig
 from portal_sync.observability import tracer
+from portal_sync.reconciliation.ports import Run, Trigger
 
 # Settings that always have a value (NOT NULL columns): an explicit null cannot change them.
 _NOT_NULL_SETTINGS = frozenset(
@@ -64,6 +66,7 @@ class IntegrationSettings:
         repo: IntegrationRepository,
         audit: AuditLog,
         vault: SecretVault,
+        runs: SyncRuns,
         *,
         allow_local_dynamics: bool = False,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -75,6 +78,7 @@ class IntegrationSettings:
         self._repo = repo
         self._audit = audit
         self._vault = vault
+        self._runs = runs
         self._allow_local_dynamics = allow_local_dynamics
         self._clock = clock
 
@@ -85,8 +89,15 @@ class IntegrationSettings:
 
     @tracer.capture_method
     def update(
-        self, caller: Caller, organization_id: UUID, update: IntegrationUpdate
+        self,
+        caller: Caller,
+        organization_id: UUID,
+        update: IntegrationUpdate,
+        *,
+        import_trigger: Trigger | None = None,
     ) -> IntegrationView:
+        """`import_trigger`: why an import that this change starts is started (onboarding);
+        by default, the integration was enabled or its Dynamics connection changed."""
         self._access.require(caller, organization_id, Access.ADMIN)
         record = self._integrations.record(organization_id)
         sent = update.model_dump(exclude_unset=True, mode="json")
@@ -129,8 +140,28 @@ class IntegrationSettings:
         if rebinds:
             audit["members_moved"] = self._rebind_members(organization_id, record, merged)
         self._sync_source(organization_id, record.source_id, merged)
+        started = self._import_after(record, merged, import_trigger)
+        if started is not None:
+            audit["import_started"] = str(started.id)
         self._audit.audit(organization_id, caller.actor, "integration.updated", audit)
         return self._integrations.view(organization_id)
+
+    def _import_after(
+        self, record: IntegrationRecord, merged: IntegrationRecord, trigger: Trigger | None
+    ) -> Run | None:
+        """Members Dynamics has and no webhook will announce are imported when the
+        integration is enabled or reads from another Dynamics (docs/admin-api.md)."""
+        connection_changed = merged.connected and (
+            not record.connected or merged.dynamics_base_url != record.dynamics_base_url
+        )
+        if trigger is None:
+            if merged.enabled and not record.enabled:
+                trigger = Trigger.ENABLED
+            elif connection_changed:
+                trigger = Trigger.CONNECTION_CHANGED
+            else:
+                return None
+        return self._runs.import_after(merged, trigger, connection_changed=connection_changed)
 
     def _dynamics_changes(
         self,

@@ -74,6 +74,7 @@ class Integrations:
                 else DEFAULT_FIELD_MAPPING
             ),
             field_mapping_is_default=not record.field_mapping,
+            reconcile_interval_minutes=record.reconcile_interval_minutes,
             feature_ownership=record.feature_ownership or {},
             deep_links=record.deep_links or {},
             updated_at=record.updated_at,

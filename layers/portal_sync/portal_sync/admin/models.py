@@ -146,6 +146,12 @@ class IntegrationUpdate(Strict):
         description="Two-options column of the contact that the public website filters mentors on",
     )
     field_mapping: FieldMapping | None = None
+    reconcile_interval_minutes: int | None = Field(
+        default=None,
+        ge=5,
+        le=1440,
+        description="How often the organisation is reconciled with Dynamics, in minutes",
+    )
     feature_ownership: dict[FeatureName, Owner] | None = None
     deep_links: dict[FeatureName, HttpsUrl] | None = Field(
         default=None,
@@ -197,6 +203,7 @@ class IntegrationView(BaseModel):
     website_visibility_column: str
     field_mapping: FieldMapping
     field_mapping_is_default: bool
+    reconcile_interval_minutes: int
     feature_ownership: dict[str, Owner]
     deep_links: dict[str, str]
     updated_at: datetime
@@ -223,6 +230,32 @@ class SecretTestResult(BaseModel):
     message: str
 
 
+class SyncRunView(BaseModel):
+    """An import or reconciliation: its progress while it runs, its result once it ended."""
+
+    id: UUID
+    kind: Literal["import", "reconcile"]
+    phase: Literal["running", "succeeded", "failed"]
+    trigger: str = Field(description="admin, schedule, onboarding, enabled or connection_changed")
+    current_table: str | None = Field(description="The table being read; null once all are")
+    full_read: bool = Field(
+        description="Every row is read (an import, or a reconciliation whose delta link "
+        "Dynamics no longer honoured)"
+    )
+    pages_read: int
+    rows_read: int
+    rows_changed: int
+    rows_unchanged: int
+    rows_failed: int
+    rows_drift: int = Field(
+        description="Of rows_changed, those no webhook had delivered (lost webhooks)"
+    )
+    started_at: datetime | None
+    finished_at: datetime | None
+    updated_at: datetime | None = Field(description="Its last progress")
+    error: str | None
+
+
 class SyncStatus(BaseModel):
     organization_id: UUID
     last_processed_at: datetime | None
@@ -233,6 +266,17 @@ class SyncStatus(BaseModel):
     )
     failed: int = Field(description="Events whose latest attempt ended in error")
     last_24h: dict[str, int] = Field(description="Events processed in 24 h, by status")
+    full_import: SyncRunView | None = Field(
+        default=None, description="The running or last full import"
+    )
+    reconciliation: SyncRunView | None = Field(
+        default=None, description="The running or last reconciliation"
+    )
+    next_reconciliation_at: datetime | None = Field(
+        default=None,
+        description="When the schedule reconciles next; null while the integration is "
+        "disabled or has no Dynamics connection",
+    )
 
 
 class SyncEventView(BaseModel):
@@ -298,6 +342,11 @@ class OrganizationCreate(Strict):
         default=None,
         description="The organisation's Dynamics environment (Dataverse OrganizationId), when "
         "known; without one its members are its own",
+    )
+    dynamics: DynamicsConnectionUpdate | None = Field(
+        default=None,
+        description="The Dynamics connection; with one, the organisation's members are "
+        "imported at once",
     )
 
 

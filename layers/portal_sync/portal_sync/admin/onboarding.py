@@ -11,11 +11,13 @@ from typing import TypedDict
 from portal_sync.access.caller import Caller
 from portal_sync.admin.access import AdminAccess
 from portal_sync.admin.errors import Conflict
+from portal_sync.admin.integration_settings import IntegrationSettings
 from portal_sync.admin.integrations import Integrations
-from portal_sync.admin.models import OrganizationCreate, OrganizationCreated
+from portal_sync.admin.models import IntegrationUpdate, OrganizationCreate, OrganizationCreated
 from portal_sync.admin.ports import AuditLog, IntegrationRepository, NewIntegration, SecretVault
 from portal_sync.inbound.source_config import SignatureMode, SourceConfig
 from portal_sync.observability import tracer
+from portal_sync.reconciliation.ports import Trigger
 
 
 class IntegrationTemplate(TypedDict):
@@ -54,8 +56,10 @@ class Onboarding:
         repo: IntegrationRepository,
         audit: AuditLog,
         vault: SecretVault,
+        settings: IntegrationSettings,
     ) -> None:
         self._access = access
+        self._settings = settings
         self._integrations = integrations
         self._repo = repo
         self._audit = audit
@@ -97,11 +101,18 @@ class Onboarding:
             "organization.created",
             {"name": request.name, "source_id": source_id, "template": "platform-default"},
         )
-        return OrganizationCreated(
-            id=organization_id,
-            name=request.name,
-            integration=self._integrations.view(organization_id),
-        )
+        if request.dynamics is not None:
+            # As an admin's first change would: validated, credentials stored, audited, and
+            # the organisation's members imported.
+            view = self._settings.update(
+                caller,
+                organization_id,
+                IntegrationUpdate(dynamics=request.dynamics),
+                import_trigger=Trigger.ONBOARDING,
+            )
+        else:
+            view = self._integrations.view(organization_id)
+        return OrganizationCreated(id=organization_id, name=request.name, integration=view)
 
 
 def _source_id_for(name: str) -> str:

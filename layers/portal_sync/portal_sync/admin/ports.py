@@ -46,6 +46,13 @@ class IntegrationRecord:
     # The application user the credentials act as (WhoAmI), learned by the website delivery.
     dynamics_application_user_id: str | None = None
     dynamics_application_user_learned_at: datetime | None = None
+    # How often the schedule reconciles the organisation with Dynamics.
+    reconcile_interval_minutes: int = 15
+
+    @property
+    def connected(self) -> bool:
+        """A Dynamics base URL with credentials stored for it: its rows can be read."""
+        return bool(self.dynamics_base_url and self.dynamics_credentials_fingerprint)
 
     def changed(self, changes: IntegrationChanges) -> IntegrationRecord:
         """The record as it is once `changes` are written."""

@@ -14,7 +14,9 @@ from portal_sync.admin.access import AdminAccess
 from portal_sync.admin.errors import Conflict, NotFound
 from portal_sync.admin.models import ReprocessResult, SyncEventPage, SyncEventView, SyncStatus
 from portal_sync.admin.ports import AuditLog, EventRequeue, SyncLogReader
+from portal_sync.admin.sync_runs import SyncRuns, view
 from portal_sync.observability import tracer
+from portal_sync.reconciliation.ports import RunKind
 
 
 class SyncLog:
@@ -24,6 +26,7 @@ class SyncLog:
         log: SyncLogReader,
         audit: AuditLog,
         requeue: EventRequeue,
+        runs: SyncRuns,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -31,12 +34,14 @@ class SyncLog:
         self._log = log
         self._audit = audit
         self._requeue = requeue
+        self._runs = runs
         self._clock = clock
 
     @tracer.capture_method
     def status(self, caller: Caller, organization_id: UUID) -> SyncStatus:
         self._access.require(caller, organization_id, Access.ADMIN)
         summary = self._log.sync_summary(organization_id, self._clock() - timedelta(hours=24))
+        times = self._runs.times(organization_id)
         return SyncStatus(
             organization_id=organization_id,
             last_processed_at=summary["last_processed_at"],
@@ -44,6 +49,11 @@ class SyncLog:
             pending=summary["pending"],
             failed=summary["failed"],
             last_24h=summary["last_24h"],
+            full_import=view(imported) if (imported := times.latest.get(RunKind.IMPORT)) else None,
+            reconciliation=(
+                view(reconciled) if (reconciled := times.latest.get(RunKind.RECONCILE)) else None
+            ),
+            next_reconciliation_at=times.next_reconciliation_at,
         )
 
     @tracer.capture_method

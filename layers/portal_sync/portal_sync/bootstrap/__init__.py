@@ -1,6 +1,6 @@
 """Wiring: the one place that builds services from settings (cosmicpython's bootstrap).
 
-A module per function (webhook_ingest, process_event, admin_api, website_sync) builds what that
+A module per function (webhook_ingest, process_event, admin_api, website_sync, reconcile) builds what that
 function needs, once per execution environment, and imports an adapter only when a call first
 needs it, so no function pays at cold start for another's clients. `shared` holds what several
 of them build the same way. Handlers import from here; logic never does.

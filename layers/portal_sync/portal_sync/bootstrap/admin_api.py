@@ -14,6 +14,7 @@ from portal_sync.adapters.aws.event_requeue import SqsEventRequeue
 from portal_sync.adapters.aws.secret_vault import SecretsManagerVault
 from portal_sync.adapters.postgres.admin_repository import PostgresAdminRepository
 from portal_sync.adapters.postgres.connection import ConnectionProvider
+from portal_sync.adapters.postgres.run_store import PostgresRunStore
 from portal_sync.adapters.webhook_sender import HttpxWebhookSender
 from portal_sync.admin.access import AdminAccess
 from portal_sync.admin.audit_log import AuditTrail
@@ -23,11 +24,15 @@ from portal_sync.admin.integrations import Integrations
 from portal_sync.admin.members import Members
 from portal_sync.admin.onboarding import Onboarding
 from portal_sync.admin.sync_log import SyncLog
+from portal_sync.admin.sync_runs import SyncRuns
 from portal_sync.admin.webhook_secrets import WebhookSecrets
 from portal_sync.bootstrap.shared import connection_provider, jwt_verifier
+from portal_sync.observability import error_facts, logger
+from portal_sync.reconciliation.ports import Run
 from portal_sync.settings import AdminApiSettings
 
 if TYPE_CHECKING:
+    from portal_sync.adapters.aws.step_functions import SyncRunStarter
     from portal_sync.entrypoints.http.supabase_jwt import SupabaseJwtVerifier
 
 
@@ -71,6 +76,13 @@ def sender() -> HttpxWebhookSender:
     return HttpxWebhookSender()
 
 
+@cache
+def run_starter() -> SyncRunStarter:
+    from portal_sync.adapters.aws.step_functions import SyncRunStarter
+
+    return SyncRunStarter(client("stepfunctions"), settings().sync_run_state_machine_arn)
+
+
 @dataclass(frozen=True)
 class AdminServices:
     """One request's services, sharing its transaction and its caller's authority."""
@@ -82,6 +94,7 @@ class AdminServices:
     onboarding: Onboarding
     members: Members
     audit_log: AuditTrail
+    runs: SyncRuns
 
 
 @contextmanager
@@ -99,19 +112,37 @@ def services(request_base_url: str) -> Iterator[AdminServices]:
             vault(),
             public_base_url=config.public_base_url or request_base_url,
         )
+        runs = SyncRuns(access, repo, PostgresRunStore(connections()), repo)
+        integration_settings = IntegrationSettings(
+            access,
+            integrations,
+            repo,
+            repo,
+            vault(),
+            runs,
+            allow_local_dynamics=config.allow_local_dynamics,
+        )
         yield AdminServices(
-            settings=IntegrationSettings(
-                access,
-                integrations,
-                repo,
-                repo,
-                vault(),
-                allow_local_dynamics=config.allow_local_dynamics,
-            ),
+            settings=integration_settings,
             secrets=WebhookSecrets(access, integrations, repo, vault(), sender()),
-            sync_log=SyncLog(access, repo, repo, requeue()),
+            sync_log=SyncLog(access, repo, repo, requeue(), runs),
             health=WebhookHealthReport(access, integrations, repo),
-            onboarding=Onboarding(access, integrations, repo, repo, vault()),
+            onboarding=Onboarding(access, integrations, repo, repo, vault(), integration_settings),
             members=Members(access, integrations, repo),
             audit_log=AuditTrail(access, repo),
+            runs=runs,
         )
+    _start_executions(runs.started)
+
+
+def _start_executions(runs: list[Run]) -> None:
+    """The executions of the runs the request stored, once it committed. A failed start is
+    only logged: the run has no progress, and the schedule starts it (reconciliation/schedule.py)."""
+    for run in runs:
+        try:
+            run_starter().start(run)
+        except Exception as exc:
+            logger.error(
+                "Could not start a sync run; the schedule will",
+                extra={"run_id": str(run.id), **error_facts(exc)},
+            )

@@ -3,7 +3,8 @@ Web API client and its targets, each from the calling function's settings."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
+from uuid import UUID
 
 from portal_sync.adapters.postgres.connection import ConnectionProvider
 
@@ -12,7 +13,7 @@ if TYPE_CHECKING:
     from portal_sync.adapters.dynamics.web_api import DataverseWebApi
     from portal_sync.entrypoints.http.supabase_jwt import SupabaseJwtVerifier
     from portal_sync.settings import DynamicsClientSettings, FunctionSettings, SupabaseAuthSettings
-    from portal_sync.visibility.ports import VisibilityRepository
+    from portal_sync.visibility.ports import DynamicsSettings
 
 
 def connection_provider(
@@ -42,8 +43,12 @@ def web_api(settings: DynamicsClientSettings) -> DataverseWebApi:
     )
 
 
+class DynamicsSettingsSource(Protocol):
+    def dynamics_settings(self, organization_id: UUID) -> DynamicsSettings | None: ...
+
+
 def dynamics_targets(
-    settings: DynamicsClientSettings, repo: VisibilityRepository
+    settings: DynamicsClientSettings, repo: DynamicsSettingsSource
 ) -> SecretsDynamicsTargets:
     """Each organisation's Dynamics settings from `repo` (in the caller's transaction), its
     credentials from Secrets Manager."""

@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 from uuid import UUID
 
+from portal_sync.inbound.events import MemberDetails
 from portal_sync.inbound.ports import BatchSyncRepository, IntegrationSettings
 
 
@@ -25,6 +26,16 @@ class Phase(StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+
+
+class Trigger(StrEnum):
+    """Who or what started a run."""
+
+    ADMIN = "admin"  # POST /orgs/{orgId}/sync/import or /sync/reconcile
+    SCHEDULE = "schedule"  # the organisation's reconciliation interval had passed
+    ONBOARDING = "onboarding"  # POST /orgs with a Dynamics connection
+    ENABLED = "enabled"  # the integration was enabled
+    CONNECTION_CHANGED = "connection_changed"  # another Dynamics environment or base URL
 
 
 @dataclass
@@ -43,10 +54,25 @@ class Run:
     rows_changed: int = 0
     rows_unchanged: int = 0
     rows_failed: int = 0
+    # Of rows_changed, those a reconciliation found that no webhook had delivered in time.
+    rows_drift: int = 0
     pages_read: int = 0
+    # Transient failures of the page at the checkpoint in a row.
+    retries: int = 0
+    trigger: Trigger = Trigger.ADMIN
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    updated_at: datetime | None = None  # last progress (the store sets it)
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class ReconcileSchedule:
+    """What decides whether and when the schedule reconciles an organisation."""
+
+    enabled: bool
+    connected: bool  # a Dynamics base URL with credentials
+    interval_minutes: int
 
 
 @dataclass(frozen=True)
@@ -98,6 +124,12 @@ class ChangeReader(Protocol):
         (a 429 as kind THROTTLED with its `retry_after`, never waited for here)."""
 
 
+class RunStarter(Protocol):
+    def start(self, run: Run, attempt: str | None = None) -> None:
+        """Starts the engine's execution of `run` (after the transaction that stored it
+        committed). `attempt` names another execution of a run whose first one stopped."""
+
+
 class RunStore(Protocol):
     """Runs and delta links; everything called inside `transaction()` commits with it."""
 
@@ -127,8 +159,21 @@ class RunStore(Protocol):
         """The contact (and, for an enrolment, the course) the app stored for a Dynamics
         membership or enrolment row; None when it stored no such row."""
 
+    def stored_details(self, contact_ids: Sequence[str]) -> dict[str, MemberDetails]:
+        """The details the app holds of these contacts (those it has)."""
+
     def latest_runs(self, organization_id: UUID) -> dict[RunKind, Run]:
         """The organisation's running or last run of each kind."""
+
+    def schedule_of(self, organization_id: UUID) -> ReconcileSchedule | None:
+        """None when the organisation has no integration."""
+
+    def due_for_reconciliation(self, now: datetime, limit: int) -> list[UUID]:
+        """Enabled, connected organisations with no run running whose last run started an
+        interval ago or more (or never ran), the longest waiting first."""
+
+    def stalled_runs(self, before: datetime, limit: int) -> list[Run]:
+        """Running runs without progress since `before`, the oldest first."""
 
     def sync_repository(self) -> BatchSyncRepository:
         """Inside the transaction: the inbound repository a page is applied through."""

@@ -17,16 +17,18 @@ logged like events.
 
 from __future__ import annotations
 
+import random
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from uuid import UUID
 
 from pydantic import ValidationError
 
 from portal_sync.dataverse.connection import DynamicsError
-from portal_sync.dataverse.failure import FailureKind
+from portal_sync.dataverse.failure import RETRYABLE_KINDS, FailureKind
 from portal_sync.inbound.apply import apply_event
 from portal_sync.inbound.batch import MembershipChanged
 from portal_sync.inbound.dataverse.mapping import (
@@ -37,7 +39,13 @@ from portal_sync.inbound.dataverse.mapping import (
     entity_set_name,
     select_columns,
 )
-from portal_sync.inbound.events import EventType, NotApplicable, ParsedEvent, SyncEvent
+from portal_sync.inbound.events import (
+    EventType,
+    MemberDetails,
+    NotApplicable,
+    ParsedEvent,
+    SyncEvent,
+)
 from portal_sync.inbound.identity import member_environment
 from portal_sync.inbound.ports import BatchSyncRepository
 from portal_sync.inbound.sync_log import LogStatus, SyncLogEntry
@@ -51,14 +59,25 @@ from portal_sync.reconciliation.ports import (
     RunActive,
     RunKind,
     RunStore,
+    Trigger,
 )
 from portal_sync.reconciliation.rows import event_of_deletion, event_of_row, row_id_of
 
 # Rows per page: a page is one Lambda task's work (read, apply, commit), far inside its limit;
 # Dataverse allows up to 5,000.
 DEFAULT_PAGE_SIZE = 1000
-# What to wait when a 429 named no time.
+# What to wait when a 429 named no time, and the longest wait asked of the engine (a run
+# that has not moved for much longer is taken as stopped: reconciliation/schedule.py).
 DEFAULT_WAIT_SECONDS = 5.0
+MAX_WAIT_SECONDS = 240.0
+# Transient failures of one page (5xx, timeouts, no connection) before the run fails, waiting
+# 10 s, 20 s, ... up to MAX_WAIT_SECONDS, jittered: about half an hour of outage in all.
+MAX_PAGE_RETRIES = 10
+RETRY_BASE_SECONDS = 10.0
+# A change older than this when a reconciliation reads it had had its webhook's time to arrive
+# (the two-minute promise): finding it is drift, a sign that webhooks are lost. A younger one
+# may have its webhook on the way, and is not counted.
+DRIFT_GRACE = timedelta(minutes=2)
 # Members before the rows that point at them, so a fresh import creates each member from its
 # contact row (with its details) rather than on behalf of a membership.
 _TABLE_ORDER = {"member": 0, "membership": 1, "course_enrollment": 2}
@@ -85,15 +104,35 @@ class RunNotFound(LookupError):
     pass
 
 
+class PageStatus(StrEnum):
+    """What the engine does after a step (infra/statemachines/sync_run.asl.json)."""
+
+    MORE = "more"  # read the next page now
+    WAIT = "wait"  # read the page again after `wait_seconds`
+    DONE = "done"  # every table is read: finish the run
+    FAILED = "failed"  # the run ended as failed (its error says why)
+
+
 @dataclass(frozen=True)
 class PageOutcome:
     run: Run
-    # Every table is read: call finish().
+    # Every table is read (call finish()), or the run ended.
     done: bool
-    # Dynamics asked us to wait this long (429, Retry-After) before the page is asked again.
+    # Wait this long before the page is asked again: Dynamics asked us to (429, Retry-After),
+    # or it failed transiently.
     wait_seconds: float | None = None
     # A reconciliation's delta link had expired: the run now reads every table in full.
     fell_back_to_full_read: bool = False
+    # Rows the page changed in the app.
+    changed: int = 0
+
+    @property
+    def status(self) -> PageStatus:
+        if self.run.phase is Phase.FAILED:
+            return PageStatus.FAILED
+        if self.done:
+            return PageStatus.DONE
+        return PageStatus.WAIT if self.wait_seconds is not None else PageStatus.MORE
 
 
 @dataclass
@@ -102,6 +141,7 @@ class _Counts:
     changed: int = 0
     unchanged: int = 0
     failed: int = 0
+    drift: int = 0
 
 
 def field_mapping_of(raw: dict[str, object] | None) -> FieldMapping:
@@ -110,6 +150,30 @@ def field_mapping_of(raw: dict[str, object] | None) -> FieldMapping:
 
 def table_order(mapping: FieldMapping) -> list[str]:
     return sorted(mapping.tables, key=lambda name: (_TABLE_ORDER[mapping.tables[name].kind], name))
+
+
+def start_run(
+    store: RunStore, organization_id: UUID, kind: RunKind, trigger: Trigger, now: datetime
+) -> Run:
+    """Stores a new run in the caller's transaction (its execution is started after the
+    commit); raises RunActive while another run of the organisation is running."""
+    settings = store.integration(organization_id)
+    try:
+        tables = table_order(field_mapping_of(settings.field_mapping))
+    except ValidationError:
+        tables = []  # the first page fails the run with the mapping's message
+    run = Run(
+        id=uuid.uuid4(),
+        organization_id=organization_id,
+        kind=kind,
+        tables=tables,
+        current_table=tables[0] if tables else None,
+        trigger=trigger,
+        started_at=now,
+    )
+    if not store.insert_run(run):
+        raise RunActive(store.running(organization_id) or run)
+    return run
 
 
 class Reconciliation:
@@ -121,34 +185,20 @@ class Reconciliation:
         page_size: int = DEFAULT_PAGE_SIZE,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         on_membership_change: MembershipChanged | None = None,
+        drift_grace: timedelta = DRIFT_GRACE,
     ) -> None:
         self._store = store
+        self._drift_grace = drift_grace
         self._reader = reader
         self._page_size = page_size
         self._clock = clock
         # As for webhooks: a membership change reconsiders a mentor's website visibility.
         self._on_membership_change = on_membership_change
 
-    def start(self, organization_id: UUID, kind: RunKind) -> Run:
+    def start(self, organization_id: UUID, kind: RunKind, trigger: Trigger = Trigger.ADMIN) -> Run:
         """A new run; raises RunActive while another run of the organisation is running."""
         with self._store.transaction():
-            settings = self._store.integration(organization_id)
-            try:
-                tables = table_order(field_mapping_of(settings.field_mapping))
-            except ValidationError:
-                tables = []  # the first page fails the run with the mapping's message
-            run = Run(
-                id=uuid.uuid4(),
-                organization_id=organization_id,
-                kind=kind,
-                tables=tables,
-                current_table=tables[0] if tables else None,
-                started_at=self._clock(),
-            )
-            if not self._store.insert_run(run):
-                running = self._store.running(organization_id)
-                raise RunActive(running or run)
-        return run
+            return start_run(self._store, organization_id, kind, trigger, self._clock())
 
     def latest(self, organization_id: UUID) -> dict[RunKind, Run]:
         """The running or last import and reconciliation (sync/status)."""
@@ -182,20 +232,24 @@ class Reconciliation:
             )
         except DeltaLinkExpired:
             return self._commit(run, self._fall_back, fell_back=True)
+        except NoDynamicsConnection as exc:
+            return PageOutcome(self.fail(run_id, exc), done=True)
         except DynamicsError as exc:
-            if exc.kind is FailureKind.THROTTLED:
-                return PageOutcome(
-                    run, done=False, wait_seconds=exc.retry_after or DEFAULT_WAIT_SECONDS
-                )
-            raise
+            return self._failed_read(run, exc)
+
+        changed = 0
 
         def apply(current: Run) -> None:
+            nonlocal changed
             counts = self._apply(current, table_name, table, mapping, page.rows, page.deleted_ids)
+            changed = counts.changed
             current.rows_read += counts.read
             current.rows_changed += counts.changed
             current.rows_unchanged += counts.unchanged
             current.rows_failed += counts.failed
+            current.rows_drift += counts.drift
             current.pages_read += 1
+            current.retries = 0
             if page.next_link is not None:
                 current.page_link = page.next_link
                 return
@@ -203,7 +257,8 @@ class Reconciliation:
                 self._store.save_delta_link(current.organization_id, table_name, page.delta_link)
             self._next_table(current)
 
-        return self._commit(run, apply)
+        outcome = self._commit(run, apply)
+        return PageOutcome(outcome.run, outcome.done, changed=changed)
 
     def finish(self, run_id: UUID) -> Run:
         with self._store.transaction():
@@ -240,6 +295,24 @@ class Reconciliation:
         if run is None:
             raise RunNotFound(str(run_id))
         return run
+
+    def _failed_read(self, run: Run, error: DynamicsError) -> PageOutcome:
+        """A 429 waits as long as Dynamics asked; another transient failure waits longer each
+        time, up to MAX_PAGE_RETRIES in a row; anything else needs an administrator."""
+        if error.kind is FailureKind.THROTTLED:
+            wait = min(error.retry_after or DEFAULT_WAIT_SECONDS, MAX_WAIT_SECONDS)
+            return PageOutcome(run, done=False, wait_seconds=wait)
+        if error.kind not in RETRYABLE_KINDS or run.retries >= MAX_PAGE_RETRIES:
+            return PageOutcome(self.fail(run.id, error), done=True)
+
+        def count(current: Run) -> None:
+            current.retries += 1
+
+        outcome = self._commit(run, count)
+        # Full jitter: runs of many organisations that failed together do not retry together.
+        ceiling = min(RETRY_BASE_SECONDS * 2**run.retries, MAX_WAIT_SECONDS)
+        wait = max(1.0, random.uniform(0, ceiling))  # noqa: S311 - jitter, not a secret
+        return PageOutcome(outcome.run, outcome.done, wait_seconds=None if outcome.done else wait)
 
     def _commit(
         self, read_at: Run, change: Callable[[Run], None], *, fell_back: bool = False
@@ -312,6 +385,15 @@ class Reconciliation:
                 repo.expect_member(org, event)
         repo.prepare_members()
 
+        # A contact re-saved with its details unchanged (our own website-visibility writes
+        # among them) is in step: its details are compared, not only its time.
+        details = self._store.stored_details(
+            [
+                event.member.dynamics_contact_id
+                for _, event in parsed
+                if isinstance(event, SyncEvent) and event.type is EventType.MEMBER_UPDATED
+            ]
+        )
         counts = _Counts(read=len(parsed))
         changed_members: list[UUID] = []
         for row_id, event in parsed:
@@ -333,7 +415,7 @@ class Reconciliation:
                 entry.message, entry.source_message = event.message, event.source_message
                 repo.write_log(entry)
                 continue
-            if _in_step(repo, org, event, environment):
+            if _in_step(repo, org, event, environment, details):
                 counts.unchanged += 1
                 continue
             applied = apply_event(repo, org, event, environment)
@@ -351,6 +433,10 @@ class Reconciliation:
             repo.write_log(entry)
             if applied.status is LogStatus.SUCCESS:
                 counts.changed += 1
+                if run.kind is RunKind.RECONCILE and (
+                    event.source_message == "Delete" or event.occurred_at <= now - self._drift_grace
+                ):
+                    counts.drift += 1
                 if applied.profile_id is not None and event.type in _MEMBERSHIP_CHANGES:
                     changed_members.append(applied.profile_id)
             else:
@@ -366,7 +452,13 @@ def _checkpoint(run: Run) -> tuple[str | None, str | None, bool]:
     return run.current_table, run.page_link, run.full_read
 
 
-def _in_step(repo: BatchSyncRepository, org: UUID, event: SyncEvent, environment: str) -> bool:
+def _in_step(
+    repo: BatchSyncRepository,
+    org: UUID,
+    event: SyncEvent,
+    environment: str,
+    details: dict[str, MemberDetails],
+) -> bool:
     """Whether the app already holds this row as read, or a newer change of it. `modifiedon`
     moves with every change but has whole seconds: at an equal time the values must be equal
     too (a membership's state and role, an enrolment's state). A contact's details at an
@@ -386,6 +478,9 @@ def _in_step(repo: BatchSyncRepository, org: UUID, event: SyncEvent, environment
     if member.membership_status is None:
         return False
     if event.type is EventType.MEMBER_UPDATED:
+        stored = details.get(event.member.dynamics_contact_id)
+        if stored is not None and _same_details(stored, event.member):
+            return True
         return _newer_or_same(member.details_modified_at, event, True)
     status = "inactive" if event.type is EventType.MEMBERSHIP_DEACTIVATED else "active"
     if deleted:
@@ -398,3 +493,10 @@ def _newer_or_same(stored_at: datetime | None, event: SyncEvent, same_values: bo
     if stored_at is None:
         return False
     return stored_at > event.occurred_at or (stored_at == event.occurred_at and same_values)
+
+
+def _same_details(stored: MemberDetails, read: MemberDetails) -> bool:
+    """Every detail the row has equals the one the app holds (a detail it lacks is kept; an
+    empty column is a cleared detail, as the app holds it: none)."""
+    sent = read.model_dump(exclude_none=True, exclude={"dynamics_contact_id"})
+    return all((getattr(stored, name) or None) == (value or None) for name, value in sent.items())

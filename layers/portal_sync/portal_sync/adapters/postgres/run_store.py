@@ -8,8 +8,9 @@ a second insert meets it whoever tries.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -17,17 +18,40 @@ from portal_sync.adapters.postgres.batched_sync_repository import BatchedSyncRep
 from portal_sync.adapters.postgres.connection import ConnectionProvider
 from portal_sync.adapters.postgres.sync_repository import PostgresSyncRepository
 from portal_sync.adapters.postgres.unit_of_work import PostgresUnitOfWork
+from portal_sync.inbound.events import MemberDetails
 from portal_sync.inbound.ports import IntegrationSettings
-from portal_sync.reconciliation.ports import Phase, Run, RunKind
+from portal_sync.reconciliation.ports import Phase, ReconcileSchedule, Run, RunKind, Trigger
 
 _COLUMNS = (
     "id, organization_id, kind, phase, tables, current_table, page_link, full_read, rows_read,"
-    " rows_changed, rows_unchanged, rows_failed, pages_read, started_at, finished_at, error"
+    " rows_changed, rows_unchanged, rows_failed, rows_drift, pages_read, retries, trigger,"
+    " started_at, finished_at, updated_at, error"
 )
 _RUNNING = (
     f"select {_COLUMNS} from portal_sync_runs where organization_id = %s and phase = 'running'"  # noqa: S608 - fixed column names
 )
 _LOCK = f"select {_COLUMNS} from portal_sync_runs where id = %s for update"  # noqa: S608 - fixed column names
+_STALLED = f"""
+select {_COLUMNS} from portal_sync_runs
+ where phase = 'running' and updated_at < %s order by updated_at limit %s
+"""  # noqa: S608 - fixed column names
+# Enabled organisations with a Dynamics connection (a base URL and stored credentials) and no
+# run running, whose last run started an interval ago or never ran; the longest waiting first.
+_DUE = """
+select c.organization_id
+  from integration_configs c
+  left join lateral (
+        select max(r.started_at) as last_started, bool_or(r.phase = 'running') as running
+          from portal_sync_runs r where r.organization_id = c.organization_id
+       ) r on true
+ where c.enabled and c.dynamics_base_url is not null
+   and c.dynamics_credentials_fingerprint is not null
+   and not coalesce(r.running, false)
+   and (r.last_started is null
+        or r.last_started <= %(now)s - make_interval(mins => c.reconcile_interval_minutes))
+ order by r.last_started nulls first
+ limit %(limit)s
+"""
 _LATEST = f"""
 select distinct on (kind) {_COLUMNS} from portal_sync_runs
  where organization_id = %s order by kind, started_at desc
@@ -47,8 +71,9 @@ class PostgresRunStore:
         cursor = self._conn.execute(
             """
             insert into portal_sync_runs
-                (id, organization_id, kind, phase, tables, current_table, page_link, started_at)
-            values (%s, %s, %s, %s, %s, %s, %s, coalesce(%s, now()))
+                (id, organization_id, kind, phase, tables, current_table, page_link, trigger,
+                 started_at)
+            values (%s, %s, %s, %s, %s, %s, %s, %s, coalesce(%s, now()))
             on conflict (organization_id) where phase = 'running' do nothing
             """,
             (
@@ -59,6 +84,7 @@ class PostgresRunStore:
                 run.tables,
                 run.current_table,
                 run.page_link,
+                run.trigger.value,
                 run.started_at,
             ),
         )
@@ -77,7 +103,8 @@ class PostgresRunStore:
             """
             update portal_sync_runs set phase = %s, current_table = %s, page_link = %s,
                    full_read = %s, rows_read = %s, rows_changed = %s, rows_unchanged = %s,
-                   rows_failed = %s, pages_read = %s, finished_at = %s, error = %s
+                   rows_failed = %s, rows_drift = %s, pages_read = %s, retries = %s,
+                   finished_at = %s, error = %s, updated_at = now()
              where id = %s
             """,
             (
@@ -89,7 +116,9 @@ class PostgresRunStore:
                 run.rows_changed,
                 run.rows_unchanged,
                 run.rows_failed,
+                run.rows_drift,
                 run.pages_read,
+                run.retries,
                 run.finished_at,
                 run.error,
                 run.id,
@@ -99,6 +128,29 @@ class PostgresRunStore:
     def latest_runs(self, organization_id: UUID) -> dict[RunKind, Run]:
         rows = self._conn.execute(_LATEST, (organization_id,)).fetchall()
         return {run.kind: run for run in map(_run, rows)}
+
+    def schedule_of(self, organization_id: UUID) -> ReconcileSchedule | None:
+        row = self._conn.execute(
+            """
+            select enabled, reconcile_interval_minutes,
+                   dynamics_base_url is not null
+                   and dynamics_credentials_fingerprint is not null as connected
+              from integration_configs where organization_id = %s
+            """,
+            (organization_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        return ReconcileSchedule(
+            row["enabled"], row["connected"], row["reconcile_interval_minutes"]
+        )
+
+    def due_for_reconciliation(self, now: datetime, limit: int) -> list[UUID]:
+        rows = self._conn.execute(_DUE, {"now": now, "limit": limit}).fetchall()
+        return [row["organization_id"] for row in rows]
+
+    def stalled_runs(self, before: datetime, limit: int) -> list[Run]:
+        return [_run(row) for row in self._conn.execute(_STALLED, (before, limit)).fetchall()]
 
     def delta_link(self, organization_id: UUID, table: str) -> str | None:
         row = self._conn.execute(
@@ -146,6 +198,14 @@ class PostgresRunStore:
         ).fetchone()
         return (str(row["dynamics_contact_id"]), row["course_id"]) if row else None
 
+    def stored_details(self, contact_ids: Sequence[str]) -> dict[str, MemberDetails]:
+        rows = self._conn.execute(
+            "select dynamics_contact_id, first_name, last_name, email, phone from profiles"
+            " where dynamics_contact_id = any(%s)",
+            (list(contact_ids),),
+        ).fetchall()
+        return {row["dynamics_contact_id"]: MemberDetails(**row) for row in rows}
+
     def sync_repository(self) -> BatchedSyncRepository:
         return BatchedSyncRepository(self._conn)
 
@@ -168,8 +228,12 @@ def _run(row: dict[str, Any]) -> Run:
         rows_changed=row["rows_changed"],
         rows_unchanged=row["rows_unchanged"],
         rows_failed=row["rows_failed"],
+        rows_drift=row["rows_drift"],
         pages_read=row["pages_read"],
+        retries=row["retries"],
+        trigger=Trigger(row["trigger"]),
         started_at=row["started_at"],
         finished_at=row["finished_at"],
+        updated_at=row["updated_at"],
         error=row["error"],
     )

@@ -1,4 +1,5 @@
-"""Routes: an organisation's sync status, its sync log, and reprocessing a failed event."""
+"""Routes: an organisation's sync status, its sync log, reprocessing a failed event, and
+starting a full import or a reconciliation with Dynamics."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from uuid import UUID
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from portal_sync.admin.models import ReprocessResult, SyncEventPage, SyncStatus
+from portal_sync.admin.models import ReprocessResult, SyncEventPage, SyncRunView, SyncStatus
 from portal_sync.entrypoints.admin_api.openapi import Cursor, Limit, answers
 from portal_sync.entrypoints.admin_api.request import admin, caller
+from portal_sync.reconciliation.ports import RunKind
 
 router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves its __init__ untyped
 
@@ -45,3 +47,27 @@ def sync_events(
 def reprocess_event(org_id: UUID, event_id: UUID) -> ReprocessResult:
     with admin(router) as services:
         return services.sync_log.reprocess(caller(router), org_id, event_id)
+
+
+@router.post(
+    "/orgs/<org_id>/sync/import",
+    tags=["sync"],
+    status_code=202,
+    responses=answers(404, 409, success=202),
+    summary="Start a full import: every mapped row read from Dynamics and applied",
+)
+def start_import(org_id: UUID) -> SyncRunView:
+    with admin(router) as services:
+        return services.runs.start(caller(router), org_id, RunKind.IMPORT)
+
+
+@router.post(
+    "/orgs/<org_id>/sync/reconcile",
+    tags=["sync"],
+    status_code=202,
+    responses=answers(404, 409, success=202),
+    summary="Start a reconciliation: the changes since the last read applied",
+)
+def start_reconciliation(org_id: UUID) -> SyncRunView:
+    with admin(router) as services:
+        return services.runs.start(caller(router), org_id, RunKind.RECONCILE)

@@ -4,13 +4,7 @@ or the Lambda stopped between commit and start)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from portal_sync.bootstrap import website_sync as wiring
-
-
-def is_schedule(event: dict[str, Any]) -> bool:
-    return event.get("source") == "aws.events" or event.get("detail-type") == "Scheduled Event"
 
 
 def run() -> dict[str, int]:

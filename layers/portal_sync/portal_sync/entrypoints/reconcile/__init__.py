@@ -1,0 +1,1 @@
+"""functions/reconcile's two entry points: the state machine's tasks and the schedule."""
