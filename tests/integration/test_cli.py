@@ -375,3 +375,36 @@ def test_lint_database_reports_what_supabases_advisors_would(database: Database)
             conn.execute("drop table public.lint_probe")
     assert flagged.exit_code == 1
     assert "rls_disabled_in_public" in flagged.output and "lint_probe" in flagged.output
+
+
+def test_import_follows_the_run_to_its_end_and_status_shows_it(system: Any, db: Database) -> None:
+    result = cli(system, "import")  # the demo environment's 1,000 members
+
+    assert result.exit_code == 0, result.output
+    assert re.search(r"import\W+succeeded \(admin\)", result.stdout), result.stdout
+    rows = re.search(r"([\d,]+) read, ([\d,]+) changed", result.stdout)
+    assert rows is not None and int(rows[1].replace(",", "")) >= 2000
+    members = db.one(
+        "select count(*) as n from organization_memberships where organization_id = %s",
+        system.seed.org_id,
+    )
+    assert members is not None and members["n"] >= 1000
+    shown = cli(system, "status")
+    assert re.search(r"import\W+succeeded", shown.stdout), shown.stdout
+    assert re.search(r"reconciliation\W+never ran", shown.stdout), shown.stdout
+
+    reconciled = cli(system, "reconcile", "--json")
+    assert reconciled.exit_code == 0, reconciled.output
+    run = json.loads(reconciled.stdout[reconciled.stdout.index("{") :])
+    assert (run["kind"], run["phase"], run["rows_changed"]) == ("reconcile", "succeeded", 0)
+
+
+def test_a_run_refused_exits_1_with_the_reason(system: Any, db: Database) -> None:
+    with db.connect() as conn:
+        conn.execute(
+            "update integration_configs set enabled = false where organization_id = %s",
+            (system.seed.org_id,),
+        )
+    result = cli(system, "reconcile")
+    assert result.exit_code == 1
+    assert "disabled" in result.output

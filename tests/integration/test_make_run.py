@@ -177,3 +177,39 @@ def test_run_json_gives_a_token_to_read_the_dynamics_stand_in_with_curl(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def test_a_fresh_make_run_imports_the_demo_environments_members_within_a_minute(
+    tmp_path: Path, empty_database: str
+) -> None:
+    """The demo organisation has a Dynamics connection and has never run: the schedule's first
+    tick imports the stand-in's 1,000 members, and sync/status shows the run."""
+    process = make_run(tmp_path, empty_database, SCHEDULE_SECONDS="2")
+    try:
+        run = ready(process, tmp_path)
+        status_url = f"{run['base_url']}/functions/v1/admin-api/orgs/{run['org_id']}/sync/status"
+        headers = {"authorization": f"Bearer {run['org_admin_token']}"}
+
+        def imported() -> dict[str, Any] | None:
+            body = httpx.get(status_url, headers=headers, timeout=15).json()
+            done = body.get("reconciliation") or {}
+            return body if done.get("phase") == "succeeded" else None
+
+        body = eventually(imported, timeout=60, interval=0.5)
+        assert body["reconciliation"]["trigger"] == "schedule"
+        assert body["reconciliation"]["rows_failed"] == 0
+        assert body["next_reconciliation_at"] is not None
+        with psycopg.connect(run["database_url"], autocommit=True) as conn:
+            row = conn.execute(
+                "select count(*) from organization_memberships m join profiles p"
+                " on p.id = m.profile_id where m.organization_id = %s"
+                " and p.dynamics_contact_id is not null",
+                (run["org_id"],),
+            ).fetchone()
+        assert row is not None and row[0] == 1001  # 1,000 members and the demo mentor
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()

@@ -35,8 +35,9 @@ TIMEOUT_SECONDS = 30.0
 
 app = typer.Typer(
     name="portal-sync",
-    help="Portal sync administration: sync status and log, reprocessing, webhook secrets and "
-    "health, and signed test webhooks. Talks to the admin API over HTTP.",
+    help="Portal sync administration: sync status and log, reprocessing, imports and "
+    "reconciliations, webhook secrets and health, and signed test webhooks. Talks to the admin "
+    "API over HTTP.",
     no_args_is_help=True,
     add_completion=False,
     # A traceback with locals would print the bearer token.
@@ -273,7 +274,101 @@ def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     last_24h = body.get("last_24h") or {}
     for name in sorted(set(last_24h) | {"success", "error", "skipped"}):
         rows.append((f"last 24 h: {name}", last_24h.get(name, 0)))
+    rows += run_rows("import", body.get("full_import"))
+    rows += run_rows("reconciliation", body.get("reconciliation"))
+    rows.append(("next reconciliation", when(body.get("next_reconciliation_at"))))
     out.print(field_table("Sync status", rows))
+
+
+# -- imports and reconciliations ------------------------------------------------------------------
+
+WaitFlag = Annotated[
+    bool, typer.Option("--wait/--no-wait", help="Follow the run's progress until it ends")
+]
+
+
+def start_run(ctx: typer.Context, kind: str, wait: bool, as_json: bool) -> None:
+    """Starts an import or reconciliation and follows sync/status with a progress bar; exits 1
+    when the run fails."""
+    path = "/sync/import" if kind == "import" else "/sync/reconcile"
+    run = admin_call(ctx, "POST", path)
+    if wait:
+        run = follow(ctx, run)
+    if as_json:
+        print_json(run)
+    else:
+        out.print(field_table(f"{kind.capitalize()} {run.get('id')}", run_rows(kind, run)))
+    if run.get("phase") == "failed":
+        raise typer.Exit(1)
+
+
+def follow(ctx: typer.Context, run: dict[str, Any], interval: float = 0.5) -> dict[str, Any]:
+    """Polls sync/status until the run ends. Dynamics gives no row count up front, so the bar
+    counts rows read (pulsing) and names the table being read."""
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    key = "full_import" if run.get("kind") == "import" else "reconciliation"
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,.0f} rows read"),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
+    with progress:
+        task = progress.add_task(f"{run.get('kind')}", total=None, detail="")
+        while True:
+            current = admin_call(ctx, "GET", "/sync/status").get(key) or run
+            if current.get("id") == run.get("id"):
+                run = current
+            table = run.get("current_table") or "finishing"
+            progress.update(
+                task,
+                completed=run.get("rows_read", 0),
+                description=f"{run.get('kind')}: {table}",
+                detail=f"{run.get('rows_changed', 0):,} changed, {run.get('rows_failed', 0):,} failed",
+            )
+            if run.get("phase") != "running":
+                return run
+            time.sleep(interval)
+
+
+@app.command("import")
+def import_members(ctx: typer.Context, wait: WaitFlag = True, as_json: JsonFlag = False) -> None:
+    """Starts a full import of the organisation's members from Dynamics and follows it."""
+    start_run(ctx, "import", wait, as_json)
+
+
+@app.command()
+def reconcile(ctx: typer.Context, wait: WaitFlag = True, as_json: JsonFlag = False) -> None:
+    """Starts a reconciliation (the changes since the last read) and follows it."""
+    start_run(ctx, "reconcile", wait, as_json)
+
+
+def run_rows(label: str, run: dict[str, Any] | None) -> list[tuple[str, Any]]:
+    """The status rows of an import or reconciliation."""
+    if not run:
+        return [(label, Text("never ran", style="dim"))]
+    phase = run.get("phase", "")
+    style = {"failed": "red", "running": "yellow"}.get(phase, "")
+    rows: list[tuple[str, Any]] = [
+        (label, Text(f"{phase} ({run.get('trigger')})", style=style)),
+        (
+            f"{label}: rows",
+            f"{run.get('rows_read', 0):,} read, {run.get('rows_changed', 0):,} changed, "
+            f"{run.get('rows_unchanged', 0):,} unchanged, {run.get('rows_failed', 0):,} failed",
+        ),
+        (f"{label}: started", when(run.get("started_at"))),
+        (f"{label}: finished", when(run.get("finished_at"))),
+    ]
+    if run.get("kind") == "reconcile":
+        rows.insert(2, (f"{label}: drift (lost webhooks)", run.get("rows_drift", 0)))
+    if run.get("error"):
+        rows.append((f"{label}: error", Text(str(run["error"]), style="red")))
+    return rows
 
 
 class EventStatus(StrEnum):

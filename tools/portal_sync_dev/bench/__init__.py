@@ -11,6 +11,10 @@ measured in the same run (machines are noisy), written to BENCHMARKS.md.
 - End to end: the system `make run` starts, in a process of its own; signed webhooks over
   loopback HTTP; the time from the 202 to the member's row being visible in PostgreSQL. The
   baseline is the same watcher seeing rows inserted directly (the measurement's own floor).
+- Import: a full import of 100,000 members (contact + membership) from the Dataverse stand-in
+  through the import's own steps (reconciliation/runs.py, the change-tracking reader, the run
+  store), page by page as the state machine drives it, against a bare batched upsert of the same
+  rows; the stand-in's share of the time is measured on its side (import_rows.py).
 - Memory: peak RSS of each function in a process of its own running a loop of invocations,
   against a process that only imports boto3 and makes one call.
 

@@ -22,6 +22,8 @@ from portal_sync_dev.bench.workload import FUNCTIONS, Plan
 INGEST_MAX_RATIO = 3.0
 APPLY_MIN_RATIO = 0.5
 APPLY_MIN_EVENTS_PER_S = 1000.0
+IMPORT_MIN_RATIO = 0.5
+IMPORT_MAX_SECONDS = 120.0
 E2E_MAX_P99_S = 1.0
 MEMORY_MAX_MB = 128.0
 COLD_START_MAX_RATIO = 1.5
@@ -114,6 +116,14 @@ def ms(value: float) -> str:
     return f"{value:,.0f} ms"
 
 
+def seconds(value: float) -> str:
+    return f"{value:,.1f} s"
+
+
+def percent(share: float) -> str:
+    return f"{100 * share:.0f} %"
+
+
 def met(ok: bool) -> str:
     return "**met**" if ok else "**missed**"
 
@@ -173,6 +183,21 @@ def summary_rows(results: dict[str, Any]) -> list[list[str]]:
                     met(ratio >= APPLY_MIN_RATIO and eps >= APPLY_MIN_EVENTS_PER_S),
                 ]
             )
+    full_import = results.get("import")
+    if full_import:
+        m = full_import["median"]
+        i = m["import"]
+        rows.append(
+            [
+                f"Import, {full_import['members']:,} members (contact + membership)",
+                f"{n(i['rows_per_s'])} rows/s; whole import {seconds(i['seconds'])}"
+                f" (stand-in {percent(i['standin_share'])} of it)",
+                f"bare batched upsert of the same rows: {n(m['baseline']['rows_per_s'])} rows/s",
+                f"{n(m['ratio'], 2)}x the baseline",
+                f">= {IMPORT_MIN_RATIO:g}x and < {IMPORT_MAX_SECONDS / 60:g} min",
+                met(import_met(m)),
+            ]
+        )
     e2e = results.get("e2e")
     if e2e:
         floor = e2e["floor"]["median"]["visible"]
@@ -256,6 +281,8 @@ def render(results: dict[str, Any], info: dict[str, str], plan: Plan, command: s
         parts += ["## Ingest", "", ingest_section(results["ingest"], plan), ""]
     if "apply" in results:
         parts += ["## Apply", "", apply_section(results["apply"], plan), ""]
+    if "import" in results:
+        parts += ["## Import", "", import_section(results["import"]), ""]
     if "e2e" in results:
         parts += ["## End to end", "", e2e_section(results["e2e"]), ""]
     parts.append(COLD_START_PLACEHOLDER)
@@ -367,6 +394,51 @@ def _apply_row(size: str, label: str, r: dict[str, Any]) -> list[str]:
         f"{r['ratio']:.2f}x",
         n(r["two_tables"]["events_per_s"]),
     ]
+
+
+def import_met(median: dict[str, Any]) -> bool:
+    return bool(
+        median["ratio"] >= IMPORT_MIN_RATIO and median["import"]["seconds"] < IMPORT_MAX_SECONDS
+    )
+
+
+def import_section(full_import: dict[str, Any]) -> str:
+    def row(label: str, r: dict[str, Any]) -> list[str]:
+        i, b = r["import"], r["baseline"]
+        return [
+            label,
+            n(i["rows"]),
+            n(i["pages"]),
+            seconds(i["seconds"]),
+            n(i["rows_per_s"]),
+            percent(i["standin_share"]),
+            percent(i["reading_share"]),
+            seconds(b["seconds"]),
+            n(b["rows_per_s"]),
+            f"{r['ratio']:.2f}x",
+        ]
+
+    rows = [row(f"run {i + 1}", r) for i, r in enumerate(full_import["reps"])]
+    rows.append(row("**median**", full_import["median"]))
+    header = [
+        "",
+        "rows read",
+        "pages",
+        "whole import",
+        "import rows/s",
+        "stand-in",
+        "reading",
+        "baseline",
+        "baseline rows/s",
+        "ratio",
+    ]
+    first = full_import["reps"][0]
+    figures: dict[str, str | None] = {
+        "members": f"{full_import['members']:,}",
+        "page_size": f"{first['import']['page_size']:,}",
+        "runs_table": markdown_table(header, rows),
+    }
+    return methods().fill("import", figures)
 
 
 def e2e_section(e2e: dict[str, Any]) -> str:

@@ -1,7 +1,8 @@
 """The `make bench` command: runs the measurements, prints the summary and findings, keeps the
 results (.local/bench/results.json) and writes BENCHMARKS.md from them.
 
-    python -m portal_sync_dev.bench [--quick] [--reps N] [--only ingest,apply,e2e,memory]
+    python -m portal_sync_dev.bench [--quick] [--reps N] [--only ingest,apply,import,e2e,memory]
+                                    [--import-members N]
     python -m portal_sync_dev.bench report [RESULTS]   # BENCHMARKS.md again, no measuring
     python -m portal_sync_dev.bench worker NAME CONFIG RESULT   # one measurement (workers.py)
 
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from portal_sync_dev import ROOT
+from portal_sync_dev.bench import import_rows
 from portal_sync_dev.bench.end_to_end import end_to_end
 from portal_sync_dev.bench.report import (
     COLD_START_FINDINGS,
@@ -40,12 +42,14 @@ from portal_sync_dev.bench.report import (
 )
 from portal_sync_dev.bench.services import BenchDatabase, SystemProcess
 from portal_sync_dev.bench.stats import median_summary
-from portal_sync_dev.bench.workers import run_worker, worker_main
+from portal_sync_dev.bench.workers import WORKERS, run_worker, worker_main
 from portal_sync_dev.bench.workload import FUNCTIONS, QUICK, REGION, STATE_DIR, BenchError, Plan
 
 BENCHMARKS = ROOT / "BENCHMARKS.md"
 RESULTS = STATE_DIR / "results.json"
-MEASUREMENTS = {"ingest", "apply", "e2e", "memory"}
+MEASUREMENTS = {"ingest", "apply", "import", "e2e", "memory"}
+# The import's worker lives with its measurement (import_rows.py).
+WORKERS["import"] = import_rows.import_worker
 
 
 def memory(system: SystemProcess, plan: Plan, work_dir: Path) -> dict[str, Any]:
@@ -80,7 +84,22 @@ def memory(system: SystemProcess, plan: Plan, work_dir: Path) -> dict[str, Any]:
     return results
 
 
-def run_all(plan: Plan, only: set[str], work_dir: Path) -> dict[str, Any]:
+def full_import(
+    database: BenchDatabase, plan: Plan, members: int, work_dir: Path
+) -> dict[str, Any]:
+    # A worker per run: each starts with a fresh interpreter and stand-in.
+    config = {
+        "database_url": database.url,
+        "functions_database_url": database.functions_url,
+        "members": members,
+    }
+    reps = [run_worker("import", config, work_dir, timeout=900) for _ in range(plan.reps)]
+    return {"members": members, "reps": reps, "median": median_summary(reps)}
+
+
+def run_all(
+    plan: Plan, only: set[str], work_dir: Path, import_members: int = import_rows.MEMBERS
+) -> dict[str, Any]:
     results: dict[str, Any] = {}
     with BenchDatabase(work_dir) as database:
         if "ingest" in only:
@@ -112,6 +131,12 @@ def run_all(plan: Plan, only: set[str], work_dir: Path) -> dict[str, Any]:
                 },
                 work_dir,
             )
+        if "import" in only:
+            _progress(
+                f"import: {import_members:,} members from the Dataverse stand-in against a bare"
+                " batched upsert"
+            )
+            results["import"] = full_import(database, plan, import_members, work_dir)
         if only & {"e2e", "memory"}:
             _progress("starting the local system (as `make run` does)")
             with SystemProcess(work_dir, database.url) as system:
@@ -165,7 +190,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m portal_sync_dev.bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer events, one run (a smoke test)")
     parser.add_argument("--reps", type=int, help="runs per measurement (median taken)")
-    parser.add_argument("--only", help="comma-separated: ingest,apply,e2e,memory")
+    parser.add_argument("--only", help="comma-separated: ingest,apply,import,e2e,memory")
+    parser.add_argument(
+        "--import-members",
+        type=int,
+        help=f"members the import reads (default {import_rows.MEMBERS:,};"
+        f" --quick {import_rows.QUICK_MEMBERS:,})",
+    )
     parser.add_argument("--output", type=Path, default=BENCHMARKS)
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     parser.add_argument("--no-profile", action="store_true")
@@ -183,7 +214,10 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     work_dir = Path(tempfile.mkdtemp(prefix="portal-sync-bench-"))
     try:
-        results = run_all(plan, only, work_dir)
+        members = args.import_members or (
+            import_rows.QUICK_MEMBERS if args.quick else import_rows.MEMBERS
+        )
+        results = run_all(plan, only, work_dir, members)
     except BenchError as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)
         return 1

@@ -17,6 +17,7 @@ from portal_sync.adapters.postgres.connection import ConnectionProvider
 from portal_sync.adapters.postgres.run_store import PostgresRunStore
 from portal_sync.adapters.postgres.visibility_repository import PostgresVisibilityRepository
 from portal_sync.bootstrap import shared
+from portal_sync.observability import error_facts, logger
 from portal_sync.reconciliation.ports import ChangePage, ChangeReader
 from portal_sync.reconciliation.runs import Reconciliation
 from portal_sync.reconciliation.schedule import RunSchedule
@@ -66,9 +67,17 @@ def run_starter() -> SyncRunStarter:
 
 
 def start_visibility_changes() -> int:
-    """Starts the deliveries of the visibility changes the committed pages recorded."""
-    with connections().transaction() as conn:
-        return VisibilityService(PostgresVisibilityRepository(conn)).dispatch(_visibility_starter())
+    """Starts the deliveries of the visibility changes the committed pages recorded. A failure
+    is only logged: the changes wait in the outbox, and the website-sync schedule starts them."""
+    try:
+        with connections().transaction() as conn:
+            repo = PostgresVisibilityRepository(conn)
+            return VisibilityService(repo).dispatch(_visibility_starter())
+    except Exception as exc:
+        logger.error(
+            "Could not dispatch visibility changes; the schedule will", extra=error_facts(exc)
+        )
+        return 0
 
 
 def _reconsider(organization_id: UUID, profile_id: UUID) -> None:
