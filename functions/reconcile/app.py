@@ -37,7 +37,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if is_schedule(event):
         logger.set_correlation_id(event.get("id") or context.aws_request_id)
         return schedule.run()
-    raise ValueError("not a task of the sync-run state machine nor a scheduled event")
+    # Not ours to run (an invocation by hand, a misrouted event): a page for on-call, were it
+    # raised, and nothing anyone could retry.
+    logger.warning("Ignored an event that is neither a run's task nor the schedule")
+    return {"ignored": True}
 
 
 # The end of the cold import (see the top of the module).

@@ -671,7 +671,9 @@ def test_members_view_and_audit_log(system: Any, db: Database, api: Api) -> None
     # The seeded administrator and the demo peer mentor are members too.
     assert sorted(m["role"] for m in members["items"]) == ["admin", "coordinator", "peer_mentor"]
     assert [e["action"] for e in audit["items"] + rest["items"]] == ["integration.updated"] * 2
-    assert audit["items"][0]["details"] == {"changed": ["enabled"]}
+    # Enabled again with a Dynamics connection: its members are imported, and the entry says so.
+    assert audit["items"][0]["details"]["changed"] == ["enabled"]
+    assert set(audit["items"][0]["details"]) == {"changed", "import_started"}
     assert audit["items"][0]["actor"] != rest["items"][0]["id"]
 
 

@@ -88,6 +88,7 @@ ENVIRONMENT = {
     # start fails. Nothing is started or read from them for the benchmark's events.
     "DEAD_LETTER_QUEUE_URL": "https://sqs.eu-north-1.amazonaws.com/123456789012/bench-dlq",
     "WEBSITE_STATE_MACHINE_ARN": "arn:aws:states:eu-north-1:123456789012:stateMachine:bench",
+    "SYNC_RUN_STATE_MACHINE_ARN": "arn:aws:states:eu-north-1:123456789012:stateMachine:runs",
     # As a stack deployed with TracingMode=PassThrough: the Tracer is never created. With Active,
     # creating it imports the X-Ray SDK (docs/decisions.md, the lazy Tracer).
     "POWERTOOLS_TRACE_DISABLED": "true",
@@ -138,6 +139,14 @@ REAL_CALLS = (
         "`GET /orgs/{id}/sync/status` (the console's status page), as `GET features` plus the "
         "queue's depth from SQS GetQueueAttributes",
         200,
+    ),
+    RealCall(
+        "Reconcile",
+        "scheduled tick",
+        "the EventBridge schedule's event with no organisation due (the demo organisation "
+        "reconciled a minute ago): PostgreSQL connection, the due and stalled queries; no "
+        "Dynamics, no Step Functions client",
+        {"started": 0, "resumed": 0},
     ),
     RealCall(
         "WebsiteSync",
@@ -334,6 +343,8 @@ def local_services(work_dir: Path) -> Iterator[LocalServices]:
     """PostgreSQL (embedded, or a throwaway database on DATABASE_URL's server, as `make bench`
     does), moto's server with the queue and the webhook source's secret, the seeded demo
     organisation with its administrator and mentor; and the events of REAL_CALLS."""
+    import psycopg
+
     from portal_sync_dev.bench.services import BenchDatabase
     from portal_sync_dev.bench.workload import ingest_event, sqs_records
     from portal_sync_dev.local.aws_local import provision, start_moto, use_endpoint
@@ -372,7 +383,19 @@ def local_services(work_dir: Path) -> Iterator[LocalServices]:
                 "GET mentor status": lambda: authenticated_get(
                     f"/functions/v1/website-sync/{seed.mentor_id}/status"
                 ),
+                "scheduled tick": lambda: {
+                    "source": "aws.events",
+                    "detail-type": "Scheduled Event",
+                },
             }
+            # Reconciled a minute ago: the tick finds nothing due.
+            with psycopg.connect(database.url, autocommit=True) as conn:
+                conn.execute(
+                    "insert into portal_sync_runs (organization_id, kind, phase, tables,"
+                    " started_at, finished_at) values (%s, 'reconcile', 'succeeded', '{}',"
+                    " now() - interval '1 minute', now())",
+                    (seed.org_id,),
+                )
             environment = {
                 "DATABASE_URL": database.functions_url,
                 "AWS_ENDPOINT_URL": endpoint,
