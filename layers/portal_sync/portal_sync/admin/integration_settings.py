@@ -10,7 +10,9 @@ change must keep (docs/admin-api.md, "Integration settings"):
   only Entra bearer tokens); the application user learned through WhoAmI is forgotten when
   the connection or its credentials change (docs/admin-api.md);
 - a portal-owned feature needs a deep link; a source id belongs to one organisation;
-- what the ingest reads (the source in Secrets Manager) is rewritten with its keys kept.
+- what the ingest reads (the source in Secrets Manager) is rewritten with its keys kept;
+- enabling the integration, or connecting it to Dynamics (first, or at another base URL), starts
+  a full import of the members Dynamics has (admin/sync_runs.py).
 
 Every change is audited with what changed, never a secret value.
 """
@@ -151,8 +153,9 @@ class IntegrationSettings:
     ) -> Run | None:
         """Members Dynamics has and no webhook will announce are imported when the
         integration is enabled or reads from another Dynamics (docs/admin-api.md)."""
+        # Compared canonically: the same URL sent again in another spelling changes nothing.
         connection_changed = merged.connected and (
-            not record.connected or merged.dynamics_base_url != record.dynamics_base_url
+            not record.connected or self._stored_base_url(merged) != self._stored_base_url(record)
         )
         if trigger is None:
             if merged.enabled and not record.enabled:
