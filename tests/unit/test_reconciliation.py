@@ -478,3 +478,11 @@ def test_the_schedule_reconciles_due_organisations_and_resumes_stalled_runs() ->
     assert starter.started[0] == (started.id, None)
     run_id, attempt = starter.started[1]
     assert run_id == stalled.id and attempt is not None  # a new execution name for the run
+
+
+def test_the_functions_page_size_is_the_engines_default() -> None:
+    """settings.py repeats the default (logic and settings never import each other)."""
+    from portal_sync import settings
+    from portal_sync.reconciliation import runs
+
+    assert settings.DEFAULT_PAGE_SIZE == runs.DEFAULT_PAGE_SIZE == 5000

@@ -13,6 +13,9 @@ from pydantic import Field, StringConstraints, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Secrets Manager name prefixes: one secret per webhook source id, one per organisation's Dynamics.
+# Dataverse's largest page (reconciliation/runs.py's DEFAULT_PAGE_SIZE, which settings cannot
+# import: logic never imports the settings, nor these them).
+DEFAULT_PAGE_SIZE = 5000
 SOURCE_SECRET_PREFIX = "portal-sync/sources/"  # noqa: S105 (a name prefix, not a secret)
 DYNAMICS_SECRET_PREFIX = "portal-sync/dynamics/"  # noqa: S105
 
@@ -131,7 +134,7 @@ class ReconcileSettings(FunctionSettings, DynamicsClientSettings):
         description="Started for mentors an imported change hid or restored."
     )
     # Rows per page (Prefer: odata.maxpagesize); Dataverse allows up to 5,000.
-    sync_page_size: int = Field(default=1000, ge=1, le=5000)
+    sync_page_size: int = Field(default=DEFAULT_PAGE_SIZE, ge=1, le=5000)
     # A change a reconciliation finds is drift (a lost webhook) once it is this old.
     reconcile_drift_grace_seconds: int = Field(default=120, ge=0)
 

@@ -94,8 +94,9 @@ class QueueConsumer:
 class Scheduler:
     """Calls `job` every `interval` seconds, as an EventBridge schedule invokes a function."""
 
-    def __init__(self, interval: float, job: Any) -> None:
+    def __init__(self, interval: float, job: Any, first_after: float | None = None) -> None:
         self._interval = interval
+        self._first_after = interval if first_after is None else first_after
         self._job = job
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="schedule", daemon=True)
@@ -109,7 +110,9 @@ class Scheduler:
         self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        while not self._stop.wait(self._interval):
+        wait = self._first_after
+        while not self._stop.wait(wait):
+            wait = self._interval
             try:
                 self._job()
             except Exception:

@@ -180,7 +180,11 @@ class LocalSystem:
         if self.consume:
             self.consumer.start()
             self._scheduler = Scheduler(
-                float(os.environ.get("SCHEDULE_SECONDS", "30")), self._run_schedules
+                float(os.environ.get("SCHEDULE_SECONDS", "30")),
+                self._run_schedules,
+                # With reconciliations on the schedule, the first tick at once: the demo
+                # organisation's members are imported as soon as everything is up.
+                first_after=1.0 if self.reconcile_on_schedule else None,
             ).start()
         return self
 

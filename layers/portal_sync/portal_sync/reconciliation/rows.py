@@ -18,10 +18,13 @@ from portal_sync.inbound.dataverse.context import Entity, EntityRef, ExecutionCo
 from portal_sync.inbound.dataverse.mapping import (
     MappingContext,
     TableMapping,
+    current_row_target,
     map_context,
+    map_current_row,
 )
-from portal_sync.inbound.events import NotApplicable, ParsedEvent, Unusable, normalize_id
+from portal_sync.inbound.events import NotApplicable, ParsedEvent, normalize_id
 
+NO_ROW_ID = "The row read from Dynamics has no id"
 # (table, row id) -> (contact id, course id or None) the app stored for the row, or None.
 StoredRow = Callable[[str, str], tuple[str, str | None] | None]
 
@@ -33,22 +36,13 @@ def row_id_of(table_name: str, row: dict[str, Any]) -> str | None:
 
 
 def event_of_row(
-    table_name: str, table: TableMapping, row: dict[str, Any], mapping: MappingContext
+    table_name: str, table: TableMapping, row: dict[str, Any], mapping: MappingContext, row_id: str
 ) -> ParsedEvent:
-    row_id = row_id_of(table_name, row)
-    if row_id is None:
-        return Unusable("The row read from Dynamics has no id", "Update", table_name)
-    context = _context("Update", table_name, row_id, EntityRef(table_name, row_id), None)
-    # The mapping's path for a row read from Dynamics: the row stands in for the Target.
-    as_read = MappingContext(
-        field_mapping=mapping.field_mapping,
-        application_user_ids=frozenset(),  # a row read has no user: never an echo
-        dataverse_organization_id=None,  # read from the organisation's own environment
-        size_exceeded=True,
-        resolve_contact=mapping.resolve_contact,
-        read_row=lambda _set, _id, _columns: row,
-    )
-    return map_context(context, as_read)
+    """The row (whose id is `row_id`, row_id_of's) as an Update whose Target is the row: a row
+    read has no user (never an echo) and comes from the organisation's own environment (the
+    runs build `mapping` so)."""
+    target = current_row_target(table_name, row_id, table, row, "Update")
+    return map_current_row(_context("Update", table_name, row_id, target, None), mapping)
 
 
 def event_of_deletion(

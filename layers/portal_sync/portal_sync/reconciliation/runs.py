@@ -45,6 +45,7 @@ from portal_sync.inbound.events import (
     NotApplicable,
     ParsedEvent,
     SyncEvent,
+    Unusable,
 )
 from portal_sync.inbound.identity import member_environment
 from portal_sync.inbound.ports import BatchSyncRepository
@@ -61,11 +62,17 @@ from portal_sync.reconciliation.ports import (
     RunStore,
     Trigger,
 )
-from portal_sync.reconciliation.rows import event_of_deletion, event_of_row, row_id_of
+from portal_sync.reconciliation.rows import (
+    NO_ROW_ID,
+    event_of_deletion,
+    event_of_row,
+    row_id_of,
+)
 
-# Rows per page: a page is one Lambda task's work (read, apply, commit), far inside its limit;
-# Dataverse allows up to 5,000.
-DEFAULT_PAGE_SIZE = 1000
+# Rows per page: Dataverse's most. A page is one Lambda task's work (read, apply, commit: about
+# a second), far inside its limits; fewer pages are fewer requests and state transitions, and
+# the set-wise writes of a page cost less per row the more rows they carry.
+DEFAULT_PAGE_SIZE = 5000
 # What to wait when a 429 named no time, and the longest wait asked of the engine (a run
 # that has not moved for much longer is taken as stopped: reconciliation/schedule.py).
 DEFAULT_WAIT_SECONDS = 5.0
@@ -368,8 +375,11 @@ class Reconciliation:
         )
         parsed: list[tuple[str, ParsedEvent]] = []
         for row in rows:
-            row_id = row_id_of(table_name, row) or "unknown"
-            parsed.append((row_id, event_of_row(table_name, table, dict(row), context)))
+            row_id = row_id_of(table_name, row)
+            if row_id is None:
+                parsed.append(("unknown", Unusable(NO_ROW_ID, "Update", table_name)))
+            else:
+                parsed.append((row_id, event_of_row(table_name, table, row, context, row_id)))
         for row_id in deleted_ids:
             event = event_of_deletion(
                 table_name,

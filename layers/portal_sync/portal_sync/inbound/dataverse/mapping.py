@@ -160,6 +160,30 @@ class MappingContext:
 
 def map_context(ctx: ExecutionContext, mapping: MappingContext) -> ParsedEvent:
     """Never raises, except what `mapping.read_row` raises (a Dynamics outage is retried)."""
+    table_mapping = _mapped_table(ctx, mapping)
+    if not isinstance(table_mapping, TableMapping):
+        return table_mapping
+    # A row re-read from Dynamics stands in for the Target: its state is the row's own now.
+    row_state = False
+    if mapping.size_exceeded:
+        reread = _with_current_row(ctx, table_mapping, mapping)
+        if not isinstance(reread, ExecutionContext):
+            return reread
+        ctx, row_state = reread, ctx.message_name == "Update"
+    return _event(ctx, table_mapping, mapping, row_state)
+
+
+def map_current_row(ctx: ExecutionContext, mapping: MappingContext) -> ParsedEvent:
+    """A change whose Target is the row as Dynamics has it now (`current_row_target`: a row an
+    import read): as `map_context` maps a change over 256 KB once its row is read again."""
+    table_mapping = _mapped_table(ctx, mapping)
+    if not isinstance(table_mapping, TableMapping):
+        return table_mapping
+    return _event(ctx, table_mapping, mapping, row_state=ctx.message_name == "Update")
+
+
+def _mapped_table(ctx: ExecutionContext, mapping: MappingContext) -> TableMapping | ParsedEvent:
+    """The table's mapping, or why the change is not one to apply."""
     message, table = ctx.message_name, ctx.primary_entity_name
     table_mapping = mapping.field_mapping.tables.get(table)
     if table_mapping is None:
@@ -181,13 +205,13 @@ def map_context(ctx: ExecutionContext, mapping: MappingContext) -> ParsedEvent:
             message,
             table,
         )
-    # A row re-read from Dynamics stands in for the Target: its state is the row's own now.
-    row_state = False
-    if mapping.size_exceeded:
-        reread = _with_current_row(ctx, table_mapping, mapping)
-        if not isinstance(reread, ExecutionContext):
-            return reread
-        ctx, row_state = reread, message == "Update"
+    return table_mapping
+
+
+def _event(
+    ctx: ExecutionContext, table_mapping: TableMapping, mapping: MappingContext, row_state: bool
+) -> ParsedEvent:
+    message, table = ctx.message_name, ctx.primary_entity_name
     if ctx.target is None:
         return Unusable("The Dataverse event has no Target row", message, table)
     occurred_at = _occurred_at(ctx, table_mapping)
@@ -237,8 +261,16 @@ def _with_current_row(
             message,
             table_name,
         )
-    # The row as it is now stands in for the Target: every column read counts as changed, so a
-    # membership or enrolment takes the state and role Dynamics has (each has its own clock).
+    target = current_row_target(table_name, row_id, table, row, message)
+    return replace(ctx, target=target, pre_images={}, post_images={})
+
+
+def current_row_target(
+    table_name: str, row_id: str, table: TableMapping, row: dict[str, Any], message: str
+) -> Entity:
+    """The row as it is now, standing in for the Target of a `message` change: every column
+    read counts as changed, so a membership or enrolment takes the state and role Dynamics has
+    (each has its own clock)."""
     target = entity_from_row(table_name, row_id, table, row)
     state = target.attributes.get(table.state_column)
     if table.kind == "member" and message == "Update" and state not in table.inactive_states:
@@ -246,7 +278,7 @@ def _with_current_row(
         # change must not reactivate a membership that its own row deactivated: details only.
         attributes = {k: v for k, v in target.attributes.items() if k != table.state_column}
         target = replace(target, attributes=attributes)
-    return replace(ctx, target=target, pre_images={}, post_images={})
+    return target
 
 
 def entity_set_name(table_name: str, table: TableMapping) -> str:
