@@ -14,7 +14,7 @@ from conftest import Database
 from portal_sync_dev.bench import import_rows, report
 from portal_sync_dev.bench.workload import Plan
 
-MEMBERS = 1500  # two pages of contacts and two of memberships at the production page size
+MEMBERS = 6000  # two pages of contacts and two of memberships at the production page size
 
 
 def test_one_run_imports_every_member_and_writes_the_same_rows_bare(db: Database) -> None:
@@ -25,7 +25,7 @@ def test_one_run_imports_every_member_and_writes_the_same_rows_bare(db: Database
     imported, bare = result["import"], result["baseline"]
     assert imported["rows"] == imported["rows_changed"] == 2 * MEMBERS
     assert bare["rows"] == 2 * MEMBERS
-    # Contacts, memberships, the empty enrolment table: a page each of up to 1000 rows.
+    # Contacts, memberships, the empty enrolment table: pages of up to 5,000 rows.
     assert imported["pages"] == 2 + 2 + 1
     assert result["ratio"] == imported["rows_per_s"] / bare["rows_per_s"]
     # The stand-in answers inside the reader's calls, which are inside the import.

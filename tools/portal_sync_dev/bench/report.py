@@ -27,7 +27,7 @@ IMPORT_MAX_SECONDS = 120.0
 E2E_MAX_P99_S = 1.0
 MEMORY_MAX_MB = 128.0
 COLD_START_MAX_RATIO = 1.5
-COLD_START_FUNCTIONS = ("WebhookIngest", "ProcessEvent", "AdminApi", "WebsiteSync")
+COLD_START_FUNCTIONS = ("WebhookIngest", "ProcessEvent", "AdminApi", "WebsiteSync", "Reconcile")
 
 SUMMARY_HEADER = ["measurement", "figure", "baseline (same run)", "ratio", "target", ""]
 COLD_START_PLACEHOLDER = "<!-- cold start -->"
@@ -547,6 +547,8 @@ def findings(results: dict[str, Any]) -> list[str]:
         lines += [prose.fill("apply", apply_findings(results["apply"], prose)), ""]
     if "e2e" in results:
         lines += [prose.fill("end to end", e2e_findings(results["e2e"])), ""]
+    if "import" in results:
+        lines += [prose.fill("import", import_findings(results["import"])), ""]
     if "memory" in results:
         lines += [prose.fill("memory", memory_findings(results["memory"])), ""]
     lines.append(COLD_START_FINDINGS)
@@ -586,6 +588,21 @@ def ingest_findings(ingest: dict[str, Any], e2e: dict[str, Any] | None) -> dict[
             "http_p99": ms(e2e["paced"]["median"]["answer"]["p99_ms"]) if e2e else None,
         }
     return figures
+
+
+def import_findings(full_import: dict[str, Any]) -> dict[str, str | None]:
+    m = full_import["median"]
+    ratios = [r["ratio"] for r in full_import["reps"]]
+    return {
+        "verdict": met(import_met(m)),
+        "ratio": f"{m['ratio']:.2f}",
+        "low": f"{min(ratios):.2f}",
+        "high": f"{max(ratios):.2f}",
+        "members": f"{full_import['members']:,}",
+        "whole": seconds(m["import"]["seconds"]),
+        "rows_per_s": n(m["import"]["rows_per_s"]),
+        "standin": percent(m["import"]["standin_share"]),
+    }
 
 
 def apply_findings(apply: dict[str, Any], prose: Prose) -> dict[str, str | None]:

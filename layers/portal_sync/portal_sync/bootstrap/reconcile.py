@@ -18,7 +18,7 @@ from portal_sync.adapters.postgres.run_store import PostgresRunStore
 from portal_sync.adapters.postgres.visibility_repository import PostgresVisibilityRepository
 from portal_sync.bootstrap import shared
 from portal_sync.observability import error_facts, logger
-from portal_sync.reconciliation.ports import ChangePage, ChangeReader
+from portal_sync.reconciliation.ports import ChangePage, ChangeReader, Run
 from portal_sync.reconciliation.runs import Reconciliation
 from portal_sync.reconciliation.schedule import RunSchedule
 from portal_sync.settings import ReconcileSettings
@@ -55,7 +55,7 @@ def reconciliation() -> Reconciliation:
 
 
 def schedule() -> RunSchedule:
-    return RunSchedule(PostgresRunStore(connections()), reconciliation(), run_starter())
+    return RunSchedule(PostgresRunStore(connections()), reconciliation(), _StartsOnDemand())
 
 
 @cache
@@ -111,6 +111,14 @@ def _reader() -> ChangeReader:
         timeout_seconds=config.dynamics_timeout_seconds,
         allow_local=config.allow_local_dynamics,
     )
+
+
+class _StartsOnDemand:
+    """The RunStarter, built when a tick first starts something: most ticks find nothing due,
+    and botocore stays out of them."""
+
+    def start(self, run: Run, attempt: str | None = None) -> None:
+        run_starter().start(run, attempt)
 
 
 class _PagesOnDemand:
