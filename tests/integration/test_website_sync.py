@@ -15,6 +15,7 @@ from typing import Any
 
 import boto3
 import httpx
+import jwt
 import pytest
 from conftest import Database, eventually
 from portal_sync_dev.local.seed import DEMO_MENTOR_CONTACT_ID, VISIBILITY_COLUMN
@@ -487,3 +488,38 @@ def test_only_coordinators_of_the_mentors_organisation(
     )
     assert edge.status_code == 200 and edge.json()["paused"] is True
     assert call(system, "GET", f"/{uuid.uuid4()}/status").status_code == 404
+
+
+def test_the_history_lists_operations_newest_first_with_actor_outcome_and_paging(
+    system: Any, mentor: str
+) -> None:
+    system.dynamics.fail_next("503", count=1)
+    call(system, "POST", f"/{mentor}/hide")
+    settled(system, mentor, "in_sync")
+    call(system, "POST", f"/{mentor}/restore")
+    settled(system, mentor, "in_sync")
+
+    page = call(system, "GET", f"/{mentor}/history", params={"limit": 3})
+
+    assert page.status_code == 200, page.text
+    body = page.json()
+    items = body["items"]
+    assert [i["operation"] for i in items] == ["applied", "restored", "applied"]
+    assert [i["outcome"] for i in items] == ["applied", "recorded", "applied"]
+    assert items[0]["at"] >= items[1]["at"] >= items[2]["at"]
+    assert items[1]["desired"] is True and items[1]["error"] is None
+    org_admin = jwt.decode(system.seed.org_admin_token, options={"verify_signature": False})
+    assert items[1]["actor"] == org_admin["sub"]
+    rest = call(
+        system, "GET", f"/{mentor}/history", params={"limit": 50, "cursor": body["next_cursor"]}
+    ).json()
+    operations = [i["operation"] for i in rest["items"]]
+    assert operations[:2] == ["attempt_failed", "hidden"]
+    failed = rest["items"][0]
+    assert failed["outcome"] == "attempt_failed" and "unavailable" in failed["error"]
+    assert rest["next_cursor"] is None
+
+    bad = call(system, "GET", f"/{mentor}/history", params={"cursor": "not-a-cursor"})
+    assert bad.status_code == 422
+    outsider = call(system, "GET", f"/{uuid.uuid4()}/history")
+    assert outsider.status_code == 404

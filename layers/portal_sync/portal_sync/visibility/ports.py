@@ -79,8 +79,34 @@ class DynamicsTarget:
 AuthorityOf = Callable[[UUID], Authority]
 
 
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One line of a mentor's visibility log (peer_mentor_sync_log)."""
+
+    id: UUID
+    action: str
+    actor: str
+    message: str
+    desired: bool | None
+    applied: bool | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    entries: list[HistoryEntry]
+    next_cursor: str | None
+
+
 class VisibilityRepository(Protocol):
     def mentor_organizations(self, profile_id: UUID) -> list[UUID]: ...
+    def history(
+        self, organization_id: UUID, profile_id: UUID, limit: int, cursor: str | None
+    ) -> HistoryPage:
+        """The mentor's log newest first; `cursor` a page's `next_cursor` (ValueError when it
+        is not one)."""
+        ...
+
     def lock_mentor(self, organization_id: UUID, profile_id: UUID) -> MentorStatus | None: ...
     def save_mentor(self, status: MentorStatus) -> None: ...
     def add_change(

@@ -29,6 +29,7 @@ from portal_sync.visibility.ports import (
     ContactWriter,
     DynamicsTargets,
     ExecutionStarter,
+    HistoryPage,
     MentorStatus,
     VisibilityRepository,
 )
@@ -48,6 +49,10 @@ class MentorNotFound(Exception):
 
 class VisibilityConflict(Exception):
     """The request contradicts the mentor's state (409)."""
+
+
+class InvalidHistoryCursor(Exception):
+    """A history cursor that no page gave (422)."""
 
 
 class VisibilityService:
@@ -76,6 +81,17 @@ class VisibilityService:
     @tracer.capture_method
     def status(self, caller: Caller, mentor_id: UUID, org: UUID | None) -> MentorStatus:
         return self._mentor(caller, mentor_id, org)
+
+    @tracer.capture_method
+    def history(
+        self, caller: Caller, mentor_id: UUID, org: UUID | None, limit: int, cursor: str | None
+    ) -> HistoryPage:
+        """The mentor's visibility log, newest first, for whoever may see its status."""
+        status = self._mentor(caller, mentor_id, org)
+        try:
+            return self._repo.history(status.organization_id, mentor_id, limit, cursor)
+        except ValueError:
+            raise InvalidHistoryCursor("The cursor is not one this history gave") from None
 
     @tracer.capture_method
     def sync_visibility(self, caller: Caller, mentor_id: UUID, org: UUID | None) -> MentorStatus:

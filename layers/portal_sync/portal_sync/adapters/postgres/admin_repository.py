@@ -6,8 +6,6 @@ page never repeats or skips rows while new events keep arriving.
 
 from __future__ import annotations
 
-import base64
-import json
 from dataclasses import fields
 from datetime import datetime
 from typing import Any
@@ -17,7 +15,8 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from portal_sync.access.authority import Authority
-from portal_sync.adapters.postgres import sync_log
+from portal_sync.adapters.postgres import cursors, sync_log
+from portal_sync.adapters.postgres.cursors import encode_cursor
 from portal_sync.admin.errors import InvalidCursor
 from portal_sync.admin.ports import (
     CHANGEABLE_FIELDS,
@@ -38,17 +37,10 @@ _INTEGRATION_SELECT = (
 _JSON_COLUMNS = {"field_mapping", "feature_ownership", "deep_links"}
 
 
-def encode_cursor(at: datetime, id: UUID) -> str:
-    raw = json.dumps([at.isoformat(), str(id)]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
 def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        at, id = json.loads(raw)
-        return datetime.fromisoformat(at), UUID(id)
-    except (ValueError, TypeError) as exc:
+        return cursors.decode_cursor(cursor)
+    except ValueError as exc:
         raise InvalidCursor() from exc
 
 

@@ -10,9 +10,16 @@ from uuid import UUID
 
 import psycopg
 
+from portal_sync.adapters.postgres.cursors import decode_cursor, encode_cursor
 from portal_sync.dataverse.connection import DynamicsConnection
 from portal_sync.observability import tracer
-from portal_sync.visibility.ports import Change, DynamicsSettings, MentorStatus
+from portal_sync.visibility.ports import (
+    Change,
+    DynamicsSettings,
+    HistoryEntry,
+    HistoryPage,
+    MentorStatus,
+)
 
 MENTOR_ROLE = "peer_mentor"
 
@@ -26,6 +33,34 @@ class PostgresVisibilityRepository:
         return row
 
     @tracer.capture_method
+    def history(
+        self, organization_id: UUID, profile_id: UUID, limit: int, cursor: str | None
+    ) -> HistoryPage:
+        after = decode_cursor(cursor) if cursor else None  # ValueError: not one of ours
+        rows = self._conn.execute(
+            """
+            select id, action, actor, message, desired, applied, created_at
+              from peer_mentor_sync_log
+             where organization_id = %(org)s and profile_id = %(profile)s
+               and (%(at)s::timestamptz is null or (created_at, id) < (%(at)s, %(id)s))
+             order by created_at desc, id desc
+             limit %(limit)s
+            """,
+            {
+                "org": organization_id,
+                "profile": profile_id,
+                "at": after[0] if after else None,
+                "id": after[1] if after else None,
+                "limit": limit + 1,
+            },
+        ).fetchall()
+        entries = [HistoryEntry(**row) for row in rows[:limit]]
+        more = len(rows) > limit
+        last = entries[-1] if entries else None
+        return HistoryPage(
+            entries, encode_cursor(last.created_at, last.id) if more and last else None
+        )
+
     def mentor_organizations(self, profile_id: UUID) -> list[UUID]:
         rows = self._conn.execute(
             "select organization_id from organization_memberships"

@@ -14,16 +14,20 @@ from uuid import UUID
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from portal_sync.access.authority import Forbidden
 from portal_sync.access.caller import Caller
 from portal_sync.bootstrap import website_sync as wiring
 from portal_sync.entrypoints.http.authentication import caller_of
 from portal_sync.entrypoints.http.supabase_jwt import Unauthenticated
-from portal_sync.visibility.ports import MentorStatus
+from portal_sync.visibility.ports import HistoryEntry, MentorStatus
 from portal_sync.visibility.rules import reasons_hidden
-from portal_sync.visibility.service import MentorNotFound, VisibilityConflict
+from portal_sync.visibility.service import (
+    InvalidHistoryCursor,
+    MentorNotFound,
+    VisibilityConflict,
+)
 
 router = Router()  # type: ignore[no-untyped-call]
 
@@ -33,6 +37,7 @@ ERROR_STATUSES: dict[type[Exception], int] = {
     Forbidden: 403,
     MentorNotFound: 404,
     VisibilityConflict: 409,
+    InvalidHistoryCursor: 422,
 }
 
 OrgQuery = Annotated[
@@ -59,10 +64,51 @@ class CertificateUpdate(BaseModel):
     certified_until: date | None
 
 
+# What each logged operation came to: a delivery's result, or a change recorded for delivery.
+_OUTCOMES = {"applied": "applied", "failed": "failed", "attempt_failed": "attempt_failed"}
+
+
+class HistoryEntryView(BaseModel):
+    operation: str = Field(
+        description="What happened: hidden, restored, paused, resumed, certificate_updated, "
+        "sync_requested, retry, reconsidered (something it depends on changed), applied "
+        "(Dynamics was told), attempt_failed, failed"
+    )
+    actor: str = Field(description="The user id, or the system part that acted")
+    outcome: str = Field(description="applied, attempt_failed, failed, or recorded")
+    desired: bool | None
+    applied: bool | None
+    message: str
+    error: str | None = Field(description="Why a delivery failed, in a coordinator's words")
+    at: datetime
+
+
+class HistoryPageView(BaseModel):
+    mentor_id: UUID
+    items: list[HistoryEntryView]
+    next_cursor: str | None
+
+
 @router.get("/<mentor_id>/status")
 def status(mentor_id: UUID, organization_id: OrgQuery = None) -> MentorStatusView:
     with wiring.visibility() as service:
         return view(service.status(caller(), mentor_id, organization_id))
+
+
+@router.get("/<mentor_id>/history")
+def history(
+    mentor_id: UUID,
+    organization_id: OrgQuery = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> HistoryPageView:
+    with wiring.visibility() as service:
+        page = service.history(caller(), mentor_id, organization_id, limit, cursor)
+    return HistoryPageView(
+        mentor_id=mentor_id,
+        items=[history_entry(entry) for entry in page.entries],
+        next_cursor=page.next_cursor,
+    )
 
 
 @router.post("/<mentor_id>/sync-visibility")
@@ -141,4 +187,18 @@ def view(status: MentorStatus) -> MentorStatusView:
         hidden_manually=status.hidden_manually,
         certified_until=status.certified_until,
         reasons_hidden=reasons_hidden(status.facts(), datetime.now(UTC).date()),
+    )
+
+
+def history_entry(entry: HistoryEntry) -> HistoryEntryView:
+    outcome = _OUTCOMES.get(entry.action, "recorded")
+    return HistoryEntryView(
+        operation=entry.action,
+        actor=entry.actor,
+        outcome=outcome,
+        desired=entry.desired,
+        applied=entry.applied,
+        message=entry.message,
+        error=entry.message if outcome in ("failed", "attempt_failed") else None,
+        at=entry.created_at,
     )
