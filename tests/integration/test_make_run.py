@@ -192,12 +192,13 @@ def test_a_fresh_make_run_imports_the_demo_environments_members_within_a_minute(
 
         def imported() -> dict[str, Any] | None:
             body = httpx.get(status_url, headers=headers, timeout=15).json()
-            done = body.get("reconciliation") or {}
+            done = body.get("full_import") or {}
             return body if done.get("phase") == "succeeded" else None
 
         body = eventually(imported, timeout=60, interval=0.5)
-        assert body["reconciliation"]["trigger"] == "schedule"
-        assert body["reconciliation"]["rows_failed"] == 0
+        # Never read before: the schedule's reconciliation is the organisation's import.
+        assert body["full_import"]["trigger"] == "schedule"
+        assert body["full_import"]["rows_failed"] == 0
         assert body["next_reconciliation_at"] is not None
         with psycopg.connect(run["database_url"], autocommit=True) as conn:
             row = conn.execute(

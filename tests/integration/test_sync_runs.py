@@ -218,9 +218,11 @@ def test_the_schedule_reconciles_organisations_that_are_due_and_only_those(
 ) -> None:
     admin, org = system.seed.org_admin_token, system.seed.org_id
     assert system.run_reconcile_schedule() == {"started": 1, "resumed": 0}  # never ran
-    run = ended(system, org, admin, "reconcile")
+    # Never read: nothing to reconcile with, so the run is the organisation's import.
+    run = ended(system, org, admin, "import")
     assert run["trigger"] == "schedule" and run["phase"] == "succeeded"
-    assert app_members(db, org) == expected_members(system)  # no delta link yet: everything
+    assert run["rows_drift"] == 0
+    assert app_members(db, org) == expected_members(system)
 
     # Within the interval nothing starts; the interval is the organisation's setting.
     assert system.run_reconcile_schedule() == {"started": 0, "resumed": 0}

@@ -702,6 +702,12 @@ def test_an_admin_starts_a_run_once_at_a_time_and_only_with_a_connection(world: 
         admin.runs.start(world.org_admin, world.org, RunKind.RECONCILE)
     for run in world.runs.db.runs.values():
         run.phase = Phase.SUCCEEDED
+    # Never read yet (no delta link): a reconciliation has nothing to compare with.
+    first = admin.runs.start(world.org_admin, world.org, RunKind.RECONCILE)
+    assert first.kind == "import"
+    world.runs.db.runs[first.id].phase = Phase.SUCCEEDED
+    world.runs.db.delta_links[(world.org, "contact")] = "https://hlf.crm4.dynamics.com/delta"
+    admin.runs.started.clear()
     started = admin.runs.start(world.org_admin, world.org, RunKind.RECONCILE)
 
     assert started.kind == "reconcile" and started.phase == "running"

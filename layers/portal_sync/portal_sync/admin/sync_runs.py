@@ -74,8 +74,12 @@ class SyncRuns:
                 f"A {'reconciliation' if running.kind is RunKind.RECONCILE else 'full import'} "
                 f"of this organisation is running (run {running.id}); wait for it to end"
             ) from None
+        # The run's own kind: a reconciliation of an organisation never read is its import.
         self._audit.audit(
-            organization_id, caller.actor, f"sync.{kind.value}.started", {"run_id": str(run.id)}
+            organization_id,
+            caller.actor,
+            f"sync.{run.kind.value}.started",
+            {"run_id": str(run.id)},
         )
         return view(run)
 

@@ -163,12 +163,18 @@ def start_run(
     store: RunStore, organization_id: UUID, kind: RunKind, trigger: Trigger, now: datetime
 ) -> Run:
     """Stores a new run in the caller's transaction (its execution is started after the
-    commit); raises RunActive while another run of the organisation is running."""
+    commit); raises RunActive while another run of the organisation is running. A
+    reconciliation of an organisation never read (no delta link of any table) is its import:
+    there is nothing to reconcile with, and its rows are no drift."""
     settings = store.integration(organization_id)
     try:
         tables = table_order(field_mapping_of(settings.field_mapping))
     except ValidationError:
         tables = []  # the first page fails the run with the mapping's message
+    if kind is RunKind.RECONCILE and not any(
+        store.delta_link(organization_id, table) for table in tables
+    ):
+        kind = RunKind.IMPORT
     run = Run(
         id=uuid.uuid4(),
         organization_id=organization_id,
