@@ -486,3 +486,39 @@ def test_the_functions_page_size_is_the_engines_default() -> None:
     from portal_sync.reconciliation import runs
 
     assert settings.DEFAULT_PAGE_SIZE == runs.DEFAULT_PAGE_SIZE == 5000
+
+
+def test_rows_saved_without_a_change_are_in_step_and_move_the_apps_clock_on() -> None:
+    store, dataverse = FakeStore(), loaded(4)
+    sync = service(store, dataverse)
+    run_to_end(sync, sync.start(ORG, RunKind.IMPORT))
+    logged = len(store.db.log)
+    # Saved again in Dynamics with the same values (a bulk job, a column the app does not map):
+    dataverse.put("hlf_memberships", membership_id(1))
+    dataverse.put("contacts", contact_id(2), hlf_showonwebsite=True)
+
+    run = sync.start(ORG, RunKind.RECONCILE)
+    run_to_end(sync, run)
+
+    final = store.db.runs[run.id]
+    assert (final.rows_read, final.rows_changed, final.rows_unchanged, final.rows_drift) == (
+        2,
+        0,
+        2,
+        0,
+    )
+    assert len(store.db.log) == logged  # nothing to log
+    profile = store.db.profiles[contact_id(1)]["id"]
+    membership_time = store.db.memberships[(ORG, profile)]["at"]
+    assert membership_time == BASE + timedelta(
+        seconds=dataverse.versions[("hlf_memberships", membership_id(1))]
+    )
+    # A webhook older than that save, arriving late, is stale: Dynamics' row is newer.
+    late = SyncEvent(
+        type=EventType.MEMBERSHIP_DEACTIVATED,
+        occurred_at=membership_time - timedelta(seconds=1),
+        member=MemberDetails(dynamics_contact_id=contact_id(1)),
+        role="member",
+    )
+    repo = store.sync_repository()
+    assert apply_event(repo, ORG, late, member_environment(ORG, None)).status is LogStatus.SKIPPED

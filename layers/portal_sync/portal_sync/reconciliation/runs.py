@@ -401,8 +401,8 @@ class Reconciliation:
                 repo.expect_member(org, event)
         repo.prepare_members()
 
-        # A contact re-saved with its details unchanged (our own website-visibility writes
-        # among them) is in step: its details are compared, not only its time.
+        # A contact saved with its details unchanged (our own website-visibility writes among
+        # them) is no change: its details are compared, not only its time (_step).
         details = self._store.stored_details(
             [
                 event.member.dynamics_contact_id
@@ -431,7 +431,10 @@ class Reconciliation:
                 entry.message, entry.source_message = event.message, event.source_message
                 repo.write_log(entry)
                 continue
-            if _in_step(repo, org, event, environment, details):
+            step = _step(repo, org, event, environment, details)
+            if step is not _Step.CHANGED:
+                if step is _Step.SAME_VALUES:
+                    apply_event(repo, org, event, environment)
                 counts.unchanged += 1
                 continue
             applied = apply_event(repo, org, event, environment)
@@ -468,47 +471,62 @@ def _checkpoint(run: Run) -> tuple[str | None, str | None, bool]:
     return run.current_table, run.page_link, run.full_read
 
 
-def _in_step(
+class _Step(StrEnum):
+    """What a row read is to the app."""
+
+    IN_STEP = "in_step"  # the app holds it, or a newer change of it: nothing to do
+    # The same values at a later time (a row saved without a change, or for columns the app
+    # does not map: our own website-visibility writes among them): applied, so that the app's
+    # clock moves on with the row's, but no change, logged or counted.
+    SAME_VALUES = "same_values"
+    CHANGED = "changed"
+
+
+def _step(
     repo: BatchSyncRepository,
     org: UUID,
     event: SyncEvent,
     environment: str,
     details: dict[str, MemberDetails],
-) -> bool:
-    """Whether the app already holds this row as read, or a newer change of it. `modifiedon`
-    moves with every change but has whole seconds: at an equal time the values must be equal
-    too (a membership's state and role, an enrolment's state). A contact's details at an
-    equal time are taken as in step: the app does not keep them beside their time."""
+) -> _Step:
+    """What the row is to the app. `modifiedon` moves with every save but has whole seconds:
+    at an equal time the values decide (a membership's state and role, an enrolment's state, a
+    contact's details)."""
     member = repo.lock_member(org, event.member.dynamics_contact_id)
     if member is None or (member.environment not in (None, environment)):
-        return False
+        return _Step.CHANGED
     deleted = event.source_message == "Delete"
     if event.type in _ENROLMENT_STATUS:
         if event.course is None:
-            return False
+            return _Step.CHANGED
         enrollment = repo.lock_enrollment(org, member.profile_id, event.course.dynamics_course_id)
         if enrollment is None:
-            return False
+            return _Step.CHANGED
         same = enrollment.status == _ENROLMENT_STATUS[event.type]
-        return same if deleted else _newer_or_same(enrollment.source_modified_at, event, same)
+        if deleted:
+            return _Step.IN_STEP if same else _Step.CHANGED
+        return _compared(enrollment.source_modified_at, event, same)
     if member.membership_status is None:
-        return False
+        return _Step.CHANGED
     if event.type is EventType.MEMBER_UPDATED:
         stored = details.get(event.member.dynamics_contact_id)
-        if stored is not None and _same_details(stored, event.member):
-            return True
-        return _newer_or_same(member.details_modified_at, event, True)
+        same = stored is not None and _same_details(stored, event.member)
+        return _compared(member.details_modified_at, event, same)
     status = "inactive" if event.type is EventType.MEMBERSHIP_DEACTIVATED else "active"
     if deleted:
-        return member.membership_status == status
+        return _Step.IN_STEP if member.membership_status == status else _Step.CHANGED
     same = member.membership_status == status and (event.role in (None, member.role))
-    return _newer_or_same(member.source_modified_at, event, same)
+    return _compared(member.source_modified_at, event, same)
 
 
-def _newer_or_same(stored_at: datetime | None, event: SyncEvent, same_values: bool) -> bool:
-    if stored_at is None:
-        return False
-    return stored_at > event.occurred_at or (stored_at == event.occurred_at and same_values)
+def _compared(stored_at: datetime | None, event: SyncEvent, same_values: bool) -> _Step:
+    if stored_at is not None and (
+        stored_at > event.occurred_at or (stored_at == event.occurred_at and same_values)
+    ):
+        return _Step.IN_STEP
+    # No clock yet: no row of this kind was applied (a member created on behalf of another
+    # row has default values), so the row is a change even with the same values.
+    return _Step.SAME_VALUES if same_values and stored_at is not None else _Step.CHANGED
 
 
 def _same_details(stored: MemberDetails, read: MemberDetails) -> bool:
