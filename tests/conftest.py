@@ -142,6 +142,21 @@ def system(local_system: Any, db: Database) -> Any:
     """The running system with an empty database (the demo organisation re-seeded) and queues."""
     import boto3
 
+    # Executions an earlier test started (an import's mentors reconsidered, say) would still
+    # call the Dynamics stand-in, taking answers this test plans: they end first.
+    sfn = boto3.client("stepfunctions")
+    machines = [local_system.aws.state_machine_arn, local_system.aws.sync_run_state_machine_arn]
+    eventually(
+        lambda: (
+            not any(
+                sfn.list_executions(stateMachineArn=arn, statusFilter="RUNNING")["executions"]
+                for arn in machines
+                if arn
+            )
+        ),
+        timeout=120,
+        interval=0.2,
+    )
     sqs = boto3.client("sqs")
     for url in (local_system.aws.event_queue_url, local_system.aws.dead_letter_queue_url):
         sqs.purge_queue(QueueUrl=url)
