@@ -48,6 +48,7 @@ TABLES_OF_THE_FUNCTIONS = (
     "website_visibility_outbox",
     "portal_sync_runs",
     "portal_sync_delta_links",
+    "visibility_reconsiderations",
 )
 
 
@@ -116,6 +117,11 @@ def _build_world(conn: psycopg.Connection[Any]) -> dict[str, Person]:
             conn.execute(
                 "insert into website_visibility_outbox (organization_id, profile_id, desired, reason)"
                 " values (%s, %s, false, 'test')",
+                (org, profile[0]),
+            )
+            conn.execute(
+                "insert into visibility_reconsiderations (organization_id, profile_id, cause)"
+                " values (%s, %s, 'test')",
                 (org, profile[0]),
             )
         people[name] = Person(name, user_id, profile[0])
@@ -315,6 +321,7 @@ UPDATABLE = {
     "website_visibility_outbox": "desired",
     "portal_sync_runs": "rows_read",
     "portal_sync_delta_links": "delta_link",
+    "visibility_reconsiderations": "cause",
 }
 
 

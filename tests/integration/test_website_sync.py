@@ -16,6 +16,7 @@ from typing import Any
 import boto3
 import httpx
 import jwt
+import psycopg
 import pytest
 from conftest import Database, eventually
 from portal_sync_dev.local.seed import DEMO_MENTOR_CONTACT_ID, VISIBILITY_COLUMN
@@ -328,6 +329,8 @@ def test_certificate_expiry_is_swept_and_renewal_reinstates(
             "update peer_mentor_status set certified_until = current_date - 1 where profile_id = %s",
             (mentor,),
         )
+        # Expired as the date passed, not by a write: no request to reconsider it waits.
+        conn.execute("delete from visibility_reconsiderations")
 
     assert system.run_schedule()["reconsidered"] == 1
     eventually(lambda: shown(system) is False, timeout=10)
@@ -523,3 +526,68 @@ def test_the_history_lists_operations_newest_first_with_actor_outcome_and_paging
     assert bad.status_code == 422
     outsider = call(system, "GET", f"/{uuid.uuid4()}/history")
     assert outsider.status_code == 404
+
+
+def pause_through_the_data_api(system: Any, db: Database, mentor: str, paused: bool) -> None:
+    """What the app does: PostgREST runs the coordinator's update as `authenticated` with the
+    verified claims, under row-level security; no route of ours is called."""
+    admin = jwt.decode(system.seed.org_admin_token, options={"verify_signature": False})
+    with psycopg.connect(db.url) as conn:
+        conn.execute("set local role authenticated")
+        conn.execute(
+            "select set_config('request.jwt.claims', %s, true)",
+            (json.dumps({"sub": admin["sub"], "role": "authenticated"}),),
+        )
+        updated = conn.execute(
+            "update peer_mentor_status set paused = %s where profile_id = %s",
+            (paused, mentor),
+        ).rowcount
+        assert updated == 1  # the policy let the organisation's administrator change it
+
+
+def test_a_pause_written_through_the_data_api_hides_the_mentor_on_the_next_schedule(
+    system: Any, db: Database, mentor: str
+) -> None:
+    pause_through_the_data_api(system, db, mentor, True)
+    # The write asked, in its own transaction, for the mentor to be reconsidered.
+    assert db.one("select cause from visibility_reconsiderations where profile_id = %s", mentor)
+
+    assert system.run_schedule()["requested"] == 1
+    eventually(lambda: shown(system) is False, timeout=10)
+    hidden = settled(system, mentor, "in_sync")
+    assert hidden["desired"] is False and "the mentor is paused" in hidden["reasons_hidden"]
+    history = call(system, "GET", f"/{mentor}/history").json()["items"]
+    assert [i["operation"] for i in history[:2]] == ["applied", "reconsidered"]
+    assert history[1]["actor"] == "system:data-change"
+
+    pause_through_the_data_api(system, db, mentor, False)
+    assert system.run_schedule()["requested"] == 1
+    eventually(lambda: shown(system) is True, timeout=10)
+
+
+def test_reconsidering_a_mentor_in_step_writes_nothing(
+    system: Any, db: Database, mentor: str
+) -> None:
+    logged = db.one("select count(*) as n from peer_mentor_sync_log")["n"]
+    with db.connect() as conn:  # a write that changes nothing the visibility depends on
+        conn.execute(
+            "update organization_memberships set role = 'peer_mentor' where profile_id = %s",
+            (mentor,),
+        )
+        conn.execute(
+            "update peer_mentor_status set certified_until = certified_until + 1"
+            " where profile_id = %s",
+            (mentor,),
+        )
+    assert system.run_schedule()["requested"] == 1
+
+    assert db.one("select count(*) as n from peer_mentor_sync_log")["n"] == logged
+    assert (
+        db.one(
+            "select count(*) as n from website_visibility_outbox where profile_id = %s"
+            " and dispatched_at is null",
+            mentor,
+        )["n"]
+        == 0
+    )
+    assert db.one("select count(*) as n from visibility_reconsiderations")["n"] == 0

@@ -24,23 +24,29 @@ class Outbox:
         self._today = today
 
     def record(
-        self, status: MentorStatus, action: str, actor: str, *, force: bool = False
+        self,
+        status: MentorStatus,
+        action: str,
+        actor: str,
+        *,
+        force: bool = False,
+        quiet: bool = False,
     ) -> MentorStatus:
         """Saves `status` (changed by `action`) with its desired state worked out again, and the
         log entry; adds an outbox row when the desired state changed, when `force`d (a sync or a
         retry asked for), or when the mentor is pending with no change to deliver (a status row
-        just created: it starts pending, and Dynamics was never told)."""
+        just created: it starts pending, and Dynamics was never told). `quiet`: a check by the
+        system, which writes nothing when it finds nothing to change."""
         today = self._today()
         reasons = reasons_hidden(status.facts(), today)
         desired = desired_visibility(status.facts(), today)
         changed = desired != status.desired
+        undelivered = status.sync_state == "pending" and status.current_change_id is None
+        if quiet and not (changed or force or undelivered):
+            return status
         status.desired = desired
         change_id = None
-        if (
-            changed
-            or force
-            or (status.sync_state == "pending" and status.current_change_id is None)
-        ):
+        if changed or force or undelivered:
             change_id = self._repo.add_change(
                 status.organization_id, status.profile_id, desired, action
             )

@@ -41,6 +41,8 @@ if TYPE_CHECKING:
     from portal_sync.access.caller import Caller
 
 SWEEP_ACTOR = "system:certificate-sweep"
+# Who reconsiders after a write the database trigger saw (the app's, through the Data API).
+DATABASE_ACTOR = "system:data-change"
 
 
 class MentorNotFound(Exception):
@@ -141,10 +143,21 @@ class VisibilityService:
     # -- what the system does -------------------------------------------------------------------
 
     def reconsider(self, organization_id: UUID, profile_id: UUID, actor: str) -> None:
-        """Something the desired state depends on changed (membership, certificate date)."""
+        """Something the desired state depends on changed (membership, certificate date, a
+        pause written through the Data API): a change is recorded when the desired state
+        changed; nothing is written when it did not."""
         status = self._repo.lock_mentor(organization_id, profile_id)
         if status is not None:
-            self._outbox.record(status, "reconsidered", actor)
+            self._outbox.record(status, "reconsidered", actor, quiet=True)
+
+    @tracer.capture_method
+    def reconsider_requested(self, limit: int = 500) -> int:
+        """The mentors whose facts a write changed (the database trigger's requests), oldest
+        first; returns how many were reconsidered."""
+        mentors = self._repo.take_reconsiderations(limit)
+        for organization_id, profile_id in mentors:
+            self.reconsider(organization_id, profile_id, DATABASE_ACTOR)
+        return len(mentors)
 
     @tracer.capture_method
     def sweep(self, limit: int = 500) -> int:

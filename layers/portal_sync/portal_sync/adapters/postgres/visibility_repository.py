@@ -218,6 +218,22 @@ class PostgresVisibilityRepository:
         )
 
     @tracer.capture_method
+    def take_reconsiderations(self, limit: int) -> list[tuple[UUID, UUID]]:
+        # Taken in the caller's transaction: a request is gone only once its reconsideration
+        # committed; SKIP LOCKED lets two schedules share the work.
+        rows = self._conn.execute(
+            """
+            delete from visibility_reconsiderations
+             where (organization_id, profile_id) in (
+                   select organization_id, profile_id from visibility_reconsiderations
+                    order by requested_at limit %s for update skip locked)
+            returning organization_id, profile_id, requested_at
+            """,
+            (limit,),
+        ).fetchall()
+        rows.sort(key=lambda row: row["requested_at"])
+        return [(row["organization_id"], row["profile_id"]) for row in rows]
+
     def mentors_to_reconsider(self, today: date, limit: int) -> list[tuple[UUID, UUID]]:
         rows = self._conn.execute(
             """
@@ -225,6 +241,7 @@ class PostgresVisibilityRepository:
              where (website_visible_desired and (certified_until is null or certified_until < %(today)s))
                 or (not website_visible_desired and not paused and not hidden_manually
                     and certified_until >= %(today)s)
+             order by updated_at
              limit %(limit)s
             """,
             {"today": today, "limit": limit},

@@ -1,6 +1,7 @@
-"""The EventBridge schedule of functions/website_sync (template.yaml): the certificate sweep,
-then the start of every change whose delivery is not started yet (its request's dispatch failed,
-or the Lambda stopped between commit and start)."""
+"""The EventBridge schedule of functions/website_sync (template.yaml): the mentors whose facts a
+write changed (the database trigger's requests: a pause written through the Data API), the
+certificate sweep, then the start of every change whose delivery is not started yet (its
+request's dispatch failed, or the Lambda stopped between commit and start)."""
 
 from __future__ import annotations
 
@@ -9,5 +10,11 @@ from portal_sync.bootstrap import website_sync as wiring
 
 def run() -> dict[str, int]:
     with wiring.visibility() as service:
+        requested = service.reconsider_requested()
+    with wiring.visibility() as service:
         swept = service.sweep()
-    return {"reconsidered": swept, "dispatched": wiring.dispatch_pending()}
+    return {
+        "requested": requested,
+        "reconsidered": swept,
+        "dispatched": wiring.dispatch_pending(),
+    }
