@@ -208,6 +208,8 @@ def test_a_fresh_make_run_imports_the_demo_environments_members_within_a_minute(
                 (run["org_id"],),
             ).fetchone()
         assert row is not None and row[0] == 1001  # 1,000 members and the demo mentor
+        # Nothing went wrong: on-call has nothing (run.json's oncall_alerts_url lists it).
+        assert httpx.get(run["oncall_alerts_url"], timeout=5).json() == []
     finally:
         process.send_signal(signal.SIGTERM)
         try:

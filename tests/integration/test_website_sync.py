@@ -170,6 +170,15 @@ def test_permanent_failure_stops_alerts_once_marks_failed_and_retry_succeeds(
     assert len(patches(system)) == 4
     [alert] = alerts(system)
     assert alert["Subject"] == "portal sync: website visibility change failed"
+    # What a person running `make run` reads at run.json's oncall_alerts_url.
+    listed = eventually(
+        lambda: [
+            a
+            for a in httpx.get(system.run_info()["oncall_alerts_url"], timeout=5).json()
+            if a["message"] == alert["Message"]
+        ]
+    )
+    assert listed[0]["subject"] == alert["Subject"] and listed[0]["published_at"]
     assert mentor in alert["Message"] and "retry" in alert["Message"].lower()
     assert shown(system) is True  # still visible: that is why on-call must know
 

@@ -28,6 +28,8 @@ ON_CALL_TOPIC = "portal-sync-on-call"
 # Locally on-call alerts land in this queue (subscribed to the topic), where tests and
 # `make run` users can read them.
 ON_CALL_INBOX = "portal-sync-on-call-inbox"
+# What `oncall_alerts_url` lists (local/on_call.py collects it).
+ON_CALL_ALERTS = "portal-sync-on-call-alerts"
 STATE_MACHINE = "portal-sync-website-visibility"
 WEBSITE_SYNC_FUNCTION = "website_sync"
 STATE_MACHINE_FILE = ROOT / "infra" / "statemachines" / "website_visibility.asl.json"
@@ -107,15 +109,13 @@ def state_machine_definition(substitutions: dict[str, Any], path: Path = STATE_M
 
 
 def provision_website_sync(max_retries: int, retry_interval_seconds: int) -> tuple[str, str, str]:
-    """On-call topic (with an inbox queue), the website-sync function and the state machine;
-    returns (topic ARN, inbox queue URL, state machine ARN)."""
-    sqs, sns = boto3.client("sqs"), boto3.client("sns")
+    """On-call topic (with an inbox queue for tests and one for `oncall_alerts_url`), the
+    website-sync function and the state machine; returns (topic ARN, inbox queue URL, state
+    machine ARN)."""
+    sns = boto3.client("sns")
     topic_arn = sns.create_topic(Name=ON_CALL_TOPIC)["TopicArn"]
-    inbox_url = sqs.create_queue(QueueName=ON_CALL_INBOX)["QueueUrl"]
-    inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox_url, AttributeNames=["QueueArn"])[
-        "Attributes"
-    ]["QueueArn"]
-    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=inbox_arn)
+    inbox_url = _subscribed_queue(topic_arn, ON_CALL_INBOX)
+    _subscribed_queue(topic_arn, ON_CALL_ALERTS)
     definition = state_machine_definition(
         {
             "WebsiteSyncFunctionArn": _function(WEBSITE_SYNC_FUNCTION),
@@ -125,6 +125,20 @@ def provision_website_sync(max_retries: int, retry_interval_seconds: int) -> tup
         }
     )
     return topic_arn, inbox_url, _state_machine(STATE_MACHINE, definition)
+
+
+def on_call_alerts_queue() -> str:
+    return str(boto3.client("sqs").get_queue_url(QueueName=ON_CALL_ALERTS)["QueueUrl"])
+
+
+def _subscribed_queue(topic_arn: str, name: str) -> str:
+    sqs = boto3.client("sqs")
+    url = str(sqs.create_queue(QueueName=name)["QueueUrl"])
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    boto3.client("sns").subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn)
+    return url
 
 
 def provision_sync_runs(retry_interval_seconds: int) -> str:

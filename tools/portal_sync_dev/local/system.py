@@ -24,6 +24,7 @@ from portal_sync_dev.local.aws_local import (
     WEBSITE_SYNC_FUNCTION,
     AwsResources,
     LocalLambdaRuntime,
+    on_call_alerts_queue,
     provision,
     provision_sync_runs,
     provision_website_sync,
@@ -34,6 +35,7 @@ from portal_sync_dev.local.aws_local import (
 from portal_sync_dev.local.consumer import QueueConsumer, Scheduler
 from portal_sync_dev.local.dataverse_standin import DataverseStandIn
 from portal_sync_dev.local.lambda_http import LocalApiServer, LocalFunction
+from portal_sync_dev.local.on_call import OnCallAlerts
 from portal_sync_dev.local.postgres import EmbeddedPostgres
 from portal_sync_dev.local.seed import (
     DEMO_DYNAMICS_CLIENT_ID,
@@ -81,6 +83,7 @@ class LocalSystem:
     _moto: Any = field(default=None, init=False)
     _api: LocalApiServer | None = field(default=None, init=False)
     _scheduler: Scheduler | None = field(default=None, init=False)
+    on_call: OnCallAlerts | None = field(default=None, init=False)
 
     @property
     def base_url(self) -> str:
@@ -131,6 +134,7 @@ class LocalSystem:
                 # Locally a crashed page is retried after ~1 s.
                 sync_run_state_machine_arn=provision_sync_runs(retry_interval_seconds=1),
             )
+            self.on_call = OnCallAlerts(on_call_alerts_queue()).start()
 
         self.jwt_secret = remembered(
             self.state_dir / "jwt_secret", lambda: secrets.token_urlsafe(48)
@@ -277,6 +281,8 @@ class LocalSystem:
             "event_queue_url": self.aws.event_queue_url if self.aws else None,
             "dead_letter_queue_url": self.aws.dead_letter_queue_url if self.aws else None,
             "aws_endpoint_url": self.aws.endpoint_url if self.aws else None,
+            # The JSON list of what was published to the on-call topic.
+            "oncall_alerts_url": self.on_call.url if self.on_call else None,
         }
 
     def stop(self, stop_database: bool = True) -> None:
@@ -289,6 +295,8 @@ class LocalSystem:
         if self._api is not None:
             self._api.shutdown()
             self._api.server_close()
+        if self.on_call is not None:
+            self.on_call.stop()
         if self._moto is not None:
             self._moto.stop()
         if self.postgres is not None and stop_database:
