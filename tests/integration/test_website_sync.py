@@ -600,3 +600,61 @@ def test_reconsidering_a_mentor_in_step_writes_nothing(
         == 0
     )
     assert db.one("select count(*) as n from visibility_reconsiderations")["n"] == 0
+
+
+def test_without_a_dynamics_connection_changes_wait_and_page_nobody(
+    system: Any, db: Database, mentor: str
+) -> None:
+    org = system.seed.org_id
+    base_url = db.one(
+        "select dynamics_base_url from integration_configs where organization_id = %s", org
+    )["dynamics_base_url"]
+    with db.connect() as conn:  # a newly onboarded organisation: no connection yet
+        conn.execute(
+            "update integration_configs set dynamics_base_url = null where organization_id = %s",
+            (org,),
+        )
+
+    call(system, "POST", f"/{mentor}/pause")
+
+    waiting = eventually(lambda: (s := status(system, mentor))["last_error"] and s, timeout=15)
+    assert waiting["state"] == "pending" and waiting["next_attempt_at"]
+    assert waiting["last_error"].startswith("Waiting for a Dynamics connection")
+    assert system.run_schedule()["redelivered"] == 0  # still none: nothing is started
+    assert alerts(system) == [] and shown(system) is True
+
+    with db.connect() as conn:  # the administrator configures the connection
+        conn.execute(
+            "update integration_configs set dynamics_base_url = %s where organization_id = %s",
+            (base_url, org),
+        )
+    assert system.run_schedule()["redelivered"] == 1
+    eventually(lambda: shown(system) is False, timeout=15)
+    done = settled(system, mentor, "in_sync")
+    assert done["last_error"] is None and done["next_attempt_at"] is None
+    assert alerts(system) == []
+
+
+def test_a_change_the_state_machine_gave_up_on_is_delivered_again_by_itself(
+    system: Any, db: Database, mentor: str
+) -> None:
+    system.dynamics.fail_next("503", count=4, method="PATCH")  # 1 + 3 retries: all fail
+    call(system, "POST", f"/{mentor}/pause")
+    failed = settled(system, mentor, "failed", timeout=40)
+    assert "Tried again automatically from" in failed["last_error"]
+    assert failed["next_attempt_at"] is not None
+    assert system.run_schedule()["redelivered"] == 0  # within a minute, not yet
+
+    with db.connect() as conn:  # the minute passes; Dynamics is back
+        conn.execute(
+            "update peer_mentor_status set next_attempt_at = now() - interval '1 second'"
+            " where profile_id = %s",
+            (mentor,),
+        )
+    assert system.run_schedule()["redelivered"] == 1
+
+    eventually(lambda: shown(system) is False, timeout=15)
+    done = settled(system, mentor, "in_sync")
+    assert done["next_attempt_at"] is None and done["last_error"] is None
+    history = call(system, "GET", f"/{mentor}/history").json()["items"]
+    assert [i["operation"] for i in history[:2]] == ["applied", "redelivery"]

@@ -62,6 +62,10 @@ class FakeRepository:
     entries: list[LogEntry] = field(default_factory=list)
     blocked: dict[UUID, datetime] = field(default_factory=dict)
     settings: dict[UUID, DynamicsSettings] = field(default_factory=dict)
+    # What the database trigger asked about, oldest first.
+    reconsiderations: list[tuple[UUID, UUID]] = field(default_factory=list)
+    # Organisations with a Dynamics connection, as due_redeliveries filters on.
+    connected: set[UUID] = field(default_factory=lambda: {ORG, OTHER_ORG})
 
     def add_mentor(self, organization_id: UUID = ORG, **changes: Any) -> MentorStatus:
         """An active, certified mentor, shown on the website and in sync."""
@@ -141,6 +145,24 @@ class FakeRepository:
             return not s.paused and not s.hidden_manually and valid
 
         return [key for key, status in self.mentors.items() if stale(status)][:limit]
+
+    def take_reconsiderations(self, limit: int) -> list[tuple[UUID, UUID]]:
+        taken, self.reconsiderations = (
+            self.reconsiderations[:limit],
+            self.reconsiderations[limit:],
+        )
+        return taken
+
+    def due_redeliveries(self, now: datetime, limit: int) -> list[tuple[UUID, UUID]]:
+        due = [
+            (status.next_attempt_at, key)
+            for key, status in self.mentors.items()
+            if status.next_attempt_at is not None
+            and status.next_attempt_at <= now
+            and status.sync_state != "in_sync"
+            and key[0] in self.connected
+        ]
+        return [key for _, key in sorted(due)][:limit]
 
     def blocked_until(self, organization_id: UUID) -> datetime | None:
         return self.blocked.get(organization_id)
@@ -470,9 +492,13 @@ def test_an_organisation_without_a_dynamics_connection_is_told_what_to_configure
 
     [outcome] = world.deliver()
 
-    assert outcome.error == REJECTED_ERROR
-    assert outcome.message == (
-        "No Dynamics connection is configured: add it in the integration settings"
+    # Not a failure (nobody is paged): the change waits for a connection, and says so.
+    assert (outcome.status, outcome.error) == ("waiting", None)
+    status = world.repo.mentor()
+    assert status.sync_state == "pending" and status.next_attempt_at == NOW
+    assert status.last_error == (
+        "Waiting for a Dynamics connection: configure it in the integration settings, and the "
+        "change is delivered then"
     )
     assert world.writer.calls == 0
 
@@ -519,8 +545,14 @@ def test_a_failed_current_change_marks_the_sync_failed_and_alerts_on_call(world:
         " after 1 attempt(s): Dynamics is unavailable."
     )
     assert f"POST /functions/v1/website-sync/{MENTOR}/retry" in alert.message
+    assert "It is tried again automatically from" in alert.message
     status = world.repo.mentor()
-    assert (status.sync_state, status.last_error) == ("failed", "Dynamics is unavailable")
+    assert status.sync_state == "failed"
+    assert status.last_error is not None
+    assert status.last_error.startswith("Dynamics is unavailable. Tried again automatically")
+    # The first redelivery within a minute (jittered: half of it at least).
+    assert status.next_attempt_at is not None
+    assert NOW + timedelta(seconds=30) <= status.next_attempt_at <= NOW + timedelta(seconds=60)
 
 
 def test_a_superseded_changes_failure_is_logged_without_alerting(world: World) -> None:
@@ -544,7 +576,9 @@ def test_a_failure_that_is_not_ours_is_named_in_the_alert(world: World) -> None:
 
     alert = world.service.record_failure(change_id, ExecutionFailure("States.Timeout", "boom"))
 
-    assert world.repo.mentor().last_error == "The change could not be delivered (States.Timeout)"
+    assert world.repo.mentor().last_error.startswith(
+        "The change could not be delivered (States.Timeout). Tried again automatically"
+    )
     assert "(States.Timeout)" in alert.message
 
 
@@ -589,3 +623,46 @@ def test_a_change_whose_start_failed_is_started_by_the_next_dispatch(world: Worl
     assert world.service.dispatch(starter) == 1
     assert starter.started == [change_id]
     assert world.service.dispatch(starter) == 0  # started once only
+
+
+def test_a_failed_change_is_delivered_again_by_itself_at_growing_intervals(world: World) -> None:
+    world.service.pause(COORDINATOR, MENTOR, None, paused=True)
+    [change_id] = world.repo.changes
+    world.service.record_failure(change_id, ExecutionFailure(RETRYABLE_ERROR, "Outage"))
+    waits = []
+    for _ in range(8):  # the outage goes on: each redelivery fails again
+        status = world.repo.mentor()
+        assert world.service.redeliver_due() == 0  # not due yet
+        assert status.next_attempt_at is not None
+        waits.append((status.next_attempt_at - world.clock.now).total_seconds())
+        world.clock.now = status.next_attempt_at
+        assert world.service.redeliver_due() == 1
+        newest = world.repo.mentor().current_change_id
+        assert newest is not None and world.repo.mentor().sync_state == "pending"
+        world.service.record_failure(newest, ExecutionFailure(RETRYABLE_ERROR, "Outage"))
+    assert waits[0] <= 60 and 1800 <= waits[-1] <= 3600  # growing, up to hourly
+    assert [e.actor for e in world.repo.log_of("redelivery")] == ["system:redelivery"] * 8
+
+    # Dynamics is back: the next redelivery goes through, and nothing more is planned.
+    world.clock.now = world.repo.mentor().next_attempt_at
+    world.service.redeliver_due()
+    [outcome] = [world.service.apply(world.repo.mentor().current_change_id)]
+    assert outcome.status == "applied"
+    status = world.repo.mentor()
+    assert (status.sync_state, status.next_attempt_at, status.redeliveries) == ("in_sync", None, 0)
+    assert world.writer.shown[CONTACT] is False
+
+
+def test_a_change_waiting_for_a_connection_is_delivered_once_there_is_one(world: World) -> None:
+    world.targets.configured.clear()
+    world.repo.connected.clear()
+    world.service.pause(COORDINATOR, MENTOR, None, paused=True)
+    world.deliver()
+    assert world.service.redeliver_due() == 0  # still no connection: nothing is started
+
+    world.targets.configured.add(ORG)
+    world.repo.connected.add(ORG)
+    assert world.service.redeliver_due() == 1
+    outcome = world.service.apply(world.repo.mentor().current_change_id)
+
+    assert outcome.status == "applied" and world.writer.shown[CONTACT] is False

@@ -11,6 +11,7 @@ that change's own execution delivers (or alerts).
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,13 +40,28 @@ ATTEMPT_ERRORS = (RETRYABLE_ERROR, THROTTLED_ERROR, REJECTED_ERROR)
 # An attempt that would start within this long of Dynamics' Retry-After waits for it inline.
 MAX_INLINE_WAIT_SECONDS = 20.0
 ACTOR = "system:website-sync"
+WAITING_FOR_CONNECTION = (
+    "Waiting for a Dynamics connection: configure it in the integration settings, and the "
+    "change is delivered then"
+)
+# After the state machine gave up: the first redelivery a minute later, then twice as long
+# each time, up to hourly (a day-long outage is outlasted: the schedule never stops trying).
+REDELIVERY_BASE_SECONDS = 60.0
+REDELIVERY_MAX_SECONDS = 3600.0
+
+
+def redelivery_delay(redeliveries: int) -> timedelta:
+    """The wait before the next redelivery: growing, jittered (half to all of it), so that
+    mentors that failed together in an outage do not all try again at once."""
+    ceiling = min(REDELIVERY_BASE_SECONDS * 2 ** min(redeliveries, 12), REDELIVERY_MAX_SECONDS)
+    return timedelta(seconds=random.uniform(ceiling / 2, ceiling))  # noqa: S311 - jitter
 
 
 @dataclass(frozen=True)
 class ApplyOutcome:
     """What an attempt came to; `error` (one of ATTEMPT_ERRORS) when it failed."""
 
-    status: str  # applied | superseded | failed
+    status: str  # applied | superseded | waiting (for a connection) | failed
     message: str
     error: str | None = None
 
@@ -120,11 +136,13 @@ class Delivery:
             self._sleep(wait)
         target = self._targets.target(change.organization_id) if self._targets else None
         if target is None:
-            return self._attempt_failed(
-                status,
-                "No Dynamics connection is configured: add it in the integration settings",
-                REJECTED_ERROR,
-            )
+            # Not a failure to page anyone about (a new organisation has no connection yet):
+            # the change waits, and the schedule delivers it once there is one.
+            status.sync_state, status.last_error = "pending", WAITING_FOR_CONNECTION
+            status.next_attempt_at = self._now()
+            self._repo.save_mentor(status)
+            self._repo.log(status, "waiting", WAITING_FOR_CONNECTION, ACTOR, change.id)
+            return ApplyOutcome("waiting", WAITING_FOR_CONNECTION)
         if not status.contact_id:
             return self._attempt_failed(
                 status,
@@ -151,6 +169,7 @@ class Delivery:
         status.sync_state = "in_sync"
         status.last_synced_at = self._now()
         status.last_error = None
+        status.next_attempt_at, status.redeliveries = None, 0
         self._repo.save_mentor(status)
         shown = "shown on" if status.desired else "hidden from"
         self._repo.log(status, "applied", f"Mentor {shown} the website", ACTOR, change.id)
@@ -172,11 +191,16 @@ class Delivery:
             # Nothing tells whether a newer change exists: page rather than stay silent.
             return FailureAlert("Website visibility sync failed", message, current=True)
         current = status.current_change_id == change.id
+        retry_at = self._now() + redelivery_delay(status.redeliveries)
         if current:
             status.sync_state = "failed"
-            status.last_error = message
+            status.next_attempt_at = retry_at
+            status.last_error = (
+                f"{message}. Tried again automatically from {retry_at:%Y-%m-%d %H:%M} UTC "
+                "(then at growing intervals, up to hourly, until it succeeds); retry to try now"
+            )
             self._repo.save_mentor(status)
-            logged = message
+            logged = status.last_error
         else:
             logged = f"{message} (superseded by a newer change; on-call not alerted)"
         self._repo.log(status, "failed", logged, ACTOR, change.id)
@@ -186,8 +210,10 @@ class Delivery:
             (
                 f"Could not {wanted} peer mentor {change.profile_id} (organisation "
                 f"{change.organization_id}) on the public website after {status.attempts} "
-                f"attempt(s): {message}. Retry from the coordinator view or "
-                f"POST /functions/v1/website-sync/{change.profile_id}/retry once the cause is fixed."
+                f"attempt(s): {message}. It is tried again automatically from "
+                f"{retry_at:%Y-%m-%d %H:%M} UTC, at growing intervals up to hourly; fix the cause "
+                f"to let it through, or POST /functions/v1/website-sync/{change.profile_id}/retry "
+                "to try at once."
             ),
             current,
         )

@@ -54,6 +54,8 @@ class Outbox:
             status.current_change_id = change_id
             status.sync_state = "pending"
             status.attempts = 0
+            # A new delivery starts: the last one's error and planned retry are its past.
+            status.last_error, status.next_attempt_at = None, None
         self._repo.save_mentor(status)
         wording = "visible" if desired else "hidden (" + "; ".join(reasons) + ")"
         self._repo.log(status, action, f"Desired state: {wording}", actor, change_id)

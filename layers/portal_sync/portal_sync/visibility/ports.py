@@ -33,6 +33,10 @@ class MentorStatus:
     attempts: int
     last_synced_at: datetime | None
     last_error: str | None
+    # When the schedule delivers the state again (a failed change, or one waiting for a
+    # connection); None: nothing planned. How many it started since the last success.
+    next_attempt_at: datetime | None = None
+    redeliveries: int = 0
 
     def facts(self) -> MentorFacts:
         return MentorFacts(
@@ -126,6 +130,11 @@ class VisibilityRepository(Protocol):
         self, change_id: UUID, execution_arn: str | None, error: str | None
     ) -> None: ...
     def mentors_to_reconsider(self, today: date, limit: int) -> list[tuple[UUID, UUID]]: ...
+    def due_redeliveries(self, now: datetime, limit: int) -> list[tuple[UUID, UUID]]:
+        """Mentors whose next_attempt_at has come, of organisations with a Dynamics
+        connection, the longest waiting first."""
+        ...
+
     def take_reconsiderations(self, limit: int) -> list[tuple[UUID, UUID]]:
         """The mentors a write of what their visibility depends on asked about (a database
         trigger records them), oldest first, taken off the list in the caller's transaction."""

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 SWEEP_ACTOR = "system:certificate-sweep"
 # Who reconsiders after a write the database trigger saw (the app's, through the Data API).
 DATABASE_ACTOR = "system:data-change"
+REDELIVERY_ACTOR = "system:redelivery"
 
 
 class MentorNotFound(Exception):
@@ -75,6 +76,7 @@ class VisibilityService:
         self._repo = repo
         self._authority = authority
         self._today = today
+        self._now = now
         self._outbox = Outbox(repo, today)
         self._delivery = Delivery(repo, targets, writer, now, sleep, users)
 
@@ -157,6 +159,20 @@ class VisibilityService:
         mentors = self._repo.take_reconsiderations(limit)
         for organization_id, profile_id in mentors:
             self.reconsider(organization_id, profile_id, DATABASE_ACTOR)
+        return len(mentors)
+
+    @tracer.capture_method
+    def redeliver_due(self, limit: int = 200) -> int:
+        """Delivers again the mentors whose planned retry has come (a change the state machine
+        gave up on, or one that waited for a connection): a new change of their current state,
+        started by the next dispatch; returns how many."""
+        mentors = self._repo.due_redeliveries(self._now(), limit)
+        for organization_id, profile_id in mentors:
+            status = self._repo.lock_mentor(organization_id, profile_id)
+            if status is None or status.sync_state == "in_sync":
+                continue
+            status.redeliveries += 1
+            self._outbox.record(status, "redelivery", REDELIVERY_ACTOR, force=True)
         return len(mentors)
 
     @tracer.capture_method

@@ -110,6 +110,8 @@ class PostgresVisibilityRepository:
             attempts=row["attempts"],
             last_synced_at=row["last_synced_at"],
             last_error=row["last_error"],
+            next_attempt_at=row["next_attempt_at"],
+            redeliveries=row["redeliveries"],
         )
 
     @tracer.capture_method
@@ -121,7 +123,9 @@ class PostgresVisibilityRepository:
                 certified_until = %(certified_until)s,
                 website_visible_desired = %(desired)s, website_visible_applied = %(applied)s,
                 sync_state = %(state)s, current_change_id = %(change)s, attempts = %(attempts)s,
-                last_synced_at = %(synced)s, last_error = %(error)s, updated_at = now()
+                last_synced_at = %(synced)s, last_error = %(error)s,
+                next_attempt_at = %(next_attempt)s, redeliveries = %(redeliveries)s,
+                updated_at = now()
              where organization_id = %(org)s and profile_id = %(profile)s
             """,
             {
@@ -135,6 +139,8 @@ class PostgresVisibilityRepository:
                 "attempts": status.attempts,
                 "synced": status.last_synced_at,
                 "error": status.last_error,
+                "next_attempt": status.next_attempt_at,
+                "redeliveries": status.redeliveries,
                 "org": status.organization_id,
                 "profile": status.profile_id,
             },
@@ -218,6 +224,22 @@ class PostgresVisibilityRepository:
         )
 
     @tracer.capture_method
+    def due_redeliveries(self, now: datetime, limit: int) -> list[tuple[UUID, UUID]]:
+        rows = self._conn.execute(
+            """
+            select s.organization_id, s.profile_id
+              from peer_mentor_status s
+              join integration_configs c on c.organization_id = s.organization_id
+             where s.next_attempt_at <= %s and s.sync_state <> 'in_sync'
+               and c.dynamics_base_url is not null
+               and c.dynamics_credentials_fingerprint is not null
+             order by s.next_attempt_at
+             limit %s
+            """,
+            (now, limit),
+        ).fetchall()
+        return [(row["organization_id"], row["profile_id"]) for row in rows]
+
     def take_reconsiderations(self, limit: int) -> list[tuple[UUID, UUID]]:
         # Taken in the caller's transaction: a request is gone only once its reconsideration
         # committed; SKIP LOCKED lets two schedules share the work.

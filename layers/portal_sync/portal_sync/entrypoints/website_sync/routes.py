@@ -52,8 +52,12 @@ class MentorStatusView(BaseModel):
     desired: bool
     applied: bool | None
     last_synced_at: str | None
-    last_error: str | None
+    last_error: str | None = Field(description="What went wrong, and what happens next")
     attempts: int
+    next_attempt_at: str | None = Field(
+        description="When the change is delivered again by itself (after a failure, or once a "
+        "Dynamics connection is configured); null: nothing planned"
+    )
     paused: bool
     hidden_manually: bool
     certified_until: date | None
@@ -183,6 +187,7 @@ def view(status: MentorStatus) -> MentorStatusView:
         last_synced_at=status.last_synced_at.isoformat() if status.last_synced_at else None,
         last_error=status.last_error,
         attempts=status.attempts,
+        next_attempt_at=status.next_attempt_at.isoformat() if status.next_attempt_at else None,
         paused=status.paused,
         hidden_manually=status.hidden_manually,
         certified_until=status.certified_until,
