@@ -658,3 +658,25 @@ def test_a_change_the_state_machine_gave_up_on_is_delivered_again_by_itself(
     assert done["next_attempt_at"] is None and done["last_error"] is None
     history = call(system, "GET", f"/{mentor}/history").json()["items"]
     assert [i["operation"] for i in history[:2]] == ["applied", "redelivery"]
+
+
+def test_retry_failed_delivers_every_failed_mentor_of_the_organisation_again(
+    system: Any, db: Database, mentor: str
+) -> None:
+    system.dynamics.fail_next("503", count=4, method="PATCH")
+    call(system, "POST", f"/{mentor}/pause")
+    settled(system, mentor, "failed", timeout=40)
+    org = str(system.seed.org_id)
+
+    answer = call(system, "POST", "/retry-failed", params={"organization_id": org})
+
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"organization_id": org, "retried": 1}
+    eventually(lambda: shown(system) is False, timeout=15)
+    settled(system, mentor, "in_sync")
+    again = call(system, "POST", "/retry-failed", params={"organization_id": org})
+    assert again.json()["retried"] == 0  # nothing failed any more
+    # Another organisation's mentors are none of this caller's business.
+    other = call(system, "POST", "/retry-failed", params={"organization_id": str(uuid.uuid4())})
+    assert other.status_code == 404
+    assert call(system, "POST", "/retry-failed").status_code == 422  # which organisation?

@@ -146,6 +146,13 @@ class FakeRepository:
 
         return [key for key, status in self.mentors.items() if stale(status)][:limit]
 
+    def failed_mentors(self, organization_id: UUID, limit: int) -> list[UUID]:
+        return [
+            profile
+            for (org, profile), status in self.mentors.items()
+            if org == organization_id and status.sync_state == "failed"
+        ][:limit]
+
     def take_reconsiderations(self, limit: int) -> list[tuple[UUID, UUID]]:
         taken, self.reconsiderations = (
             self.reconsiderations[:limit],
@@ -666,3 +673,21 @@ def test_a_change_waiting_for_a_connection_is_delivered_once_there_is_one(world:
     outcome = world.service.apply(world.repo.mentor().current_change_id)
 
     assert outcome.status == "applied" and world.writer.shown[CONTACT] is False
+
+
+def test_retry_failed_is_for_the_organisations_coordinators_and_retries_only_failures(
+    world: World,
+) -> None:
+    world.service.pause(COORDINATOR, MENTOR, None, paused=True)
+    [change_id] = world.repo.changes
+    world.service.record_failure(change_id, ExecutionFailure(RETRYABLE_ERROR, "Outage"))
+
+    with pytest.raises(Forbidden):
+        world.service.retry_failed(MEMBER, ORG)
+    with pytest.raises(MentorNotFound):
+        world.service.retry_failed(OTHER_COORDINATOR, ORG)
+    assert world.service.retry_failed(COORDINATOR, ORG) == 1
+
+    status = world.repo.mentor()
+    assert status.sync_state == "pending" and status.current_change_id != change_id
+    assert world.service.retry_failed(COORDINATOR, ORG) == 0  # pending now, not failed

@@ -130,6 +130,10 @@ class VisibilityRepository(Protocol):
         self, change_id: UUID, execution_arn: str | None, error: str | None
     ) -> None: ...
     def mentors_to_reconsider(self, today: date, limit: int) -> list[tuple[UUID, UUID]]: ...
+    def failed_mentors(self, organization_id: UUID, limit: int) -> list[UUID]:
+        """The organisation's mentors whose sync failed, the longest failed first."""
+        ...
+
     def due_redeliveries(self, now: datetime, limit: int) -> list[tuple[UUID, UUID]]:
         """Mentors whose next_attempt_at has come, of organisations with a Dynamics
         connection, the longest waiting first."""

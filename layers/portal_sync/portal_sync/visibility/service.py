@@ -142,6 +142,24 @@ class VisibilityService:
             raise VisibilityConflict("The website already shows the desired state")
         return self._outbox.record(status, "retry", caller.actor, force=True)
 
+    @tracer.capture_method
+    def retry_failed(self, caller: Caller, organization_id: UUID, limit: int = 1000) -> int:
+        """Every failed mentor of the organisation delivered again now (after an outage, rather
+        than one `retry` per mentor); returns how many."""
+        assert self._authority is not None, "what coordinators do needs the access rules"
+        access = self._authority(caller.user_id).access(organization_id)
+        if access is None:
+            raise MentorNotFound("No such organisation among yours")
+        if access < Access.COORDINATOR:
+            raise Forbidden("Only coordinators and administrators may retry deliveries")
+        retried = 0
+        for profile_id in self._repo.failed_mentors(organization_id, limit):
+            status = self._repo.lock_mentor(organization_id, profile_id)
+            if status is not None and status.sync_state == "failed":
+                self._outbox.record(status, "retry", caller.actor, force=True)
+                retried += 1
+        return retried
+
     # -- what the system does -------------------------------------------------------------------
 
     def reconsider(self, organization_id: UUID, profile_id: UUID, actor: str) -> None:

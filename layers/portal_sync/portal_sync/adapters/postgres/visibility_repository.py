@@ -224,6 +224,14 @@ class PostgresVisibilityRepository:
         )
 
     @tracer.capture_method
+    def failed_mentors(self, organization_id: UUID, limit: int) -> list[UUID]:
+        rows = self._conn.execute(
+            "select profile_id from peer_mentor_status"
+            " where organization_id = %s and sync_state = 'failed' order by updated_at limit %s",
+            (organization_id, limit),
+        ).fetchall()
+        return [row["profile_id"] for row in rows]
+
     def due_redeliveries(self, now: datetime, limit: int) -> list[tuple[UUID, UUID]]:
         rows = self._conn.execute(
             """

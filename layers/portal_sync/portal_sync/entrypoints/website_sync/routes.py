@@ -99,6 +99,19 @@ def status(mentor_id: UUID, organization_id: OrgQuery = None) -> MentorStatusVie
         return view(service.status(caller(), mentor_id, organization_id))
 
 
+class RetryFailedResult(BaseModel):
+    organization_id: UUID
+    retried: int = Field(description="Mentors whose failed change is being delivered again")
+
+
+@router.post("/retry-failed")
+def retry_failed(organization_id: Annotated[UUID, Query()]) -> RetryFailedResult:
+    with wiring.visibility() as service:
+        retried = service.retry_failed(caller(), organization_id)
+    wiring.dispatch_pending()
+    return RetryFailedResult(organization_id=organization_id, retried=retried)
+
+
 @router.get("/<mentor_id>/history")
 def history(
     mentor_id: UUID,
