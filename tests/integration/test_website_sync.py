@@ -143,6 +143,18 @@ def test_hide_and_restore_by_a_coordinator(system: Any, mentor: str) -> None:
 
     assert restored.status_code == 200 and restored.json()["desired"] is True
     eventually(lambda: shown(system) is True, timeout=10)
+    # Both are in the organisation's audit log: who, what, which mentor.
+    audit = httpx.get(
+        f"{system.base_url}/functions/v1/admin-api/orgs/{system.seed.org_id}/audit-log",
+        headers={"authorization": f"Bearer {system.seed.org_admin_token}"},
+        timeout=15,
+    ).json()["items"]
+    visibility = [e for e in audit if e["action"].startswith("website_visibility.")]
+    assert [e["action"] for e in visibility] == [
+        "website_visibility.restored",
+        "website_visibility.hidden",
+    ]
+    assert all(e["details"] == {"mentor_id": mentor} for e in visibility)
 
 
 def test_transient_failures_are_retried_until_they_succeed(system: Any, mentor: str) -> None:

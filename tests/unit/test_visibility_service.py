@@ -62,6 +62,7 @@ class FakeRepository:
     entries: list[LogEntry] = field(default_factory=list)
     blocked: dict[UUID, datetime] = field(default_factory=dict)
     settings: dict[UUID, DynamicsSettings] = field(default_factory=dict)
+    audited: list[tuple[UUID, str, str, dict[str, Any]]] = field(default_factory=list)
     # What the database trigger asked about, oldest first.
     reconsiderations: list[tuple[UUID, UUID]] = field(default_factory=list)
     # Organisations with a Dynamics connection, as due_redeliveries filters on.
@@ -145,6 +146,11 @@ class FakeRepository:
             return not s.paused and not s.hidden_manually and valid
 
         return [key for key, status in self.mentors.items() if stale(status)][:limit]
+
+    def audit(
+        self, organization_id: UUID, actor: str, action: str, details: dict[str, Any]
+    ) -> None:
+        self.audited.append((organization_id, actor, action, details))
 
     def failed_mentors(self, organization_id: UUID, limit: int) -> list[UUID]:
         return [
@@ -691,3 +697,16 @@ def test_retry_failed_is_for_the_organisations_coordinators_and_retries_only_fai
     status = world.repo.mentor()
     assert status.sync_state == "pending" and status.current_change_id != change_id
     assert world.service.retry_failed(COORDINATOR, ORG) == 0  # pending now, not failed
+
+
+def test_a_coordinators_visibility_changes_are_in_the_organisations_audit_log(
+    world: World,
+) -> None:
+    world.service.hide(COORDINATOR, MENTOR, None)
+    world.service.restore(COORDINATOR, MENTOR, None)
+    world.service.reconsider(ORG, MENTOR, "system:certificate-sweep")  # the system's: not audited
+
+    assert world.repo.audited == [
+        (ORG, COORDINATOR.actor, "website_visibility.hidden", {"mentor_id": str(MENTOR)}),
+        (ORG, COORDINATOR.actor, "website_visibility.restored", {"mentor_id": str(MENTOR)}),
+    ]

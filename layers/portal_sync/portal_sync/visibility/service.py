@@ -100,13 +100,13 @@ class VisibilityService:
     @tracer.capture_method
     def sync_visibility(self, caller: Caller, mentor_id: UUID, org: UUID | None) -> MentorStatus:
         status = self._mentor(caller, mentor_id, org)
-        return self._outbox.record(status, "sync_requested", caller.actor, force=True)
+        return self._by_coordinator(caller, status, "sync_requested", force=True)
 
     @tracer.capture_method
     def hide(self, caller: Caller, mentor_id: UUID, org: UUID | None) -> MentorStatus:
         status = self._mentor(caller, mentor_id, org)
         status.hidden_manually = True
-        return self._outbox.record(status, "hidden", caller.actor)
+        return self._by_coordinator(caller, status, "hidden")
 
     @tracer.capture_method
     def restore(self, caller: Caller, mentor_id: UUID, org: UUID | None) -> MentorStatus:
@@ -117,7 +117,7 @@ class VisibilityService:
                 "The mentor cannot be shown on the website: " + "; ".join(blocking)
             )
         status.hidden_manually = False
-        return self._outbox.record(status, "restored", caller.actor)
+        return self._by_coordinator(caller, status, "restored")
 
     @tracer.capture_method
     def pause(
@@ -125,7 +125,7 @@ class VisibilityService:
     ) -> MentorStatus:
         status = self._mentor(caller, mentor_id, org)
         status.paused = paused
-        return self._outbox.record(status, "paused" if paused else "resumed", caller.actor)
+        return self._by_coordinator(caller, status, "paused" if paused else "resumed")
 
     @tracer.capture_method
     def certify(
@@ -133,14 +133,14 @@ class VisibilityService:
     ) -> MentorStatus:
         status = self._mentor(caller, mentor_id, org)
         status.certified_until = certified_until
-        return self._outbox.record(status, "certificate_updated", caller.actor)
+        return self._by_coordinator(caller, status, "certificate_updated")
 
     @tracer.capture_method
     def retry(self, caller: Caller, mentor_id: UUID, org: UUID | None) -> MentorStatus:
         status = self._mentor(caller, mentor_id, org)
         if status.sync_state == "in_sync":
             raise VisibilityConflict("The website already shows the desired state")
-        return self._outbox.record(status, "retry", caller.actor, force=True)
+        return self._by_coordinator(caller, status, "retry", force=True)
 
     @tracer.capture_method
     def retry_failed(self, caller: Caller, organization_id: UUID, limit: int = 1000) -> int:
@@ -156,7 +156,7 @@ class VisibilityService:
         for profile_id in self._repo.failed_mentors(organization_id, limit):
             status = self._repo.lock_mentor(organization_id, profile_id)
             if status is not None and status.sync_state == "failed":
-                self._outbox.record(status, "retry", caller.actor, force=True)
+                self._by_coordinator(caller, status, "retry", force=True)
                 retried += 1
         return retried
 
@@ -214,6 +214,20 @@ class VisibilityService:
         return self._delivery.record_failure(change_id, failure)
 
     # -- internals --------------------------------------------------------------------------------
+
+    def _by_coordinator(
+        self, caller: Caller, status: MentorStatus, action: str, *, force: bool = False
+    ) -> MentorStatus:
+        """A coordinator's change: recorded (outbox, mentor log) and in the organisation's
+        audit log (who, what, which mentor; no personal data beyond the id)."""
+        recorded = self._outbox.record(status, action, caller.actor, force=force)
+        self._repo.audit(
+            status.organization_id,
+            caller.actor,
+            f"website_visibility.{action}",
+            {"mentor_id": str(status.profile_id)},
+        )
+        return recorded
 
     def _mentor(self, caller: Caller, mentor_id: UUID, org: UUID | None) -> MentorStatus:
         """The mentor's status, locked, in the one organisation the caller coordinates."""

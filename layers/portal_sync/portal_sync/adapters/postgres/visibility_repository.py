@@ -9,6 +9,7 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from portal_sync.adapters.postgres.cursors import decode_cursor, encode_cursor
 from portal_sync.dataverse.connection import DynamicsConnection
@@ -224,6 +225,15 @@ class PostgresVisibilityRepository:
         )
 
     @tracer.capture_method
+    def audit(
+        self, organization_id: UUID, actor: str, action: str, details: dict[str, Any]
+    ) -> None:
+        self._conn.execute(
+            "insert into audit_logs (organization_id, actor, action, details)"
+            " values (%s, %s, %s, %s)",
+            (organization_id, actor, action, Jsonb(details)),
+        )
+
     def failed_mentors(self, organization_id: UUID, limit: int) -> list[UUID]:
         rows = self._conn.execute(
             "select profile_id from peer_mentor_status"
