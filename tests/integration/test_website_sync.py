@@ -635,10 +635,15 @@ def test_without_a_dynamics_connection_changes_wait_and_page_nobody(
     assert system.run_schedule()["redelivered"] == 0  # still none: nothing is started
     assert alerts(system) == [] and shown(system) is True
 
-    with db.connect() as conn:  # the administrator configures the connection
+    with db.connect() as conn:  # the administrator configures the connection; a minute passes
         conn.execute(
             "update integration_configs set dynamics_base_url = %s where organization_id = %s",
             (base_url, org),
+        )
+        conn.execute(
+            "update peer_mentor_status set next_attempt_at = now() - interval '1 second'"
+            " where profile_id = %s",
+            (mentor,),
         )
     assert system.run_schedule()["redelivered"] == 1
     eventually(lambda: shown(system) is False, timeout=15)

@@ -138,8 +138,11 @@ class Delivery:
         if target is None:
             # Not a failure to page anyone about (a new organisation has no connection yet):
             # the change waits, and the schedule delivers it once there is one.
+            # Looked at again on the redeliveries' growing schedule, and only once the
+            # organisation has a connection (a connection whose secret is missing would
+            # otherwise start an execution per mentor every minute).
             status.sync_state, status.last_error = "pending", WAITING_FOR_CONNECTION
-            status.next_attempt_at = self._now()
+            status.next_attempt_at = self._now() + redelivery_delay(status.redeliveries)
             self._repo.save_mentor(status)
             self._repo.log(status, "waiting", WAITING_FOR_CONNECTION, ACTOR, change.id)
             return ApplyOutcome("waiting", WAITING_FOR_CONNECTION)
