@@ -614,6 +614,16 @@ def test_reconsidering_a_mentor_in_step_writes_nothing(
     assert db.one("select count(*) as n from visibility_reconsiderations")["n"] == 0
 
 
+def the_planned_retry_comes(db: Database, mentor: str) -> None:
+    """The time passes until the mentor's next_attempt_at (a minute, at first)."""
+    with db.connect() as conn:
+        conn.execute(
+            "update peer_mentor_status set next_attempt_at = now() - interval '1 second'"
+            " where profile_id = %s",
+            (mentor,),
+        )
+
+
 def test_without_a_dynamics_connection_changes_wait_and_page_nobody(
     system: Any, db: Database, mentor: str
 ) -> None:
@@ -635,16 +645,12 @@ def test_without_a_dynamics_connection_changes_wait_and_page_nobody(
     assert system.run_schedule()["redelivered"] == 0  # still none: nothing is started
     assert alerts(system) == [] and shown(system) is True
 
-    with db.connect() as conn:  # the administrator configures the connection; a minute passes
+    with db.connect() as conn:  # the administrator configures the connection
         conn.execute(
             "update integration_configs set dynamics_base_url = %s where organization_id = %s",
             (base_url, org),
         )
-        conn.execute(
-            "update peer_mentor_status set next_attempt_at = now() - interval '1 second'"
-            " where profile_id = %s",
-            (mentor,),
-        )
+    the_planned_retry_comes(db, mentor)
     assert system.run_schedule()["redelivered"] == 1
     eventually(lambda: shown(system) is False, timeout=15)
     done = settled(system, mentor, "in_sync")
@@ -662,12 +668,7 @@ def test_a_change_the_state_machine_gave_up_on_is_delivered_again_by_itself(
     assert failed["next_attempt_at"] is not None
     assert system.run_schedule()["redelivered"] == 0  # within a minute, not yet
 
-    with db.connect() as conn:  # the minute passes; Dynamics is back
-        conn.execute(
-            "update peer_mentor_status set next_attempt_at = now() - interval '1 second'"
-            " where profile_id = %s",
-            (mentor,),
-        )
+    the_planned_retry_comes(db, mentor)  # and Dynamics is back
     assert system.run_schedule()["redelivered"] == 1
 
     eventually(lambda: shown(system) is False, timeout=15)
