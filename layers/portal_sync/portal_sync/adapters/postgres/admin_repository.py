@@ -16,6 +16,7 @@ from psycopg.types.json import Jsonb
 
 from portal_sync.access.authority import Authority
 from portal_sync.adapters.postgres import cursors, sync_log
+from portal_sync.adapters.postgres.audit_entries import write_audit
 from portal_sync.adapters.postgres.cursors import encode_cursor
 from portal_sync.admin.errors import InvalidCursor
 from portal_sync.admin.ports import (
@@ -145,11 +146,7 @@ class PostgresAdminRepository:
     def audit(
         self, organization_id: UUID | None, actor: str, action: str, details: dict[str, Any]
     ) -> None:
-        self._conn.execute(
-            "insert into audit_logs (organization_id, actor, action, details)"
-            " values (%s, %s, %s, %s)",
-            (organization_id, actor, action, Jsonb(details)),
-        )
+        write_audit(self._conn, organization_id, actor, action, details)
 
     @tracer.capture_method
     def audit_log(self, organization_id: UUID, limit: int, cursor: str | None) -> Page:

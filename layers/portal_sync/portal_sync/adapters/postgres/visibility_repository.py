@@ -9,8 +9,8 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
-from psycopg.types.json import Jsonb
 
+from portal_sync.adapters.postgres.audit_entries import write_audit
 from portal_sync.adapters.postgres.cursors import decode_cursor, encode_cursor
 from portal_sync.dataverse.connection import DynamicsConnection
 from portal_sync.observability import tracer
@@ -228,11 +228,7 @@ class PostgresVisibilityRepository:
     def audit(
         self, organization_id: UUID, actor: str, action: str, details: dict[str, Any]
     ) -> None:
-        self._conn.execute(
-            "insert into audit_logs (organization_id, actor, action, details)"
-            " values (%s, %s, %s, %s)",
-            (organization_id, actor, action, Jsonb(details)),
-        )
+        write_audit(self._conn, organization_id, actor, action, details)
 
     def failed_mentors(self, organization_id: UUID, limit: int) -> list[UUID]:
         rows = self._conn.execute(
