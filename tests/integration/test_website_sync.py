@@ -11,6 +11,7 @@ import json
 import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
@@ -202,26 +203,44 @@ def test_permanent_failure_stops_alerts_once_marks_failed_and_retry_succeeds(
     assert shown(system) is False
 
 
+@pytest.fixture
+def function_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str, str], None]]:
+    """Sets a variable of the functions' environment for one test; their cached services are
+    rebuilt with it, and again with the usual environment afterwards, pass or fail."""
+    from portal_sync import bootstrap
+
+    def setenv(name: str, value: str) -> None:
+        monkeypatch.setenv(name, value)
+        bootstrap.reset()
+
+    yield setenv
+    monkeypatch.undo()
+    bootstrap.reset()
+
+
 def execution_status(arn: str) -> str:
     status: str = boto3.client("stepfunctions").describe_execution(executionArn=arn)["status"]
     return status
 
 
 def test_a_change_superseded_during_its_last_attempt_pages_nobody_the_newer_one_does(
-    system: Any, db: Database, mentor: str, monkeypatch: pytest.MonkeyPatch
+    system: Any, db: Database, mentor: str, function_env: Callable[[str, str], None]
 ) -> None:
     """Dynamics deactivates the mentor (change A: hide); A fails 3 times, and while its last
     attempt is in flight Dynamics reactivates them (change B: show). A's failure is recorded
     but pages nobody: B is the mentor's current change, and when B fails too it alerts once."""
+    import threading
+
     from support import portal_event, signed_headers
 
-    # A's last attempt outlasts the client's timeout (5 s locally); the stand-in answers it
-    # 1 s later, and B's attempt is refused for good (404: not retried).
-    monkeypatch.setattr(system.dynamics, "timeout_seconds", 6.0)
+    # A's last attempt is held by the stand-in until B waits for the mentor's row, however
+    # slow the machine: the client's timeout (5 s locally) must not end it first.
+    function_env("DYNAMICS_TIMEOUT_SECONDS", "60")
+    release = threading.Event()
     # The PATCHes only: no other request (a WhoAmI) may take one of the planned answers.
     system.dynamics.fail_next("503", count=3, method="PATCH")
-    system.dynamics.fail_next("timeout", count=1, method="PATCH")
-    system.dynamics.fail_next("404", count=1, method="PATCH")
+    system.dynamics.fail_next("503", count=1, method="PATCH", hold=release)
+    system.dynamics.fail_next("404", count=1, method="PATCH")  # B: refused for good
     webhook = f"{system.base_url}/functions/v1/portal-webhook/{system.seed.source_id}"
     now = datetime.now(UTC)
 
@@ -232,18 +251,21 @@ def test_a_change_superseded_during_its_last_attempt_pages_nobody_the_newer_one_
         )
         assert response.status_code == 202, response.text
 
-    inbound("membership.deactivated", now)
-    eventually(lambda: len(patches(system)) == 4, timeout=30)  # A's last attempt is in flight
-    inbound("membership.reactivated", now + timedelta(seconds=1))
-    # The consumer's transaction waits for A's attempt to release the mentor's row, so B is
-    # committed before A records its failure (which queues for the same row).
-    eventually(
-        lambda: db.one(
-            "select 1 from pg_stat_activity where datname = current_database()"
-            " and wait_event_type = 'Lock' and query ilike '%peer_mentor_status%'"
-        ),
-        timeout=4,
-    )
+    try:
+        inbound("membership.deactivated", now)
+        eventually(lambda: len(patches(system)) == 4, timeout=30)  # A's last attempt is held
+        inbound("membership.reactivated", now + timedelta(seconds=1))
+        # The consumer's transaction waits for A's attempt to release the mentor's row, so B
+        # is committed before A records its failure (which queues for the same row).
+        eventually(
+            lambda: db.one(
+                "select 1 from pg_stat_activity where datname = current_database()"
+                " and wait_event_type = 'Lock' and query ilike '%peer_mentor_status%'"
+            ),
+            timeout=30,
+        )
+    finally:
+        release.set()
 
     first, second = eventually(
         lambda: (
@@ -283,8 +305,6 @@ def test_a_change_superseded_during_its_last_attempt_pages_nobody_the_newer_one_
     assert {f["change_id"] for f in failures} == {first["id"], second["id"]}
     [superseded] = [f for f in failures if f["change_id"] == first["id"]]
     assert "superseded by a newer change" in superseded["message"]
-    # The stand-in answers A's abandoned request late; let it finish before the next test.
-    eventually(lambda: all(r.status is not None for r in patches(system)), timeout=10)
 
 
 def test_rejected_credentials_fail_at_once_with_an_actionable_message(
@@ -313,28 +333,22 @@ def test_retry_after_is_obeyed(system: Any, mentor: str) -> None:
 
 
 def test_a_crash_before_the_execution_started_loses_nothing(
-    system: Any, db: Database, mentor: str, monkeypatch: pytest.MonkeyPatch
+    system: Any, db: Database, mentor: str, function_env: Callable[[str, str], None]
 ) -> None:
     """The status change and its outbox row commit together; starting the execution fails
     (as if the Lambda died right after commit); the scheduled dispatcher delivers it."""
-    from portal_sync import bootstrap
-
-    monkeypatch.setenv(
+    function_env(
         "WEBSITE_STATE_MACHINE_ARN",
         system.aws.state_machine_arn.replace("website-visibility", "gone"),
     )
-    bootstrap.reset()
-    try:
-        call(system, "POST", f"/{mentor}/pause")
-        time.sleep(1)
-        assert shown(system) is True
-        pending = status(system, mentor)
-        assert pending["state"] == "pending"
-        outbox = db.one("select * from website_visibility_outbox where profile_id = %s", mentor)
-        assert outbox["dispatched_at"] is None and outbox["last_dispatch_error"]
-    finally:
-        monkeypatch.setenv("WEBSITE_STATE_MACHINE_ARN", system.aws.state_machine_arn)
-        bootstrap.reset()
+    call(system, "POST", f"/{mentor}/pause")
+    time.sleep(1)
+    assert shown(system) is True
+    pending = status(system, mentor)
+    assert pending["state"] == "pending"
+    outbox = db.one("select * from website_visibility_outbox where profile_id = %s", mentor)
+    assert outbox["dispatched_at"] is None and outbox["last_dispatch_error"]
+    function_env("WEBSITE_STATE_MACHINE_ARN", system.aws.state_machine_arn)
 
     assert system.run_schedule()["dispatched"] == 1
 

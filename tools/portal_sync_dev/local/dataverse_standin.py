@@ -225,6 +225,7 @@ class _Failure:
     remaining: int
     retry_after: float | None
     method: str | None = None  # only requests of this method fail; None: every request
+    hold: threading.Event | None = None  # the answer waits until this is set
 
 
 @dataclass
@@ -670,17 +671,19 @@ class DataverseStandIn:
         count: int = 1,
         retry_after: float | None = None,
         method: str | None = None,
+        hold: threading.Event | None = None,
     ) -> None:
         """The next `count` Web API requests fail this way (queued after earlier failures);
         with `method`, only requests of that method (e.g. the PATCHes of a delivery, not the
-        WhoAmI that follows a successful one)."""
+        WhoAmI that follows a successful one); with `hold`, each is answered only once the
+        test sets that event (a request in flight for exactly as long as a test needs)."""
         kind = str(kind)
         if kind not in FAILURE_KINDS:
             raise ValueError(f"unknown failure kind {kind!r}; one of {', '.join(FAILURE_KINDS)}")
         if count < 1:
             raise ValueError("count must be at least 1")
         with self._lock:
-            self._state.failures.append(_Failure(kind, count, retry_after, method))
+            self._state.failures.append(_Failure(kind, count, retry_after, method, hold))
 
     def clear_failures(self) -> None:
         with self._lock:
@@ -924,7 +927,7 @@ class DataverseStandIn:
             failure.remaining -= 1
             if failure.remaining <= 0:
                 failures.popleft()
-            return _Failure(failure.kind, 1, failure.retry_after)
+            return _Failure(failure.kind, 1, failure.retry_after, failure.method, failure.hold)
 
     def _throttle(self, arrived: float) -> None:
         """Service protection: counts the Web API requests answered within the window."""
@@ -945,6 +948,9 @@ class DataverseStandIn:
 
     def _injected(self, failure: _Failure, table: str, row_id: str) -> _Answer | None:
         kind = failure.kind
+        while failure.hold is not None and not failure.hold.wait(0.05):
+            if self._stopping.is_set():
+                break
         if kind == "timeout":
             # Longer than the client waits; then the request is served after all, as a slow
             # Dataverse would (the change may be applied although the client gave up).
