@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from datetime import UTC, date, datetime, timedelta
 from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import boto3
