@@ -501,7 +501,6 @@ def test_every_placeholder_of_the_definition_has_a_value_in_the_template() -> No
     assert STATE_MACHINE["DefinitionSubstitutions"]["WebsiteSyncFunctionArn"] == {
         "Fn::GetAtt": ["WebsiteSync", "Arn"]
     }
-    assert STATE_MACHINE["DefinitionSubstitutions"]["OnCallTopicArn"] == {"Ref": "OnCallTopic"}
 
 
 def test_transient_dynamics_failures_are_retried_with_jittered_back_off() -> None:
@@ -521,33 +520,32 @@ def test_transient_dynamics_failures_are_retried_with_jittered_back_off() -> Non
     assert all(REJECTED_ERROR not in r["ErrorEquals"] for r in apply["Retry"])
 
 
-def test_a_final_failure_is_recorded_then_on_call_is_alerted_then_the_execution_fails() -> None:
+def test_a_final_failure_is_recorded_and_the_execution_pages_nobody_itself() -> None:
     states = state_machine_definition()["States"]
     [catch] = states["ApplyVisibility"]["Catch"]
     assert catch["ErrorEquals"] == ["States.ALL"]
     record = states[catch["Next"]]
     assert record["Parameters"]["Payload"]["task"] == "record_visibility_failure"
     assert record["Parameters"]["FunctionName"] == "<WebsiteSyncFunctionArn>"
-    # The task's answer (VisibilityService.record_failure) says whether the change is current.
-    assert record["ResultSelector"]["current.$"] == "$.Payload.current"
-    choice = states[record["Next"]]
-    assert choice["Type"] == "Choice"
-    [superseded] = choice["Choices"]
-    assert superseded["Variable"] == record["ResultPath"] + ".current"
-    assert superseded["BooleanEquals"] is False
-    # A superseded change ends without paging, and without counting as a failed execution
-    # (the website-visibility-failed alarm pages for those).
-    assert states[superseded["Next"]]["Type"] == "Succeed"
-    alert = states[choice["Default"]]
-    assert alert["Resource"] == "arn:aws:states:::sns:publish"
-    assert alert["Parameters"]["TopicArn"] == "<OnCallTopicArn>"
-    assert states[alert["Next"]]["Type"] == "Fail"
-    # The execution's role may do exactly that: invoke the function, publish to the topic.
-    policies = STATE_MACHINE["Policies"]
-    assert {"LambdaInvokePolicy": {"FunctionName": {"Ref": "WebsiteSync"}}} in policies
+    # Recorded, the execution ends: the change is redelivered by the schedule, and on-call
+    # hears of the organisation's outage from the schedule, once (not per mentor, and not
+    # through the website-visibility-failed alarm, which counts failed executions).
+    assert record.get("End") is True and "Next" not in record
+    assert all(state.get("Type") != "Fail" for state in states.values())
+    assert all("sns" not in str(state.get("Resource", "")) for state in states.values())
+    # The execution's role may do exactly that: invoke the function.
+    assert STATE_MACHINE["Policies"][0] == {
+        "LambdaInvokePolicy": {"FunctionName": {"Ref": "WebsiteSync"}}
+    }
+    assert all("SNSPublishMessagePolicy" not in p for p in STATE_MACHINE["Policies"])
+
+
+def test_the_website_sync_schedule_may_publish_outage_notices_to_the_on_call_topic() -> None:
+    website_sync = RESOURCES["WebsiteSync"]["Properties"]
+    assert website_sync["Environment"]["Variables"]["ON_CALL_TOPIC_ARN"] == {"Ref": "OnCallTopic"}
     assert {
         "SNSPublishMessagePolicy": {"TopicName": {"Fn::GetAtt": ["OnCallTopic", "TopicName"]}}
-    } in policies
+    } in website_sync["Policies"]
 
 
 # -- the dashboard -----------------------------------------------------------------------------

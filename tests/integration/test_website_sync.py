@@ -69,6 +69,15 @@ def settled(system: Any, mentor: str, state: str, timeout: float = 20) -> dict[s
     )
 
 
+def org_name(system: Any) -> str:
+    with psycopg.connect(system.database_url) as conn:
+        row = conn.execute(
+            "select name from organizations where id = %s", (system.seed.org_id,)
+        ).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
 def alerts(system: Any) -> list[dict[str, Any]]:
     messages = (
         boto3.client("sqs")
@@ -181,8 +190,10 @@ def test_permanent_failure_stops_alerts_once_marks_failed_and_retry_succeeds(
     assert failed["attempts"] == 4  # 1 + 3 retries (VISIBILITY_MAX_RETRIES locally)
     assert "Dynamics is unavailable" in failed["last_error"]
     assert len(patches(system)) == 4
+    assert alerts(system) == []  # on-call hears of the organisation's outage from the schedule
+    system.run_schedule()
     [alert] = alerts(system)
-    assert alert["Subject"] == "portal sync: website visibility change failed"
+    assert alert["Subject"] == f"portal sync: website visibility failing for {org_name(system)}"
     # What a person running `make run` reads at run.json's oncall_alerts_url.
     listed = eventually(
         lambda: [
@@ -192,8 +203,14 @@ def test_permanent_failure_stops_alerts_once_marks_failed_and_retry_succeeds(
         ]
     )
     assert listed[0]["subject"] == alert["Subject"] and listed[0]["published_at"]
-    assert mentor in alert["Message"] and "retry" in alert["Message"].lower()
+    assert (
+        ": 1 peer mentor affected" in alert["Message"]
+        and "Dynamics is unavailable" in alert["Message"]
+    )
+    assert mentor not in alert["Message"] and "retry-failed" in alert["Message"]
     assert shown(system) is True  # still visible: that is why on-call must know
+    system.run_schedule()
+    assert alerts(system) == []  # once per outage
 
     system.dynamics.clear_failures()
     retried = call(system, "POST", f"/{mentor}/retry")
@@ -201,6 +218,12 @@ def test_permanent_failure_stops_alerts_once_marks_failed_and_retry_succeeds(
     assert retried.status_code == 200
     assert settled(system, mentor, "in_sync", timeout=20)["applied"] is False
     assert shown(system) is False
+    system.run_schedule()
+    [recovered] = alerts(system)
+    assert (
+        recovered["Subject"] == f"portal sync: website visibility recovered for {org_name(system)}"
+    )
+    assert "all 1 peer mentor affected" in recovered["Message"]
 
 
 @pytest.fixture
@@ -291,10 +314,12 @@ def test_a_change_superseded_during_its_last_attempt_pages_nobody_the_newer_one_
         timeout=20,
     )
 
-    [alert] = alerts(system)  # B's, and only B's
-    assert f"Could not show peer mentor {mentor}" in alert["Message"]
-    # A superseded execution does not count as failed either (the ExecutionsFailed alarm).
-    assert ended == ["SUCCEEDED", "FAILED"]
+    system.run_schedule()
+    [alert] = alerts(system)  # for B, the current change: A's failure joined no outage
+    assert ": 1 peer mentor affected" in alert["Message"]
+    assert "The contact does not exist in Dynamics" in alert["Message"]  # B's cause, not A's
+    # Neither counts as a failed execution (the ExecutionsFailed alarm): both are recorded.
+    assert ended == ["SUCCEEDED", "SUCCEEDED"]
     final = status(system, mentor)
     assert final["state"] == "failed" and final["desired"] is True
     failures = db.rows(
@@ -318,7 +343,9 @@ def test_rejected_credentials_fail_at_once_with_an_actionable_message(
     failed = settled(system, mentor, "failed", timeout=20)
     assert failed["attempts"] == 1  # never retried: retrying cannot fix a wrong secret
     assert "credentials" in failed["last_error"]
-    assert len(alerts(system)) == 1
+    system.run_schedule()
+    [alert] = alerts(system)
+    assert "credentials" in alert["Message"]
 
 
 def test_retry_after_is_obeyed(system: Any, mentor: str) -> None:

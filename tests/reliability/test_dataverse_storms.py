@@ -25,10 +25,7 @@ rejected credentials) are pinned in tests/integration/test_website_sync.py.
 from __future__ import annotations
 
 import json
-import uuid
-from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
@@ -36,6 +33,7 @@ import boto3
 import httpx
 import pytest
 from conftest import Database, eventually
+from peer_mentors import Mentor, add_mentors
 from portal_sync_dev.local.seed import DEMO_MENTOR_CONTACT_ID, VISIBILITY_COLUMN
 
 CLIENT_RATE = 10.0  # DYNAMICS_MAX_REQUESTS_PER_SECOND's default, which the system runs with
@@ -43,12 +41,6 @@ CLIENT_BURST = 10  # website_sync builds its limiter with burst = rate
 STANDIN_LIMIT = (5, 1.0)  # Dataverse's service protection, made strict for the storm
 FLOOD = 24  # mentors changed at once when only the client's limiter paces the requests
 CLIENT_TIMEOUT = 1  # DYNAMICS_TIMEOUT_SECONDS for this test (5 s locally, 10 s by default)
-
-
-@dataclass(frozen=True)
-class Mentor:
-    id: str
-    contact: str
 
 
 @pytest.fixture
@@ -75,27 +67,8 @@ def dynamics(system: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 
 def add_mentor(db: Database, system: Any, in_dynamics: bool = True) -> Mentor:
-    contact = str(uuid.uuid4())
-    with db.connect() as conn:
-        profile = conn.execute(
-            "insert into profiles (dynamics_contact_id, first_name, last_name)"
-            " values (%s, 'Storm', 'Mentor') returning id",
-            (contact,),
-        ).fetchone()
-        conn.execute(
-            "insert into organization_memberships (organization_id, profile_id, role)"
-            " values (%s, %s, 'peer_mentor')",
-            (system.seed.org_id, profile["id"]),
-        )
-        conn.execute(
-            "insert into peer_mentor_status (organization_id, profile_id, certified_until,"
-            " website_visible_desired, website_visible_applied, sync_state, last_synced_at)"
-            " values (%s, %s, current_date + 365, true, true, 'in_sync', now())",
-            (system.seed.org_id, profile["id"]),
-        )
-    if in_dynamics:
-        system.dynamics.add_contact(contact, **{VISIBILITY_COLUMN: True})
-    return Mentor(str(profile["id"]), contact)
+    [mentor] = add_mentors(db, system, 1, in_dynamics)
+    return mentor
 
 
 def act(system: Any, mentor: Mentor, action: str) -> dict[str, Any]:
@@ -224,17 +197,18 @@ def test_visibility_changes_survive_timeouts_503s_and_429_storms(
     }
     states = settled(system, everyone, timeout=60)
 
-    # The contacts missing in Dynamics failed for good, each with one alert naming the mentor.
+    # The contacts missing in Dynamics failed for good. On-call gets one alert for the
+    # organisation, counting the mentors affected, not one per mentor (nor one per schedule).
     assert {m.id for m in missing} <= {i for i, s in states.items() if s["state"] == "failed"}
-    raised = alerts(system)
-    failed_syncs = Counter(
-        str(r["profile_id"])
-        for r in db.rows("select profile_id from peer_mentor_sync_log where action = 'failed'")
-    )
-    alerted = Counter(next(m.id for m in everyone if m.id in alert["Message"]) for alert in raised)
-    assert alerted == failed_syncs  # one alert per permanently failed sync, no more, no less
-    assert all(alerted[m.id] == 1 for m in missing)
-    assert all(a["Subject"] == "portal sync: website visibility change failed" for a in raised)
+    system.run_schedule()
+    system.run_schedule()
+    [alert] = alerts(system)
+    org = db.one("select name from organizations where id = %s", system.seed.org_id)
+    assert alert["Subject"] == f"portal sync: website visibility failing for {org['name']}"
+    affected = db.one("select count(*) as n from visibility_outage_mentors")["n"]
+    assert affected >= len(missing)
+    assert f": {affected} peer mentor" in alert["Message"]
+    assert not any(m.id in alert["Message"] for m in everyone)  # counts, never who
 
     # The causes go away; a coordinator retries what failed; everything ends applied.
     dynamics.clear_failures()
@@ -249,7 +223,12 @@ def test_visibility_changes_survive_timeouts_503s_and_429_storms(
     assert {i: s["state"] for i, s in final.items()} == {m.id: "in_sync" for m in everyone}
     assert {m.id: shown(system, m) for m in everyone} == desired
     assert {i: s["applied"] for i, s in final.items()} == desired
-    assert alerts(system) == []  # the retries succeeded: nobody is paged again
+    # Every affected mentor delivered: one recovery notice, then nothing more.
+    system.run_schedule()
+    [recovered] = alerts(system)
+    assert recovered["Subject"] == f"portal sync: website visibility recovered for {org['name']}"
+    system.run_schedule()
+    assert alerts(system) == []
 
     # 3. A flood with no limit on Dataverse's side: only our client's limiter paces it.
     flood = [add_mentor(db, system) for _ in range(FLOOD)]
@@ -265,7 +244,7 @@ def test_visibility_changes_survive_timeouts_503s_and_429_storms(
     peak = max(sum(1 for t in web_api if start <= t < start + 1.0) for start in web_api)
     flooded = [t for t in web_api if t > flood_started]
     print(
-        f"\n{len(web_api)} Web API requests, {len(throttled)} answered 429, {len(raised)} alerts,"
+        f"\n{len(web_api)} Web API requests, {len(throttled)} answered 429, {affected} mentors in the outage,"
         f" at most {peak} in one second; worst burst {worst_burst(web_api, CLIENT_RATE):.2f};"
         f" flood: {len(flooded)} in {flooded[-1] - flooded[0]:.2f} s"
     )

@@ -67,6 +67,8 @@ class FakeRepository:
     reconsiderations: list[tuple[UUID, UUID]] = field(default_factory=list)
     # Organisations with a Dynamics connection, as due_redeliveries filters on.
     connected: set[UUID] = field(default_factory=lambda: {ORG, OTHER_ORG})
+    # The open outage of each organisation: its cause and the mentors that joined it.
+    outages: dict[UUID, tuple[str, set[UUID]]] = field(default_factory=dict)
 
     def add_mentor(self, organization_id: UUID = ORG, **changes: Any) -> MentorStatus:
         """An active, certified mentor, shown on the website and in sync."""
@@ -176,6 +178,9 @@ class FakeRepository:
             and key[0] in self.connected
         ]
         return [key for _, key in sorted(due)][:limit]
+
+    def join_outage(self, organization_id: UUID, profile_id: UUID, cause: str) -> None:
+        self.outages.setdefault(organization_id, (cause, set()))[1].add(profile_id)
 
     def blocked_until(self, organization_id: UUID) -> datetime | None:
         return self.blocked.get(organization_id)
@@ -542,24 +547,20 @@ def test_a_superseded_change_is_not_delivered(world: World) -> None:
 # -- when an execution gives up -------------------------------------------------------------------
 
 
-def test_a_failed_current_change_marks_the_sync_failed_and_alerts_on_call(world: World) -> None:
+def test_a_failed_current_change_marks_the_sync_failed_and_joins_the_outage(
+    world: World,
+) -> None:
     world.service.pause(COORDINATOR, MENTOR, None, paused=True)
     [change_id] = world.repo.changes
     world.writer.failures.append(dynamics_failure(FailureKind.UNAVAILABLE, status_code=503))
     world.service.apply(change_id)
 
-    alert = world.service.record_failure(
+    recorded = world.service.record_failure(
         change_id, ExecutionFailure(RETRYABLE_ERROR, "Dynamics is unavailable")
     )
 
-    assert alert.current is True
-    assert alert.subject == "portal sync: website visibility change failed"
-    assert alert.message.startswith(
-        f"Could not hide peer mentor {MENTOR} (organisation {ORG}) on the public website"
-        " after 1 attempt(s): Dynamics is unavailable."
-    )
-    assert f"POST /functions/v1/website-sync/{MENTOR}/retry" in alert.message
-    assert "It is tried again automatically from" in alert.message
+    assert recorded.current is True
+    assert recorded.message == "Dynamics is unavailable"
     status = world.repo.mentor()
     assert status.sync_state == "failed"
     assert status.last_error is not None
@@ -567,40 +568,44 @@ def test_a_failed_current_change_marks_the_sync_failed_and_alerts_on_call(world:
     # The first redelivery within a minute (jittered: half of it at least).
     assert status.next_attempt_at is not None
     assert NOW + timedelta(seconds=30) <= status.next_attempt_at <= NOW + timedelta(seconds=60)
+    # On-call hears of it through the organisation's outage (visibility/outages.py).
+    assert world.repo.outages == {ORG: ("Dynamics is unavailable", {MENTOR})}
 
 
-def test_a_superseded_changes_failure_is_logged_without_alerting(world: World) -> None:
+def test_a_superseded_changes_failure_is_logged_and_joins_no_outage(world: World) -> None:
     world.service.pause(COORDINATOR, MENTOR, None, paused=True)
     [first] = world.repo.changes
     world.service.pause(COORDINATOR, MENTOR, None, paused=False)
 
-    alert = world.service.record_failure(first, ExecutionFailure(RETRYABLE_ERROR, "Timed out"))
+    recorded = world.service.record_failure(first, ExecutionFailure(RETRYABLE_ERROR, "Timed out"))
 
-    assert alert.current is False
+    assert recorded.current is False
     # The newer change is still awaited: the mentor's sync is not marked failed.
     assert world.repo.mentor().sync_state == "pending"
+    assert world.repo.outages == {}
     [entry] = world.repo.log_of("failed")
     assert entry.change_id == first
-    assert entry.message == "Timed out (superseded by a newer change; on-call not alerted)"
+    assert entry.message == "Timed out (superseded by a newer change, which is delivered instead)"
 
 
-def test_a_failure_that_is_not_ours_is_named_in_the_alert(world: World) -> None:
+def test_a_failure_that_is_not_ours_is_named(world: World) -> None:
     world.service.pause(COORDINATOR, MENTOR, None, paused=True)
     [change_id] = world.repo.changes
 
-    alert = world.service.record_failure(change_id, ExecutionFailure("States.Timeout", "boom"))
+    recorded = world.service.record_failure(change_id, ExecutionFailure("States.Timeout", "boom"))
 
     assert world.repo.mentor().last_error.startswith(
         "The change could not be delivered (States.Timeout). Tried again automatically"
     )
-    assert "(States.Timeout)" in alert.message
+    assert recorded.message == "The change could not be delivered (States.Timeout)"
 
 
-def test_a_failure_of_an_unknown_change_still_pages(world: World) -> None:
-    alert = world.service.record_failure(uuid.uuid4(), None)
+def test_a_failure_of_an_unknown_change_changes_nothing(world: World) -> None:
+    recorded = world.service.record_failure(uuid.uuid4(), None)
 
-    assert alert.current is True
-    assert alert.message == "The change could not be delivered"
+    assert recorded.current is False
+    assert recorded.message == "The change could not be delivered"
+    assert world.repo.outages == {} and world.repo.entries == []
 
 
 # -- what the system does -------------------------------------------------------------------------

@@ -122,6 +122,11 @@ class WebsiteSyncSettings(FunctionSettings, SupabaseAuthSettings, DynamicsClient
     website_state_machine_arn: Required = Field(
         description="The state machine that delivers mentor visibility changes."
     )
+    on_call_topic_arn: str = Field(
+        default="",
+        description="Where an organisation's website visibility outage is told to on-call "
+        "(once per outage, and once when it recovers); empty: notices wait unsent.",
+    )
 
 
 class ReconcileSettings(FunctionSettings, DynamicsClientSettings):

@@ -119,7 +119,6 @@ def provision_website_sync(max_retries: int, retry_interval_seconds: int) -> tup
     definition = state_machine_definition(
         {
             "WebsiteSyncFunctionArn": _function(WEBSITE_SYNC_FUNCTION),
-            "OnCallTopicArn": topic_arn,
             "MaxRetries": max_retries,
             "RetryIntervalSeconds": retry_interval_seconds,
         }

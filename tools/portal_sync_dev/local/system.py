@@ -318,6 +318,7 @@ class LocalSystem:
                 "DATABASE_RETRY_AFTER_SECONDS": os.environ.get("DATABASE_RETRY_AFTER_SECONDS", "2"),
                 "PUBLIC_BASE_URL": self.base_url,
                 "WEBSITE_STATE_MACHINE_ARN": self.aws.state_machine_arn,
+                "ON_CALL_TOPIC_ARN": self.aws.on_call_topic_arn,
                 "SYNC_RUN_STATE_MACHINE_ARN": self.aws.sync_run_state_machine_arn,
                 # Locally a webhook arrives within a second: the demo's dropped webhooks are
                 # drift as soon as a reconciliation finds their changes.

@@ -3,7 +3,8 @@ VisibilityService in one transaction, the token verifier, and the start of deliv
 
 Only deliveries (the state machine's `apply_visibility` task) talk to Dynamics, so the Web API
 client (httpx) and the Dynamics targets are built on the first delivery, never for a request or
-the schedule; the Step Functions starter (botocore) on the first dispatch.
+the schedule; the Step Functions starter (botocore) on the first dispatch, the on-call topic on
+the first outage notice.
 """
 
 from __future__ import annotations
@@ -15,16 +16,19 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from portal_sync.adapters.postgres.connection import ConnectionProvider
+from portal_sync.adapters.postgres.outage_store import PostgresOutageStore
 from portal_sync.adapters.postgres.visibility_repository import PostgresVisibilityRepository
 from portal_sync.bootstrap import shared
 from portal_sync.observability import error_facts, logger
 from portal_sync.settings import WebsiteSyncSettings
+from portal_sync.visibility.outages import OutageAlerts
 from portal_sync.visibility.service import VisibilityService
 
 if TYPE_CHECKING:
     import psycopg
 
     from portal_sync.access.authority import Authority
+    from portal_sync.adapters.aws.on_call_topic import OnCallTopic
     from portal_sync.adapters.aws.step_functions import StepFunctionsStarter
     from portal_sync.adapters.dynamics.web_api import DataverseWebApi
     from portal_sync.entrypoints.http.supabase_jwt import SupabaseJwtVerifier
@@ -56,6 +60,23 @@ def starter() -> StepFunctionsStarter:
     from portal_sync.adapters.aws.step_functions import StepFunctionsStarter
 
     return StepFunctionsStarter(client("stepfunctions"), settings().website_state_machine_arn)
+
+
+@cache
+def on_call() -> OnCallTopic | None:
+    if not settings().on_call_topic_arn:
+        return None
+    from portal_sync.adapters.aws.clients import client
+    from portal_sync.adapters.aws.on_call_topic import OnCallTopic
+
+    return OnCallTopic(client("sns"), settings().on_call_topic_arn)
+
+
+@contextmanager
+def outage_alerts() -> Iterator[OutageAlerts]:
+    """The organisations' outages in one transaction: notices marked sent commit with it."""
+    with connections().transaction() as conn:
+        yield OutageAlerts(PostgresOutageStore(conn), on_call())
 
 
 @contextmanager

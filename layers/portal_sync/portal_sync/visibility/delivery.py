@@ -5,8 +5,9 @@ The execution calls `apply`: one Dynamics PATCH per attempt, with the mentor's c
 state (so deliveries converge); the first delivery of a connection then asks Dynamics who the
 application user is (WhoAmI), so the consumer recognises that user's changes as our echoes; Step Functions retries with back-off and jitter the attempts
 that failed with a retryable error. When it gives up it calls `record_failure`, which marks the
-sync failed and words the on-call alert, unless a newer change superseded this one meanwhile:
-that change's own execution delivers (or alerts).
+sync failed, plans its redelivery and joins the organisation's outage (outages.py: on-call is
+told once per organisation, by the schedule), unless a newer change superseded this one
+meanwhile: that change's own execution delivers (or fails in its turn).
 """
 
 from __future__ import annotations
@@ -76,11 +77,10 @@ class ExecutionFailure:
 
 
 @dataclass(frozen=True)
-class FailureAlert:
-    """The on-call alert of a delivery that gave up; `current` is false when a newer change of
-    the mentor superseded it, and then nobody is paged."""
+class RecordedFailure:
+    """A delivery that gave up, as recorded; `current` is false when a newer change of the
+    mentor superseded it (its own execution delivers the mentor's state)."""
 
-    subject: str
     message: str
     current: bool
 
@@ -179,11 +179,12 @@ class Delivery:
         return ApplyOutcome("applied", f"Mentor {shown} the website")
 
     @tracer.capture_method
-    def record_failure(self, change_id: UUID, failure: ExecutionFailure | None) -> FailureAlert:
-        """The execution gave up: mark the sync failed and word the on-call alert.
+    def record_failure(self, change_id: UUID, failure: ExecutionFailure | None) -> RecordedFailure:
+        """The execution gave up: the sync is failed, its redelivery planned, and the mentor
+        joins the organisation's outage (one alert per outage, sent by the schedule).
 
-        A superseded change (`current` false) is logged without paging on-call: the newer
-        change's own execution sends the mentor's current state, and alerts if it fails too.
+        A superseded change (`current` false) is only logged: the newer change's own execution
+        sends the mentor's current state, and fails in its turn if Dynamics is still down.
         """
         message = failure_message(failure)
         change = self._repo.change(change_id)
@@ -191,11 +192,10 @@ class Delivery:
             self._repo.lock_mentor(change.organization_id, change.profile_id) if change else None
         )
         if change is None or status is None:
-            # Nothing tells whether a newer change exists: page rather than stay silent.
-            return FailureAlert("Website visibility sync failed", message, current=True)
+            return RecordedFailure(message, current=False)  # the mentor is gone
         current = status.current_change_id == change.id
-        retry_at = self._now() + redelivery_delay(status.redeliveries)
         if current:
+            retry_at = self._now() + redelivery_delay(status.redeliveries)
             status.sync_state = "failed"
             status.next_attempt_at = retry_at
             status.last_error = (
@@ -203,23 +203,12 @@ class Delivery:
                 "(then at growing intervals, up to hourly, until it succeeds); retry to try now"
             )
             self._repo.save_mentor(status)
+            self._repo.join_outage(status.organization_id, status.profile_id, message)
             logged = status.last_error
         else:
-            logged = f"{message} (superseded by a newer change; on-call not alerted)"
+            logged = f"{message} (superseded by a newer change, which is delivered instead)"
         self._repo.log(status, "failed", logged, ACTOR, change.id)
-        wanted = "show" if change.desired else "hide"
-        return FailureAlert(
-            "portal sync: website visibility change failed",
-            (
-                f"Could not {wanted} peer mentor {change.profile_id} (organisation "
-                f"{change.organization_id}) on the public website after {status.attempts} "
-                f"attempt(s): {message}. It is tried again automatically from "
-                f"{retry_at:%Y-%m-%d %H:%M} UTC, at growing intervals up to hourly; fix the cause "
-                f"to let it through, or POST /functions/v1/website-sync/{change.profile_id}/retry "
-                "to try at once."
-            ),
-            current,
-        )
+        return RecordedFailure(message, current)
 
     def _learn_application_user(self, organization_id: UUID, target: DynamicsTarget) -> None:
         """Asks WhoAmI once per connection, after its first write went through (so a wrong

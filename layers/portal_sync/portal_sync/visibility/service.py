@@ -20,7 +20,7 @@ from portal_sync.visibility.delivery import (
     ApplyOutcome,
     Delivery,
     ExecutionFailure,
-    FailureAlert,
+    RecordedFailure,
 )
 from portal_sync.visibility.outbox import Outbox
 from portal_sync.visibility.ports import (
@@ -209,8 +209,9 @@ class VisibilityService:
         """One attempt of an execution: delivers the change unless a newer one superseded it."""
         return self._delivery.apply(change_id)
 
-    def record_failure(self, change_id: UUID, failure: ExecutionFailure | None) -> FailureAlert:
-        """The execution gave up: the sync is failed and on-call alerted, unless superseded."""
+    def record_failure(self, change_id: UUID, failure: ExecutionFailure | None) -> RecordedFailure:
+        """The execution gave up: the sync is failed and redelivered later, unless superseded;
+        the organisation's outage tells on-call (outages.py)."""
         return self._delivery.record_failure(change_id, failure)
 
     # -- internals --------------------------------------------------------------------------------

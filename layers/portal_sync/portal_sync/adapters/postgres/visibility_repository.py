@@ -12,6 +12,7 @@ import psycopg
 
 from portal_sync.adapters.postgres.audit_entries import write_audit
 from portal_sync.adapters.postgres.cursors import decode_cursor, encode_cursor
+from portal_sync.adapters.postgres.outage_store import join_outage
 from portal_sync.dataverse.connection import DynamicsConnection
 from portal_sync.observability import tracer
 from portal_sync.visibility.ports import (
@@ -283,6 +284,10 @@ class PostgresVisibilityRepository:
             {"today": today, "limit": limit},
         ).fetchall()
         return [(row["organization_id"], row["profile_id"]) for row in rows]
+
+    @tracer.capture_method
+    def join_outage(self, organization_id: UUID, profile_id: UUID, cause: str) -> None:
+        join_outage(self._conn, organization_id, profile_id, cause)
 
     @tracer.capture_method
     def blocked_until(self, organization_id: UUID) -> datetime | None:

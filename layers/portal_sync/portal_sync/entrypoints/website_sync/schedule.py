@@ -1,9 +1,14 @@
-"""The EventBridge schedule of functions/website_sync (template.yaml): the mentors whose facts a
-write changed (the database trigger's requests: a pause written through the Data API), the
-certificate sweep, then the start of every change whose delivery is not started yet (its
-request's dispatch failed, or the Lambda stopped between commit and start), and the
-redeliveries that are due (failed changes on a growing schedule; changes that waited for a
-Dynamics connection, once there is one)."""
+"""The EventBridge schedule of functions/website_sync (template.yaml), in this order:
+
+- the mentors whose facts a write changed (the database trigger's requests: a pause written
+  through the Data API), and the certificate sweep;
+- the redeliveries that are due (failed changes on a growing schedule; changes that waited for
+  a Dynamics connection, once there is one);
+- the start of every change whose delivery is not started yet (its request's dispatch failed,
+  or the Lambda stopped between commit and start);
+- the organisations' outages: those whose mentors are all delivered again recover, and on-call
+  is told once per outage and once per recovery (visibility/outages.py).
+"""
 
 from __future__ import annotations
 
@@ -17,9 +22,16 @@ def run() -> dict[str, int]:
         swept = service.sweep()
     with wiring.visibility() as service:
         redelivered = service.redeliver_due()
+    dispatched = wiring.dispatch_pending()
+    with wiring.outage_alerts() as outages:
+        recovered = outages.close_recovered()
+    with wiring.outage_alerts() as outages:
+        notified = outages.send()
     return {
         "requested": requested,
         "reconsidered": swept,
         "redelivered": redelivered,
-        "dispatched": wiring.dispatch_pending(),
+        "dispatched": dispatched,
+        "outages_recovered": recovered,
+        "on_call_notices": notified,
     }

@@ -4,7 +4,8 @@ VisibilityService call in one transaction:
 - `{"task": "apply_visibility", "change_id"}`: one attempt; `{"status", "message"}`, or the
   attempt's failure raised as the Lambda error the state machine retries or catches;
 - `{"task": "record_visibility_failure", "change_id", "error"}` (`error`: what its Catch caught):
-  the alert, `{"subject", "message", "current"}`; on-call is paged only when `current`.
+  `{"message", "current"}`; the sync is failed and redelivered later, and on-call hears of the
+  organisation's outage from the schedule, once (visibility/outages.py).
 """
 
 from __future__ import annotations
@@ -53,8 +54,8 @@ def run(event: dict[str, Any]) -> dict[str, Any]:
         return {"status": outcome.status, "message": outcome.message}
     if event["task"] == "record_visibility_failure":
         with wiring.visibility() as service:
-            alert = service.record_failure(change_id, caught(event.get("error")))
-        return {"subject": alert.subject, "message": alert.message, "current": alert.current}
+            recorded = service.record_failure(change_id, caught(event.get("error")))
+        return {"message": recorded.message, "current": recorded.current}
     raise ValueError(f"unknown task {event['task']!r}")
 
 
