@@ -22,7 +22,14 @@ from portal_sync.visibility.delivery import (
     THROTTLED_ERROR,
     ExecutionFailure,
 )
-from portal_sync.visibility.ports import Change, DynamicsSettings, DynamicsTarget, MentorStatus
+from portal_sync.visibility.ports import (
+    Change,
+    DynamicsSettings,
+    DynamicsTarget,
+    MentorStatus,
+    OutOfStep,
+)
+from portal_sync.visibility.rules import desired_visibility
 from portal_sync.visibility.service import MentorNotFound, VisibilityConflict, VisibilityService
 
 TODAY = date(2026, 11, 23)
@@ -140,14 +147,14 @@ class FakeRepository:
         self.dispatched[change_id] = execution_arn
         self.dispatch_errors[change_id] = error
 
-    def mentors_to_reconsider(self, today: date, limit: int) -> list[tuple[UUID, UUID]]:
-        def stale(s: MentorStatus) -> bool:
-            valid = s.certified_until is not None and s.certified_until >= today
-            if s.desired:
-                return not valid
-            return not s.paused and not s.hidden_manually and valid
-
-        return [key for key, status in self.mentors.items() if stale(status)][:limit]
+    def mentors_out_of_step(self, today: date, limit: int) -> list[OutOfStep]:
+        found = []
+        for (org, profile), s in self.mentors.items():
+            if desired_visibility(s.facts(), today) != s.desired:
+                found.append(OutOfStep(org, profile, "facts"))
+            elif s.sync_state == "in_sync" and s.applied != s.desired:
+                found.append(OutOfStep(org, profile, "undelivered"))
+        return found[:limit]
 
     def audit(
         self, organization_id: UUID, actor: str, action: str, details: dict[str, Any]
@@ -627,8 +634,19 @@ def test_the_certificate_sweep_hides_expired_and_shows_renewed_mentors(world: Wo
         ORG: False,
         OTHER_ORG: True,
     }
-    assert {e.actor for e in world.repo.entries} == {"system:certificate-sweep"}
+    assert {e.actor for e in world.repo.entries} == {"system:visibility-sweep"}
     assert world.service.sweep() == 0  # nothing left to sweep
+
+
+def test_the_sweep_delivers_again_a_mentor_dynamics_was_not_told_of(world: World) -> None:
+    # In sync on paper, but what Dynamics was last told is not the desired state.
+    world.repo.save_mentor(replace(world.repo.mentor(), applied=False))
+
+    assert world.service.sweep() == 1
+
+    [change] = world.repo.changes.values()
+    assert change.desired is True and change.reason == "reconciled"
+    assert world.repo.mentor().sync_state == "pending"
 
 
 def test_a_change_whose_start_failed_is_started_by_the_next_dispatch(world: World) -> None:
@@ -711,7 +729,7 @@ def test_a_coordinators_visibility_changes_are_in_the_organisations_audit_log(
 ) -> None:
     world.service.hide(COORDINATOR, MENTOR, None)
     world.service.restore(COORDINATOR, MENTOR, None)
-    world.service.reconsider(ORG, MENTOR, "system:certificate-sweep")  # the system's: not audited
+    world.service.reconsider(ORG, MENTOR, "system:visibility-sweep")  # the system's: not audited
 
     assert world.repo.audited == [
         (ORG, COORDINATOR.actor, "website_visibility.hidden", {"mentor_id": str(MENTOR)}),

@@ -56,6 +56,17 @@ class Change:
 
 
 @dataclass(frozen=True)
+class OutOfStep:
+    """A mentor the reconciling sweep found: `facts` when the desired state no longer follows
+    from what it depends on (a certificate expired today); `undelivered` when Dynamics was not
+    told the desired state and nothing is under way to tell it."""
+
+    organization_id: UUID
+    profile_id: UUID
+    reason: Literal["facts", "undelivered"]
+
+
+@dataclass(frozen=True)
 class DynamicsSettings:
     """An organisation's Dynamics connection as its integration settings hold it; the secret is
     kept apart (docs/security.md), so this alone cannot call Dynamics."""
@@ -129,7 +140,12 @@ class VisibilityRepository(Protocol):
     def mark_dispatched(
         self, change_id: UUID, execution_arn: str | None, error: str | None
     ) -> None: ...
-    def mentors_to_reconsider(self, today: date, limit: int) -> list[tuple[UUID, UUID]]: ...
+    def mentors_out_of_step(self, today: date, limit: int) -> list[OutOfStep]:
+        """Every mentor whose desired state no longer follows from its facts, or whose
+        delivery was lost, at most `limit`: organisations take turns, the longest unchanged
+        mentor of each first (the reconciling sweep)."""
+        ...
+
     def audit(
         self, organization_id: UUID, actor: str, action: str, details: dict[str, Any]
     ) -> None:

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     # start), which the queue consumer, a user of this module, never needs.
     from portal_sync.access.caller import Caller
 
-SWEEP_ACTOR = "system:certificate-sweep"
+SWEEP_ACTOR = "system:visibility-sweep"
 # Who reconsiders after a write the database trigger saw (the app's, through the Data API).
 DATABASE_ACTOR = "system:data-change"
 REDELIVERY_ACTOR = "system:redelivery"
@@ -195,11 +195,21 @@ class VisibilityService:
 
     @tracer.capture_method
     def sweep(self, limit: int = 500) -> int:
-        """Certificates that expired (and renewed ones): the scheduled reconsideration."""
-        mentors = self._repo.mentors_to_reconsider(self._today(), limit)
-        for organization_id, profile_id in mentors:
-            self.reconsider(organization_id, profile_id, SWEEP_ACTOR)
-        return len(mentors)
+        """The reconciling sweep: desired against applied for every mentor, in both directions
+        (a certificate that expired today, a delivery that was lost), organisations taking
+        turns, oldest first; writes nothing for a mentor in step. Returns how many it found."""
+        found = self._repo.mentors_out_of_step(self._today(), limit)
+        for mentor in found:
+            if mentor.reason == "facts":
+                self.reconsider(mentor.organization_id, mentor.profile_id, SWEEP_ACTOR)
+                continue
+            status = self._repo.lock_mentor(mentor.organization_id, mentor.profile_id)
+            if status is None or (
+                status.sync_state == "in_sync" and status.applied == status.desired
+            ):
+                continue  # delivered meanwhile
+            self._outbox.record(status, "reconciled", SWEEP_ACTOR, force=True)
+        return len(found)
 
     def dispatch(self, starter: ExecutionStarter, limit: int = 50, older_than: float = 0) -> int:
         """Starts the delivery of changes not started yet; returns how many were started."""

@@ -21,9 +21,13 @@ from portal_sync.visibility.ports import (
     HistoryEntry,
     HistoryPage,
     MentorStatus,
+    OutOfStep,
 )
 
 MENTOR_ROLE = "peer_mentor"
+# A pending delivery with no news for this long has no execution left (each attempt of one
+# writes the mentor's row, and retries are at most 15 minutes apart): the sweep delivers again.
+STALLED_DELIVERY_SECONDS = 3600
 
 
 class PostgresVisibilityRepository:
@@ -271,19 +275,46 @@ class PostgresVisibilityRepository:
         rows.sort(key=lambda row: row["requested_at"])
         return [(row["organization_id"], row["profile_id"]) for row in rows]
 
-    def mentors_to_reconsider(self, today: date, limit: int) -> list[tuple[UUID, UUID]]:
+    @tracer.capture_method
+    def mentors_out_of_step(self, today: date, limit: int) -> list[OutOfStep]:
+        # `wanted` is visibility/rules.py's rule, written set-wise so that only the mentors
+        # out of step are read (tests/integration/test_visibility_sweep.py checks that both
+        # agree on every combination of facts). Organisations take turns (row_number per
+        # organisation), so a large one cannot crowd out another's expiries.
         rows = self._conn.execute(
             """
-            select organization_id, profile_id from peer_mentor_status
-             where (website_visible_desired and (certified_until is null or certified_until < %(today)s))
-                or (not website_visible_desired and not paused and not hidden_manually
-                    and certified_until >= %(today)s)
-             order by updated_at
+            with mentors as (
+                select s.organization_id, s.profile_id, s.updated_at,
+                       s.website_visible_desired as desired,
+                       coalesce(m.status = 'active', false) and not s.paused
+                           and not s.hidden_manually
+                           and coalesce(s.certified_until >= %(today)s, false) as wanted,
+                       s.sync_state = 'in_sync'
+                           and s.website_visible_applied is distinct from s.website_visible_desired
+                       or s.sync_state = 'pending' and s.next_attempt_at is null
+                           and s.updated_at < now() - make_interval(secs => %(stalled)s)
+                           and not exists (
+                               select 1 from website_visibility_outbox o
+                                where o.id = s.current_change_id and o.dispatched_at is null)
+                           as undelivered
+                  from peer_mentor_status s
+                  left join organization_memberships m
+                    on m.organization_id = s.organization_id and m.profile_id = s.profile_id
+            ), out_of_step as (
+                select organization_id, profile_id, updated_at,
+                       case when wanted <> desired then 'facts' else 'undelivered' end as reason,
+                       row_number() over (partition by organization_id order by updated_at)
+                           as turn
+                  from mentors
+                 where wanted <> desired or undelivered
+            )
+            select organization_id, profile_id, reason from out_of_step
+             order by turn, updated_at
              limit %(limit)s
             """,
-            {"today": today, "limit": limit},
+            {"today": today, "limit": limit, "stalled": STALLED_DELIVERY_SECONDS},
         ).fetchall()
-        return [(row["organization_id"], row["profile_id"]) for row in rows]
+        return [OutOfStep(row["organization_id"], row["profile_id"], row["reason"]) for row in rows]
 
     @tracer.capture_method
     def join_outage(self, organization_id: UUID, profile_id: UUID, cause: str) -> None:

@@ -1,0 +1,161 @@
+"""The reconciling sweep of the website-sync schedule (docs/website-visibility.md, "The
+reconciling sweep"): desired against applied for every mentor, only the ones out of step read
+and written, organisations taking turns."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from datetime import date, timedelta
+from typing import Any
+
+from conftest import Database, eventually
+from portal_sync.adapters.postgres.visibility_repository import PostgresVisibilityRepository
+from portal_sync.visibility.rules import MentorFacts, desired_visibility
+from portal_sync_dev.local.seed import VISIBILITY_COLUMN
+
+TODAY = date.today()
+CERTIFICATES = {
+    "none": None,
+    "expired yesterday": TODAY - timedelta(days=1),
+    "valid through today": TODAY,
+    "valid next year": TODAY + timedelta(days=365),
+}
+
+
+def organization(db: Database, name: str) -> uuid.UUID:
+    row = db.one("insert into organizations (name) values (%s) returning id", name)
+    return row["id"]
+
+
+def add_mentors(
+    db: Database,
+    org: uuid.UUID,
+    count: int,
+    *,
+    certified_until: date | None = TODAY + timedelta(days=365),
+    desired: bool = True,
+    active: bool = True,
+    paused: bool = False,
+    hidden: bool = False,
+) -> list[dict[str, Any]]:
+    """`count` peer mentors with these facts, `desired` as stored, in sync with it; set-wise."""
+    with db.connect() as conn:
+        profiles = conn.execute(
+            "insert into profiles (dynamics_contact_id, first_name, last_name)"
+            " select gen_random_uuid()::text, 'Sweep', 'Mentor' from generate_series(1, %s)"
+            " returning id, dynamics_contact_id",
+            (count,),
+        ).fetchall()
+        ids = [p["id"] for p in profiles]
+        conn.execute(
+            "insert into organization_memberships (organization_id, profile_id, role, status)"
+            " select %s, p, 'peer_mentor', %s from unnest(%s::uuid[]) as p",
+            (org, "active" if active else "inactive", ids),
+        )
+        conn.execute(
+            "insert into peer_mentor_status (organization_id, profile_id, certified_until,"
+            " paused, hidden_manually, website_visible_desired, website_visible_applied,"
+            " sync_state, last_synced_at)"
+            " select %s, p, %s, %s, %s, %s, %s, 'in_sync', now() from unnest(%s::uuid[]) as p",
+            (org, certified_until, paused, hidden, desired, desired, ids),
+        )
+    return profiles
+
+
+def test_the_sql_sweep_and_the_python_rules_agree_on_every_combination_of_facts(
+    db: Database,
+) -> None:
+    org = organization(db, "Every combination")
+    for active, paused, hidden, certificate in itertools.product(
+        (True, False), (True, False), (True, False), CERTIFICATES
+    ):
+        facts = MentorFacts(active, paused, hidden, CERTIFICATES[certificate])
+        wanted = desired_visibility(facts, TODAY)
+        facts_of = {"active": active, "paused": paused, "hidden": hidden}
+        add_mentors(db, org, 1, certified_until=facts.certified_until, desired=wanted, **facts_of)
+        add_mentors(
+            db, org, 1, certified_until=facts.certified_until, desired=not wanted, **facts_of
+        )
+
+    with db.connect() as conn:
+        found = PostgresVisibilityRepository(conn).mentors_out_of_step(TODAY, 1000)
+
+    # Exactly the 32 mentors stored with the opposite of what the rules say, all for their facts.
+    assert len(found) == 32 and {f.reason for f in found} == {"facts"}
+    stored = db.rows(
+        "select s.profile_id, s.website_visible_desired as desired, s.paused, s.hidden_manually,"
+        " s.certified_until, m.status = 'active' as active from peer_mentor_status s"
+        " join organization_memberships m using (organization_id, profile_id)"
+    )
+    wrong = {
+        r["profile_id"]
+        for r in stored
+        if desired_visibility(
+            MentorFacts(r["active"], r["paused"], r["hidden_manually"], r["certified_until"]),
+            TODAY,
+        )
+        != r["desired"]
+    }
+    assert {f.profile_id for f in found} == wrong
+
+
+def test_a_sweep_over_10000_mentors_writes_nothing_for_those_in_step_and_reaches_the_rest(
+    system: Any, db: Database
+) -> None:
+    org = system.seed.org_id
+    add_mentors(db, org, 9_990)  # certified, shown, in sync: nothing to do
+    add_mentors(db, org, 1, certified_until=None, desired=False)  # hidden, rightly
+    expired = add_mentors(db, org, 9, certified_until=TODAY - timedelta(days=1))
+    for mentor in expired:
+        system.dynamics.add_contact(mentor["dynamics_contact_id"], **{VISIBILITY_COLUMN: True})
+    logged = db.one("select count(*) as n from peer_mentor_sync_log")["n"]
+    outbox = db.one("select count(*) as n from website_visibility_outbox")["n"]
+
+    swept = system.run_schedule()
+
+    assert swept["reconsidered"] == 9  # the 9 expired, in the first run
+    log = db.rows("select profile_id, actor from peer_mentor_sync_log")
+    assert len(log) - logged == 9
+    assert {r["profile_id"] for r in log} <= {m["id"] for m in expired} | {system.seed.mentor_id}
+    assert db.one("select count(*) as n from website_visibility_outbox")["n"] - outbox == 9
+    assert system.run_schedule()["reconsidered"] == 0  # in step now: the next run finds none
+
+
+def test_organisations_take_turns_so_a_large_backlog_crowds_out_no_one(
+    system: Any, db: Database
+) -> None:
+    large = organization(db, "Large backlog")
+    small = organization(db, "Small")
+    add_mentors(db, large, 600, certified_until=TODAY - timedelta(days=1))
+    late = add_mentors(db, small, 5, certified_until=TODAY - timedelta(days=1))
+
+    with db.connect() as conn:
+        found = PostgresVisibilityRepository(conn).mentors_out_of_step(TODAY, 500)
+
+    assert len(found) == 500
+    assert {m["id"] for m in late} <= {f.profile_id for f in found}
+
+
+def test_a_delivery_lost_with_the_mentor_marked_in_step_is_delivered_again(
+    system: Any, db: Database
+) -> None:
+    [mentor] = add_mentors(db, system.seed.org_id, 1)
+    system.dynamics.add_contact(mentor["dynamics_contact_id"], **{VISIBILITY_COLUMN: False})
+    with db.connect() as conn:  # Dynamics was last told "hidden", yet the row says in sync
+        conn.execute(
+            "update peer_mentor_status set website_visible_applied = false where profile_id = %s",
+            (mentor["id"],),
+        )
+
+    assert system.run_schedule()["reconsidered"] == 1
+
+    eventually(
+        lambda: system.dynamics.contact(mentor["dynamics_contact_id"])[VISIBILITY_COLUMN] is True,
+        timeout=20,
+    )
+    [entry] = db.rows(
+        "select action, actor from peer_mentor_sync_log where profile_id = %s and action <> 'applied'",
+        mentor["id"],
+    )
+    assert entry == {"action": "reconciled", "actor": "system:visibility-sweep"}
