@@ -132,6 +132,7 @@ def local_system(database: Database, tmp_path_factory: pytest.TempPathFactory) -
         port=0,
         database_url=database.url,
         functions_password=FUNCTIONS_PASSWORD,
+        schedule_on_timer=False,
     ).start()
     yield system
     system.stop(stop_database=False)
@@ -161,4 +162,7 @@ def system(local_system: Any, db: Database) -> Any:
     for url in (local_system.aws.event_queue_url, local_system.aws.dead_letter_queue_url):
         sqs.purge_queue(QueueUrl=url)
     local_system.reseed()
+    # The seed's writes may ask for mentors to be reconsidered, which the database announces
+    # to website-sync at once: that work ends before the test looks.
+    eventually(lambda: not db.one("select 1 from visibility_reconsiderations"), timeout=10)
     return local_system

@@ -2,7 +2,8 @@
 each to its entry point in portal_sync/entrypoints/website_sync/:
 
 - API Gateway HTTP API (v2) requests under /api/v1/website-sync and /functions/v1/website-sync
-  (routes.py, behind the Supabase JWT check);
+  (routes.py, behind the Supabase JWT check; `/reconsiderations`, the database's own call,
+  behind the project's service_role key);
 - the state machine's tasks, `{"task": "apply_visibility" | "record_visibility_failure", ...}`
   (tasks.py);
 - the EventBridge schedule: certificate sweep, changes not started yet (schedule.py).
@@ -37,13 +38,17 @@ from portal_sync.observability import logger, tracer
 
 # Validation is registered after authentication (`authenticated_api`), not with
 # `enable_validation`, which would run it before the token is checked.
+PREFIXES = ["/api/v1/website-sync", "/functions/v1/website-sync"]
 app = APIGatewayHttpResolver(
-    cors=supabase_cors(),
-    strip_prefixes=["/api/v1/website-sync", "/functions/v1/website-sync"],
-    json_body_deserializer=parse_json_body,
+    cors=supabase_cors(), strip_prefixes=PREFIXES, json_body_deserializer=parse_json_body
 )
 install_error_handlers(app)
-app.use(middlewares=authenticated_api(verifier))
+app.use(
+    middlewares=authenticated_api(
+        verifier,
+        service_role_paths=[prefix + routes.RECONSIDERATIONS_PATH for prefix in PREFIXES],
+    )
+)
 app.include_router(routes.router)
 install_api_error_handlers(app, routes.ERROR_STATUSES)
 

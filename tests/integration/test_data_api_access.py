@@ -49,6 +49,9 @@ TABLES_OF_THE_FUNCTIONS = (
     "portal_sync_runs",
     "portal_sync_delta_links",
     "visibility_reconsiderations",
+    "visibility_read_backs",
+    "visibility_outages",
+    "visibility_outage_mentors",
 )
 
 
@@ -152,6 +155,16 @@ def _build_world(conn: psycopg.Connection[Any]) -> dict[str, Person]:
             "insert into portal_sync_delta_links (organization_id, table_name, delta_link)"
             " values (%s, 'contact', 'https://example.org/api/data/v9.2/contacts?$deltatoken=1')",
             (org,),
+        )
+        conn.execute("insert into visibility_read_backs (organization_id) values (%s)", (org,))
+        outage = conn.execute(
+            "insert into visibility_outages (organization_id, cause) values (%s, 'test')"
+            " returning id",
+            (org,),
+        ).fetchone()
+        conn.execute(
+            "insert into visibility_outage_mentors (outage_id, profile_id) values (%s, %s)",
+            (outage[0], uuid.uuid4()),
         )
     conn.execute("insert into platform_admins (user_id) values (%s)", (uuid.uuid4(),))
     return people
@@ -322,6 +335,9 @@ UPDATABLE = {
     "portal_sync_runs": "rows_read",
     "portal_sync_delta_links": "delta_link",
     "visibility_reconsiderations": "cause",
+    "visibility_read_backs": "mentors_read",
+    "visibility_outages": "cause",
+    "visibility_outage_mentors": "failed_at",
 }
 
 

@@ -168,7 +168,7 @@ def test_hide_and_restore_by_a_coordinator(system: Any, mentor: str) -> None:
 
 
 def test_transient_failures_are_retried_until_they_succeed(system: Any, mentor: str) -> None:
-    system.dynamics.fail_next("503", count=2)
+    system.dynamics.fail_next("503", count=2, method="PATCH")
 
     call(system, "POST", f"/{mentor}/pause")
 
@@ -182,7 +182,7 @@ def test_transient_failures_are_retried_until_they_succeed(system: Any, mentor: 
 def test_permanent_failure_stops_alerts_once_marks_failed_and_retry_succeeds(
     system: Any, db: Database, mentor: str
 ) -> None:
-    system.dynamics.fail_next("503", count=50)
+    system.dynamics.fail_next("503", count=50, method="PATCH")
 
     call(system, "POST", f"/{mentor}/pause")
 
@@ -278,12 +278,14 @@ def test_a_change_superseded_during_its_last_attempt_pages_nobody_the_newer_one_
         inbound("membership.deactivated", now)
         eventually(lambda: len(patches(system)) == 4, timeout=30)  # A's last attempt is held
         inbound("membership.reactivated", now + timedelta(seconds=1))
-        # The consumer's transaction waits for A's attempt to release the mentor's row, so B
-        # is committed before A records its failure (which queues for the same row).
+        # The consumer's transaction waits for A's attempt to release the mentor's row (to
+        # lock it, or for the foreign key of its reconsideration request), so B is committed
+        # before A records its failure (which queues for the same row).
         eventually(
             lambda: db.one(
                 "select 1 from pg_stat_activity where datname = current_database()"
-                " and wait_event_type = 'Lock' and query ilike '%peer_mentor_status%'"
+                " and wait_event_type = 'Lock'"
+                " and (query ilike '%peer_mentor_status%' or query ilike '%organization_memberships%')"
             ),
             timeout=30,
         )
@@ -349,7 +351,7 @@ def test_rejected_credentials_fail_at_once_with_an_actionable_message(
 
 
 def test_retry_after_is_obeyed(system: Any, mentor: str) -> None:
-    system.dynamics.fail_next("429", count=1, retry_after=2)
+    system.dynamics.fail_next("429", count=1, retry_after=2, method="PATCH")
 
     call(system, "POST", f"/{mentor}/pause")
 
@@ -551,7 +553,7 @@ def test_only_coordinators_of_the_mentors_organisation(
 def test_the_history_lists_operations_newest_first_with_actor_outcome_and_paging(
     system: Any, mentor: str
 ) -> None:
-    system.dynamics.fail_next("503", count=1)
+    system.dynamics.fail_next("503", count=1, method="PATCH")
     call(system, "POST", f"/{mentor}/hide")
     settled(system, mentor, "in_sync")
     call(system, "POST", f"/{mentor}/restore")
@@ -600,15 +602,25 @@ def pause_through_the_data_api(system: Any, db: Database, mentor: str, paused: b
         assert updated == 1  # the policy let the organisation's administrator change it
 
 
-def test_a_pause_written_through_the_data_api_hides_the_mentor_on_the_next_schedule(
+@pytest.fixture
+def push_lost(system: Any) -> Iterator[None]:
+    """The database's announcements are lost (pg_net's post never arrives): the schedule's
+    turn."""
+    system.push.pause()
+    yield
+    system.push.pause(False)
+
+
+def test_a_pause_written_through_the_data_api_hides_the_mentor_within_seconds(
     system: Any, db: Database, mentor: str
 ) -> None:
-    pause_through_the_data_api(system, db, mentor, True)
-    # The write asked, in its own transaction, for the mentor to be reconsidered.
-    assert db.one("select cause from visibility_reconsiderations where profile_id = %s", mentor)
+    posted = system.push.posted
 
-    assert system.run_schedule()["requested"] == 1
+    pause_through_the_data_api(system, db, mentor, True)
+
+    # No route called and no schedule run: the database's announcement brought it.
     eventually(lambda: shown(system) is False, timeout=10)
+    assert system.push.posted > posted
     hidden = settled(system, mentor, "in_sync")
     assert hidden["desired"] is False and "the mentor is paused" in hidden["reasons_hidden"]
     history = call(system, "GET", f"/{mentor}/history").json()["items"]
@@ -616,12 +628,73 @@ def test_a_pause_written_through_the_data_api_hides_the_mentor_on_the_next_sched
     assert history[1]["actor"] == "system:data-change"
 
     pause_through_the_data_api(system, db, mentor, False)
-    assert system.run_schedule()["requested"] == 1
     eventually(lambda: shown(system) is True, timeout=10)
 
 
+def test_a_pause_whose_announcement_is_lost_is_hidden_by_the_next_schedule(
+    system: Any, db: Database, mentor: str, push_lost: None
+) -> None:
+    pause_through_the_data_api(system, db, mentor, True)
+    # The write asked, in its own transaction, for the mentor to be reconsidered.
+    assert db.one("select cause from visibility_reconsiderations where profile_id = %s", mentor)
+    time.sleep(1)
+    assert shown(system) is True
+
+    assert system.run_schedule()["requested"] == 1
+    eventually(lambda: shown(system) is False, timeout=10)
+    assert settled(system, mentor, "in_sync")["desired"] is False
+
+
+def test_a_pause_whose_delivery_start_is_lost_is_hidden_by_the_next_schedule(
+    system: Any, db: Database, mentor: str, function_env: Callable[[str, str], None]
+) -> None:
+    function_env(
+        "WEBSITE_STATE_MACHINE_ARN",
+        system.aws.state_machine_arn.replace("website-visibility", "gone"),
+    )
+    pause_through_the_data_api(system, db, mentor, True)
+    # The announcement took the request and recorded the change; its start failed.
+    eventually(
+        lambda: db.one(
+            "select 1 from website_visibility_outbox where profile_id = %s"
+            " and dispatched_at is null and last_dispatch_error is not null",
+            mentor,
+        ),
+        timeout=10,
+    )
+    assert shown(system) is True
+    function_env("WEBSITE_STATE_MACHINE_ARN", system.aws.state_machine_arn)
+
+    assert system.run_schedule()["dispatched"] == 1
+    eventually(lambda: shown(system) is False, timeout=10)
+
+
+def test_the_announcement_takes_only_the_project_service_role_key(system: Any, mentor: str) -> None:
+    url = f"{system.base_url}/functions/v1/website-sync/reconsiderations"
+    user = {"authorization": f"Bearer {system.seed.org_admin_token}"}
+    forged = jwt.encode(
+        {"role": "service_role", "exp": int(time.time()) + 60},
+        "not-the-project-secret-but-long-enough",
+        "HS256",
+    )
+
+    assert httpx.post(url, json={}).status_code == 401
+    assert httpx.post(url, json={}, headers=user).status_code == 401  # a user's token: no
+    assert (
+        httpx.post(url, json={}, headers={"authorization": f"Bearer {forged}"}).status_code == 401
+    )
+    anon = jwt.encode({"role": "anon", "exp": int(time.time()) + 60}, system.jwt_secret, "HS256")
+    assert httpx.post(url, json={}, headers={"authorization": f"Bearer {anon}"}).status_code == 401
+    service = jwt.encode(
+        {"role": "service_role", "exp": int(time.time()) + 60}, system.jwt_secret, "HS256"
+    )
+    answer = httpx.post(url, json={}, headers={"authorization": f"Bearer {service}"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"reconsidered": 0, "dispatched": 0}
+
+
 def test_reconsidering_a_mentor_in_step_writes_nothing(
-    system: Any, db: Database, mentor: str
+    system: Any, db: Database, mentor: str, push_lost: None
 ) -> None:
     logged = db.one("select count(*) as n from peer_mentor_sync_log")["n"]
     with db.connect() as conn:  # a write that changes nothing the visibility depends on

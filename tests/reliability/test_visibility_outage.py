@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 import boto3
+import httpx
 import pytest
 from conftest import Database, eventually
 from peer_mentors import Mentor, add_mentors
@@ -36,6 +37,18 @@ def alerts(system: Any) -> list[dict[str, Any]]:
             ],
         )
     return found
+
+
+def visibility_status(system: Any) -> dict[str, Any]:
+    """What the organisation's administrators see (GET /orgs/{orgId}/sync/status)."""
+    response = httpx.get(
+        f"{system.base_url}/functions/v1/admin-api/orgs/{system.seed.org_id}/sync/status",
+        headers={"authorization": f"Bearer {system.seed.org_admin_token}"},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    status: dict[str, Any] = response.json()["website_visibility"]
+    return status
 
 
 def states(db: Database, mentors: list[Mentor]) -> dict[str, int]:
@@ -95,7 +108,7 @@ def test_an_outage_pages_once_per_organisation_recovers_once_and_heals_by_itself
             "update peer_mentor_status set paused = true where profile_id = any(%s::uuid[])",
             ([m.id for m in mentors],),
         )
-    assert system.run_schedule()["requested"] == MENTORS
+    # The database's announcement brings them at once (the schedule would within a minute).
     eventually(lambda: all_failed(system, db, mentors), timeout=180, interval=0.5)
 
     system.run_schedule()
@@ -105,6 +118,9 @@ def test_an_outage_pages_once_per_organisation_recovers_once_and_heals_by_itself
     assert f": {MENTORS} peer mentors affected so far" in alert["Message"]
     assert "Dynamics is unavailable" in alert["Message"]
     assert not any(m.id in alert["Message"] or m.contact in alert["Message"] for m in mentors)
+    during = visibility_status(system)
+    assert during["mentors"]["failed"] == MENTORS
+    assert during["outage"]["mentors_affected"] == MENTORS and during["outage"]["alerted_at"]
 
     # The outage goes on: every planned redelivery fails again, and nobody is paged again.
     for _ in range(2):
@@ -134,3 +150,4 @@ def test_an_outage_pages_once_per_organisation_recovers_once_and_heals_by_itself
     assert lasted and 31 <= int(lasted.group(1)) <= 45  # 31 simulated, plus the test's own
     system.run_schedule()
     assert alerts(system) == []
+    assert visibility_status(system)["outage"] is None

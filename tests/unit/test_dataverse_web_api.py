@@ -244,9 +244,7 @@ def test_a_missing_contact_is_a_non_retryable_404_and_is_never_created(
     error = failure(lambda: api_for().update_contact(oauth(standin), MISSING, {COLUMN: True}))
 
     assert not error.retryable and error.status_code == 404
-    assert str(error) == (
-        "The contact does not exist in Dynamics (it may have been deleted or merged)"
-    )
+    assert str(error) == "The contact does not exist in Dynamics (it may have been deleted)"
     assert standin.contact(MISSING) is None
 
 

@@ -62,7 +62,7 @@ def test_a_forbidden_read_names_the_table_and_a_forbidden_write_the_contacts() -
 
 def test_a_missing_contact_and_a_missing_row_are_told_apart() -> None:
     assert write(K.NOT_FOUND, status_code=404).message == (
-        "The contact does not exist in Dynamics (it may have been deleted or merged)"
+        "The contact does not exist in Dynamics (it may have been deleted)"
     )
     assert "contact" not in read(K.NOT_FOUND, status_code=404).message
     assert "row id" in read(K.INVALID_ID).message

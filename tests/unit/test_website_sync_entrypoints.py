@@ -9,15 +9,17 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import pytest
+from portal_sync.bootstrap import website_read_back
 from portal_sync.bootstrap import website_sync as wiring
 from portal_sync.dataverse.failure import FailureKind
 from portal_sync.observability import logger
 from portal_sync.visibility.outages import NoticeKind, OutageAlerts, OutageNotice
+from portal_sync.visibility.read_back import ReadBack, ReadBackWork
 from portal_sync.visibility.service import VisibilityService
 from test_visibility_service import (
     CONTACT,
@@ -25,6 +27,7 @@ from test_visibility_service import (
     MENTOR,
     TODAY,
     FakeStarter,
+    FakeTargets,
     World,
     dynamics_failure,
     world,  # noqa: F401 (the fixture)
@@ -77,10 +80,34 @@ def wired(world: World, monkeypatch: pytest.MonkeyPatch) -> World:  # noqa: F811
     def outage_alerts() -> Iterator[OutageAlerts]:
         yield OutageAlerts(NoOutages(), publisher=None)
 
+    @contextmanager
+    def read_back_work() -> Iterator[ReadBackWork]:
+        yield ReadBackWork(NothingToReadBack(), world.repo, FakeTargets())
+
     monkeypatch.setattr(wiring, "visibility", visibility)
     monkeypatch.setattr(wiring, "outage_alerts", outage_alerts)
+    monkeypatch.setattr(
+        website_read_back, "read_back", lambda: ReadBack(read_back_work, world.writer)
+    )
     monkeypatch.setattr(wiring, "starter", lambda: FakeStarter(failing=True))
     return world
+
+
+class NothingToReadBack:
+    """A ReadBackStore with no organisation due (tests/integration/test_visibility_read_back.py
+    reads some back)."""
+
+    def waiting(self, now: datetime, interval: timedelta, limit: int) -> list[UUID]:
+        return []
+
+    def claim(self, organization_id: UUID) -> Any:
+        raise AssertionError("nothing is due")
+
+    def mentors(self, *args: Any) -> Any:
+        raise AssertionError("nothing is due")
+
+    def save(self, progress: Any) -> None:
+        raise AssertionError("nothing is due")
 
 
 class NoOutages:
@@ -187,6 +214,9 @@ def test_the_schedule_sweeps_and_its_log_lines_carry_the_events_id(
     assert answer == {
         "requested": 0,
         "reconsidered": 1,
+        "read_back_mentors": 0,
+        "hand_edits_repaired": 0,
+        "read_back_organizations": 0,
         "redelivered": 0,
         "dispatched": 0,
         "outages_recovered": 0,

@@ -25,6 +25,7 @@ APPLY_MIN_EVENTS_PER_S = 1000.0
 IMPORT_MIN_RATIO = 0.5
 IMPORT_MAX_SECONDS = 120.0
 E2E_MAX_P99_S = 1.0
+VISIBILITY_MAX_P99_S = 5.0
 MEMORY_MAX_MB = 128.0
 COLD_START_MAX_RATIO = 1.5
 COLD_START_FUNCTIONS = ("WebhookIngest", "ProcessEvent", "AdminApi", "WebsiteSync", "Reconcile")
@@ -241,6 +242,9 @@ def summary_rows(results: dict[str, Any]) -> list[list[str]]:
                 "-",
             ]
         )
+    shown = results.get("visibility")
+    if shown:
+        rows += visibility_rows(shown)
     mem = results.get("memory")
     if mem:
         base = mem["baseline"]["median"]["peak_mb"]
@@ -285,6 +289,8 @@ def render(results: dict[str, Any], info: dict[str, str], plan: Plan, command: s
         parts += ["## Import", "", import_section(results["import"]), ""]
     if "e2e" in results:
         parts += ["## End to end", "", e2e_section(results["e2e"]), ""]
+    if "visibility" in results:
+        parts += ["## Website visibility", "", visibility_section(results["visibility"]), ""]
     parts.append(COLD_START_PLACEHOLDER)
     if "memory" in results:
         parts += ["## Memory", "", memory_section(results["memory"], plan), ""]
@@ -495,6 +501,133 @@ def _e2e_row(load: str, label: str, r: dict[str, Any]) -> list[str]:
         ms(r["queue_wait"]["p50_ms"]),
         ms(r["queue_wait"]["p99_ms"]),
     ]
+
+
+def visibility_latency_met(median: dict[str, Any]) -> bool:
+    return bool(median["patch"]["p99_ms"] < VISIBILITY_MAX_P99_S * 1000 and not median["not_seen"])
+
+
+def visibility_sweep_met(sweep: dict[str, Any]) -> bool:
+    """Every run reached every mentor out of step and wrote nothing for the ones in step."""
+    return all(
+        r["reached"] == sweep["out_of_step"]
+        and not r["in_step_changed"]
+        and not r["log_rows_in_step"]
+        for r in sweep["reps"]
+    )
+
+
+def visibility_rows(shown: dict[str, Any]) -> list[list[str]]:
+    latency, sweep = shown["latency"], shown["sweep"]
+    m = latency["median"]
+    p, floor = m["patch"], m["floor"]["round_trip"]
+    s = sweep["median"]
+    return [
+        [
+            f"Website visibility, change → Dynamics PATCH ({latency['rate']:g} changes/s)",
+            f"answer → PATCH at the stand-in: p50 {ms(p['p50_ms'])}, p99 {ms(p['p99_ms'])}"
+            f" ({latency['changes']:,} changes per run, {n(m['not_seen'])} not seen)",
+            f"PATCH straight to the stand-in: p50 {ms(floor['p50_ms'])}, p99 {ms(floor['p99_ms'])}",
+            f"{n(m['ratio'])}x the stand-in (p99)",
+            f"p99 < {VISIBILITY_MAX_P99_S:g} s",
+            met(visibility_latency_met(m)),
+        ],
+        [
+            f"Website visibility, sweep ({sweep['mentors']:,} mentors,"
+            f" {sweep['out_of_step']} out of step)",
+            f"{ms(s['sweep_ms_per_10k'])} per 10,000 mentors; reached {n(s['reached'])} of"
+            f" {sweep['out_of_step']}, {n(s['log_rows'])} log rows"
+            f" ({n(s['log_rows_in_step'])} for mentors in step)",
+            f"`select count(*)` of the same rows: {ms(s['count_ms_per_10k'])} per 10,000",
+            f"{n(s['ratio'])}x the count",
+            f"all {sweep['out_of_step']} reached; nothing written for mentors in step",
+            met(visibility_sweep_met(sweep)),
+        ],
+    ]
+
+
+def visibility_section(shown: dict[str, Any]) -> str:
+    latency, sweep = shown["latency"], shown["sweep"]
+
+    def change_row(label: str, r: dict[str, Any]) -> list[str]:
+        p, f = r["patch"], r["floor"]
+        return [
+            label,
+            ms(p["p50_ms"]),
+            ms(p["p99_ms"]),
+            ms(p["max_ms"]),
+            n(r["not_seen"]),
+            n(r["before_answer"]),
+            ms(r["from_request"]["p50_ms"]),
+            ms(r["from_request"]["p99_ms"]),
+            ms(r["answer"]["p50_ms"]),
+            ms(r["answer"]["p99_ms"]),
+            ms(f["arrival"]["p50_ms"]),
+            ms(f["round_trip"]["p50_ms"]),
+            ms(f["round_trip"]["p99_ms"]),
+            f"{r['ratio']:,.0f}x",
+        ]
+
+    def sweep_row(label: str, r: dict[str, Any]) -> list[str]:
+        return [
+            label,
+            n(r["table_rows"]),
+            ms(r["sweep_ms"]),
+            ms(r["sweep_ms_per_10k"]),
+            n(r["returned"]),
+            n(r["reached"]),
+            n(r["in_step_changed"]),
+            n(r["log_rows_out_of_step"]),
+            n(r["log_rows_in_step"]),
+            n(r["log_rows_others"]),
+            ms(r["count_ms"]),
+            f"{r['ratio']:,.0f}x",
+        ]
+
+    changes = [change_row(f"run {i + 1}", r) for i, r in enumerate(latency["reps"])]
+    changes.append(change_row("**median**", latency["median"]))
+    sweeps = [sweep_row(f"run {i + 1}", r) for i, r in enumerate(sweep["reps"])]
+    sweeps.append(sweep_row("**median**", sweep["median"]))
+    change_header = [
+        "",
+        "answer → PATCH p50",
+        "p99",
+        "max",
+        "not seen",
+        "PATCH before the answer",
+        "request → PATCH p50",
+        "p99",
+        "route answer p50",
+        "p99",
+        "stand-in: arrival p50",
+        "round trip p50",
+        "round trip p99",
+        "ratio (p99)",
+    ]
+    sweep_header = [
+        "",
+        "mentors in the table",
+        "sweep",
+        "per 10,000",
+        "sweep() returned",
+        "out of step reached",
+        "in step changed",
+        "log rows, out of step",
+        "in step",
+        "others",
+        "`count(*)`",
+        "ratio",
+    ]
+    figures = {
+        "changes": f"{latency['changes']:,}",
+        "mentors": str(latency["mentors"]),
+        "rate": f"{latency['rate']:g}",
+        "changes_table": markdown_table(change_header, changes),
+        "sweep_mentors": f"{sweep['mentors']:,}",
+        "out_of_step": str(sweep["out_of_step"]),
+        "sweep_table": markdown_table(sweep_header, sweeps),
+    }
+    return methods().fill("visibility", figures)
 
 
 def memory_section(mem: dict[str, Any], plan: Plan) -> str:

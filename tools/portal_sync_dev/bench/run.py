@@ -1,7 +1,8 @@
 """The `make bench` command: runs the measurements, prints the summary and findings, keeps the
 results (.local/bench/results.json) and writes BENCHMARKS.md from them.
 
-    python -m portal_sync_dev.bench [--quick] [--reps N] [--only ingest,apply,import,e2e,memory]
+    python -m portal_sync_dev.bench [--quick] [--reps N]
+                                    [--only ingest,apply,import,e2e,visibility,memory]
                                     [--import-members N]
     python -m portal_sync_dev.bench report [RESULTS]   # BENCHMARKS.md again, no measuring
     python -m portal_sync_dev.bench worker NAME CONFIG RESULT   # one measurement (workers.py)
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from portal_sync_dev import ROOT
-from portal_sync_dev.bench import import_rows
+from portal_sync_dev.bench import import_rows, visibility
 from portal_sync_dev.bench.end_to_end import end_to_end
 from portal_sync_dev.bench.report import (
     COLD_START_FINDINGS,
@@ -47,9 +48,11 @@ from portal_sync_dev.bench.workload import FUNCTIONS, QUICK, REGION, STATE_DIR, 
 
 BENCHMARKS = ROOT / "BENCHMARKS.md"
 RESULTS = STATE_DIR / "results.json"
-MEASUREMENTS = {"ingest", "apply", "import", "e2e", "memory"}
-# The import's worker lives with its measurement (import_rows.py).
+MEASUREMENTS = {"ingest", "apply", "import", "e2e", "visibility", "memory"}
+# The import's and the visibility's workers live with their measurements.
 WORKERS["import"] = import_rows.import_worker
+WORKERS["visibility-latency"] = visibility.latency_worker
+WORKERS["visibility-sweep"] = visibility.sweep_worker
 
 
 def memory(system: SystemProcess, plan: Plan, work_dir: Path) -> dict[str, Any]:
@@ -146,6 +149,13 @@ def run_all(
                 if "memory" in only:
                     _progress("memory: each function in a process of its own")
                     results["memory"] = memory(system, plan, work_dir)
+        if "visibility" in only:
+            # Its own local system, in its workers: the measurement reads the stand-in's record.
+            _progress(
+                "website visibility: change → Dynamics PATCH under the local system, and the"
+                f" sweep over {visibility.SWEEP_MENTORS:,} mentors"
+            )
+            results["visibility"] = visibility.visibility(database, plan, work_dir)
     return results
 
 
@@ -190,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m portal_sync_dev.bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer events, one run (a smoke test)")
     parser.add_argument("--reps", type=int, help="runs per measurement (median taken)")
-    parser.add_argument("--only", help="comma-separated: ingest,apply,import,e2e,memory")
+    parser.add_argument("--only", help="comma-separated: ingest,apply,import,e2e,visibility,memory")
     parser.add_argument(
         "--import-members",
         type=int,

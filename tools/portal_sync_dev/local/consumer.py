@@ -47,7 +47,8 @@ class QueueConsumer:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=10)
+        if self._thread.is_alive():  # never started (a system without consumption)
+            self._thread.join(timeout=10)
 
     def poll_once(self, wait_seconds: int = 1) -> int:
         """Receives one batch and runs it through the handler; returns how many it received."""

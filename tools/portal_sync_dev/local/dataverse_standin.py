@@ -42,10 +42,15 @@ column schema (`TABLE_COLUMNS`, extended by the columns rows are added with).
   400 `{"error": {"code": "0x80044352", "message": "Version stamp associated with the client
   has expired. Please perform a full sync."}}`. Change tracking is per table
   (`set_change_tracking`): off, `odata.track-changes` is ignored (no delta link) and a delta
-  token is 400. Other query options (`$filter`, `$top`, ...) are 400: the stand-in does not
-  implement them.
+  token is 400.
+- `GET <set>?$select=a,b&$filter=<id> eq <guid> or <id> eq <guid> ...` (`<id>` the table's
+  primary key, e.g. `contactid`; GUIDs unquoted, as OData writes them) reads those rows in one
+  answer, `{"@odata.context", "value": [rows]}` in id order, each row with its id column,
+  the selected columns and `@odata.etag`; ids that do not exist are simply absent. That is the
+  only `$filter` the stand-in understands: any other (another column or operator, a quoted
+  GUID, `and`, parentheses) is 400, as are other query options (`$top`, `$orderby`, ...).
 - Service protection (`limit_rate`: 429 with `Retry-After` once exceeded) and injected
-  failures apply to every Web API request, reads included. Failures can be switched on from
+  failures apply to every Web API request, reads (filtered ones too) included. Failures can be switched on from
   Python (`fail_next`) or over HTTP (`POST /_standin/failures {"kind": "429", "count": 2,
   "retry_after": 3}`, `DELETE /_standin/failures`).
 
@@ -68,7 +73,8 @@ application user (or, from Python, a person) as `InitiatingUserId` and the reque
 `load_members`, `put_row`) posts nothing.
 
 Test and demo helpers: `add_contact`, `add_row`, `delete_contact`, `delete_row`, `contact`,
-`row`, `rows`, `update_row`, `put_row`, `load_members(n)` (n contacts with a membership each;
+`row`, `rows`, `update_row` (a person's edit in Dynamics: a new version and `modifiedon`, the
+webhook shows a person as the initiating user and carries no `tag`), `put_row`, `load_members(n)` (n contacts with a membership each;
 100,000 in seconds), `issue_token`.
 `served_seconds` is the time spent answering Web API requests (a benchmark's share of it).
 `requests` logs every Entra / Web API request as (monotonic arrival time, method, path, status);
@@ -1120,9 +1126,12 @@ class DataverseStandIn:
         )
 
     def _read_set(self, request: ReceivedRequest, entity_set: str, base: str) -> _Answer:
-        """A page of a whole-table read or of a delta read (see the module docstring)."""
+        """A page of a whole-table read or of a delta read, or the rows a `$filter` names (see
+        the module docstring)."""
         table = ENTITY_SETS[entity_set]
         query = dict(parse_qsl(request.query, keep_blank_values=True))
+        if "$filter" in query:
+            return self._read_filtered(request, entity_set, query, base)
         unsupported = [k for k in query if k.startswith("$") and k not in _SET_OPTIONS]
         if unsupported:
             raise _dataverse_error(
@@ -1203,6 +1212,50 @@ class DataverseStandIn:
             applied.append(f'odata.include-annotations="{annotations}"')
         headers = {"Preference-Applied": ",".join(applied)} if applied else {}
         return _Answer(200, body, headers)
+
+    def _read_filtered(
+        self, request: ReceivedRequest, entity_set: str, query: dict[str, str], base: str
+    ) -> _Answer:
+        """The rows whose ids an `or`-chain of `<primary key> eq <guid>` names, in one answer;
+        ids without a row are absent."""
+        table = ENTITY_SETS[entity_set]
+        unsupported = [k for k in query if k.startswith("$") and k not in ("$select", "$filter")]
+        if unsupported:
+            raise _dataverse_error(
+                400,
+                CODE_BAD_REQUEST,
+                f"The query option '{unsupported[0]}' is not supported by the stand-in "
+                "with $filter.",
+            )
+        ids = _filtered_ids(query["$filter"], f"{table}id")
+        if ids is None:
+            raise _dataverse_error(
+                400,
+                CODE_BAD_REQUEST,
+                "The $filter is not supported by the stand-in: only "
+                f"'{table}id eq <guid> or {table}id eq <guid> ...' is.",
+            )
+        select = query.get("$select")
+        columns = self._selected(table, select)
+        annotations = _preferences(request.headers.get("prefer", "")).get(
+            "odata.include-annotations"
+        )
+        with self._lock:
+            rows = self._state.rows[table]
+            shown = [
+                self._shown(table, rows[key], columns, annotations)
+                for key in sorted(set(ids))
+                if key in rows
+            ]
+        context = f"{base}{API_PREFIX}$metadata#{entity_set}"
+        if columns is not None:
+            context += f"({','.join(columns)})"
+        headers = (
+            {"Preference-Applied": f'odata.include-annotations="{annotations}"'}
+            if annotations is not None
+            else {}
+        )
+        return _Answer(200, {"@odata.context": context, "value": shown}, headers)
 
     def _delta_since(self, token_text: str, table: str) -> int:
         with self._lock:
@@ -1535,6 +1588,23 @@ def _decode_cursor(text: str, table: str) -> _Cursor:
     if cursor is None or cursor.table != table or cursor.page_size < 1:
         raise _dataverse_error(400, CODE_BAD_REQUEST, "The $skiptoken is not valid.")
     return cursor
+
+
+_GUID_TEXT = r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
+
+
+def _filtered_ids(text: str, key: str) -> list[str] | None:
+    """The GUIDs of `<key> eq <guid> or <key> eq <guid> ...` (canonical), or None when the
+    filter is anything else."""
+    term = rf"{re.escape(key)}\s+eq\s+({_GUID_TEXT})"
+    terms = re.split(r"\s+or\s+", text.strip())
+    ids = []
+    for part in terms:
+        found = re.fullmatch(term, part)
+        if found is None:
+            return None
+        ids.append(str(uuid.UUID(found.group(1))))
+    return ids
 
 
 def _preferences(header: str) -> dict[str, str]:

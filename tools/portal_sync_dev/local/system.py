@@ -33,6 +33,7 @@ from portal_sync_dev.local.aws_local import (
     use_endpoint,
 )
 from portal_sync_dev.local.consumer import QueueConsumer, Scheduler
+from portal_sync_dev.local.database_push import ReconsiderationPush, service_role_key
 from portal_sync_dev.local.dataverse_standin import DataverseStandIn
 from portal_sync_dev.local.lambda_http import LocalApiServer, LocalFunction
 from portal_sync_dev.local.on_call import OnCallAlerts
@@ -66,6 +67,10 @@ class LocalSystem:
     # The reconcile function's schedule runs with the other (`make run` switches it on; tests
     # call run_reconcile_schedule() when they mean to).
     reconcile_on_schedule: bool = False
+    # The website-sync schedule runs every SCHEDULE_SECONDS, as EventBridge runs it (`make run`);
+    # tests switch the timer off and call run_schedule() when they mean to, so that no tick
+    # (a read-back's GET, a redelivery) takes a Dynamics answer a test planned.
+    schedule_on_timer: bool = True
     postgres: EmbeddedPostgres | None = field(default=None, init=False)
     aws: AwsResources | None = field(default=None, init=False)
     seed: DemoSeed | None = field(default=None, init=False)
@@ -84,6 +89,8 @@ class LocalSystem:
     _api: LocalApiServer | None = field(default=None, init=False)
     _scheduler: Scheduler | None = field(default=None, init=False)
     on_call: OnCallAlerts | None = field(default=None, init=False)
+    # pg_net's part: a write's reconsideration request posted to website-sync at once.
+    push: ReconsiderationPush | None = field(default=None, init=False)
 
     @property
     def base_url(self) -> str:
@@ -183,6 +190,12 @@ class LocalSystem:
         self.consumer = QueueConsumer(self.aws.event_queue_url, self.functions["process_event"])
         if self.consume:
             self.consumer.start()
+            self.push = ReconsiderationPush(
+                self.database_url,
+                f"{self.base_url}/functions/v1/website-sync/reconsiderations",
+                service_role_key(self.jwt_secret),
+            ).start()
+        if self.consume and self.schedule_on_timer:
             self._scheduler = Scheduler(
                 float(os.environ.get("SCHEDULE_SECONDS", "30")),
                 self._run_schedules,
@@ -290,6 +303,8 @@ class LocalSystem:
             self._scheduler.stop()
         if self.consumer is not None:
             self.consumer.stop()
+        if self.push is not None:
+            self.push.stop()
         if self.dynamics is not None:
             self.dynamics.stop()
         if self._api is not None:

@@ -256,6 +256,35 @@ class SyncRunView(BaseModel):
     error: str | None
 
 
+class VisibilityOutageView(BaseModel):
+    started_at: datetime
+    cause: str = Field(description="What the first delivery that gave up reported")
+    mentors_affected: int
+    alerted_at: datetime | None = Field(description="When on-call was told; null: not yet")
+
+
+class VisibilityReadBackView(BaseModel):
+    pass_started_at: datetime | None
+    last_pass_finished_at: datetime | None
+    mentors_read: int = Field(description="Mentors read back in the current (or last) pass")
+    hand_edits_repaired: int = Field(
+        description="Of those, edited by hand in Dynamics and set back (current or last pass)"
+    )
+    last_repaired_at: datetime | None
+
+
+class WebsiteVisibilityStatus(BaseModel):
+    """The organisation's peer mentors on the public website (docs/website-visibility.md)."""
+
+    mentors: dict[str, int] = Field(description="Mentors by sync state: in_sync, pending, failed")
+    outage: VisibilityOutageView | None = Field(
+        description="Deliveries to Dynamics failing now (one on-call alert per outage); null: none"
+    )
+    read_back: VisibilityReadBackView | None = Field(
+        description="The read-back of the Dynamics column; null: not started yet"
+    )
+
+
 class SyncStatus(BaseModel):
     organization_id: UUID
     last_processed_at: datetime | None
@@ -277,6 +306,7 @@ class SyncStatus(BaseModel):
         description="When the schedule reconciles next; null while the integration is "
         "disabled or has no Dynamics connection",
     )
+    website_visibility: WebsiteVisibilityStatus | None = None
 
 
 class SyncEventView(BaseModel):

@@ -12,7 +12,13 @@ from portal_sync.access.authority import Access
 from portal_sync.access.caller import Caller
 from portal_sync.admin.access import AdminAccess
 from portal_sync.admin.errors import Conflict, NotFound
-from portal_sync.admin.models import ReprocessResult, SyncEventPage, SyncEventView, SyncStatus
+from portal_sync.admin.models import (
+    ReprocessResult,
+    SyncEventPage,
+    SyncEventView,
+    SyncStatus,
+    WebsiteVisibilityStatus,
+)
 from portal_sync.admin.ports import AuditLog, EventRequeue, SyncLogReader
 from portal_sync.admin.sync_runs import SyncRuns, view
 from portal_sync.observability import tracer
@@ -54,6 +60,11 @@ class SyncLog:
                 view(reconciled) if (reconciled := times.latest.get(RunKind.RECONCILE)) else None
             ),
             next_reconciliation_at=times.next_reconciliation_at,
+            website_visibility=(
+                WebsiteVisibilityStatus.model_validate(visibility)
+                if (visibility := summary.get("website_visibility"))
+                else None
+            ),
         )
 
     @tracer.capture_method

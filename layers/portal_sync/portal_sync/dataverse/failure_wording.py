@@ -90,7 +90,7 @@ _WRITE = {
         "Dynamics refused access (HTTP 403): check that the application user has a security "
         "role that allows updating contacts"
     ),
-    _K.NOT_FOUND: "The contact does not exist in Dynamics (it may have been deleted or merged)",
+    _K.NOT_FOUND: "The contact does not exist in Dynamics (it may have been deleted)",
     _K.CONFLICT: "Dynamics reported a conflicting change (HTTP 412); {retried}",
     _K.REJECTED: (
         "Dynamics refused the change (HTTP {status_code}): check the visibility column name in "

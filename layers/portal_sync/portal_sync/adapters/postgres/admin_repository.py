@@ -18,6 +18,7 @@ from portal_sync.access.authority import Authority
 from portal_sync.adapters.postgres import cursors, sync_log
 from portal_sync.adapters.postgres.audit_entries import write_audit
 from portal_sync.adapters.postgres.cursors import encode_cursor
+from portal_sync.adapters.postgres.visibility_summary import website_visibility_summary
 from portal_sync.admin.errors import InvalidCursor
 from portal_sync.admin.ports import (
     CHANGEABLE_FIELDS,
@@ -161,7 +162,10 @@ class PostgresAdminRepository:
 
     @tracer.capture_method
     def sync_summary(self, organization_id: UUID, since: datetime) -> dict[str, Any]:
-        return sync_log.summary(self._conn, organization_id, since)
+        return {
+            **sync_log.summary(self._conn, organization_id, since),
+            "website_visibility": website_visibility_summary(self._conn, organization_id),
+        }
 
     @tracer.capture_method
     def sync_events(

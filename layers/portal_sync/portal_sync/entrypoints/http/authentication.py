@@ -18,7 +18,9 @@ if TYPE_CHECKING:
 
 
 def authenticated_api(
-    verifier: Callable[[], SupabaseJwtVerifier], public_paths: Collection[str] = ()
+    verifier: Callable[[], SupabaseJwtVerifier],
+    public_paths: Collection[str] = (),
+    service_role_paths: Collection[str] = (),
 ) -> list[Middleware]:
     """The middlewares of a JWT API, for `app.use`, in the order they run: the bearer token
     (`bearer_authentication`), JSON bodies only (`json_bodies_only`), then Powertools' OpenAPI
@@ -40,7 +42,7 @@ def authenticated_api(
     from portal_sync.entrypoints.http.responses import json_bodies_only
 
     return [
-        bearer_authentication(verifier, public_paths),
+        bearer_authentication(verifier, public_paths, service_role_paths),
         json_bodies_only,
         OpenAPIRequestValidationMiddleware(),  # type: ignore[no-untyped-call]
         OpenAPIResponseValidationMiddleware(),
@@ -48,10 +50,14 @@ def authenticated_api(
 
 
 def bearer_authentication(
-    verifier: Callable[[], SupabaseJwtVerifier], public_paths: Collection[str] = ()
+    verifier: Callable[[], SupabaseJwtVerifier],
+    public_paths: Collection[str] = (),
+    service_role_paths: Collection[str] = (),
 ) -> Middleware:
     """A middleware that verifies the request's bearer token with `verifier()` and puts the
     caller in the router's context (`caller_of`); it raises `Unauthenticated` otherwise.
+    `service_role_paths` take only the project's service_role key (the database's own calls),
+    never a user's token.
 
     `verifier` is asked on each request (a cached factory: it reads the settings, and tests
     rebuild it for another environment). CORS preflights and `public_paths` pass without a token.
@@ -63,6 +69,9 @@ def bearer_authentication(
         event = router.current_event
         # CORS preflights carry no token (browsers never send one); the resolver answers them.
         if event.http_method == "OPTIONS" or event.path in public_paths:
+            return next_middleware(router)
+        if event.path in service_role_paths:
+            verifier().verify_service_role(event.headers.get("authorization"))
             return next_middleware(router)
         caller = verifier().verify(event.headers.get("authorization"))
         router.append_context(caller=caller)  # type: ignore[no-untyped-call]

@@ -69,10 +69,27 @@ class SupabaseJwtVerifier:
         email = claims.get("email")
         return Caller(user_id, email if isinstance(email, str) else None)
 
-    def _decode(self, token: str) -> dict[str, Any]:
+    def verify_service_role(self, authorization: str | None) -> None:
+        """The project's service_role key (or a JWT with that role), as Supabase's own
+        server-side callers send it (a Database Webhook through pg_net): signed like users'
+        tokens, with `role` service_role and an expiry, but no user and no audience."""
+        if not authorization:
+            raise Unauthenticated(MISSING_AUTHORIZATION)
+        scheme, _, token = authorization.strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated(INVALID_JWT)
+        claims = self._decode(token.strip(), service_role=True)
+        if claims.get("role") != "service_role":
+            raise Unauthenticated(INVALID_JWT)
+
+    def _decode(self, token: str, *, service_role: bool = False) -> dict[str, Any]:
         import jwt
 
-        options: Options = {"require": ["exp", "sub", "aud"]}
+        # Users' tokens name the user and the audience; the service_role key has neither.
+        options: Options = {"require": ["exp", "role"] if service_role else ["exp", "sub", "aud"]}
+        if service_role:
+            options["verify_aud"] = False
+        audience = None if service_role else "authenticated"
         try:
             algorithm = jwt.get_unverified_header(token).get("alg")
             if algorithm == "HS256" and self._secret:
@@ -80,7 +97,7 @@ class SupabaseJwtVerifier:
                     token,
                     self._secret,
                     algorithms=["HS256"],
-                    audience="authenticated",
+                    audience=audience,
                     options=options,
                 )
             if algorithm in _ASYMMETRIC and self._jwks is not None:
@@ -91,7 +108,7 @@ class SupabaseJwtVerifier:
                     token,
                     self._signing_key(self._jwks, token),
                     algorithms=list(_ASYMMETRIC),
-                    audience="authenticated",
+                    audience=audience,
                     options=options,
                 )
         except AuthenticationUnavailable:

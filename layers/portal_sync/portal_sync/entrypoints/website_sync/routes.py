@@ -112,6 +112,25 @@ def retry_failed(organization_id: Annotated[UUID, Query()]) -> RetryFailedResult
     return RetryFailedResult(organization_id=organization_id, retried=retried)
 
 
+# The database's own call (docs/website-visibility.md, "Within seconds"): a write the trigger saw
+# asks for its reconsideration at once instead of at the next schedule. The project's
+# service_role key only (functions/website_sync/app.py); it names no mentor: the requests
+# are read from the database.
+RECONSIDERATIONS_PATH = "/reconsiderations"
+
+
+class ReconsiderationsTaken(BaseModel):
+    reconsidered: int = Field(description="Mentors whose requests were taken")
+    dispatched: int = Field(description="Deliveries started")
+
+
+@router.post(RECONSIDERATIONS_PATH)
+def take_reconsiderations() -> ReconsiderationsTaken:
+    with wiring.visibility() as service:
+        reconsidered = service.reconsider_requested()
+    return ReconsiderationsTaken(reconsidered=reconsidered, dispatched=wiring.dispatch_pending())
+
+
 @router.get("/<mentor_id>/history")
 def history(
     mentor_id: UUID,

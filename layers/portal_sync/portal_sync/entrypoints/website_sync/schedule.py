@@ -1,7 +1,9 @@
 """The EventBridge schedule of functions/website_sync (template.yaml), in this order:
 
 - the mentors whose facts a write changed (the database trigger's requests: a pause written
-  through the Data API), and the certificate sweep;
+  through the Data API, when its announcement did not bring them already), and the reconciling
+  sweep (desired against applied for every mentor);
+- a share of the read-back of the Dynamics column, which repairs hand edits (read_back.py);
 - the redeliveries that are due (failed changes on a growing schedule; changes that waited for
   a Dynamics connection, once there is one);
 - the start of every change whose delivery is not started yet (its request's dispatch failed,
@@ -13,6 +15,7 @@
 from __future__ import annotations
 
 from portal_sync.bootstrap import website_sync as wiring
+from portal_sync.entrypoints.website_sync import read_back
 
 
 def run() -> dict[str, int]:
@@ -20,6 +23,7 @@ def run() -> dict[str, int]:
         requested = service.reconsider_requested()
     with wiring.visibility() as service:
         swept = service.sweep()
+    read = read_back.run()
     with wiring.visibility() as service:
         redelivered = service.redeliver_due()
     dispatched = wiring.dispatch_pending()
@@ -30,6 +34,7 @@ def run() -> dict[str, int]:
     return {
         "requested": requested,
         "reconsidered": swept,
+        **read,
         "redelivered": redelivered,
         "dispatched": dispatched,
         "outages_recovered": recovered,
