@@ -177,6 +177,28 @@ def test_status_and_events_show_the_event(system: Any, db: Database) -> None:
     assert table.exit_code == 0, table.output
     assert "membership.created" in table.stdout and item["id"] in table.stdout
     assert status_table.exit_code == 0 and "last 24 h: success" in status_table.stdout
+    # The demo mentor on the public website, in sync.
+    assert body["website_visibility"]["mentors"] == {"in_sync": 1, "pending": 0, "failed": 0}
+    assert "website: mentors" in status_table.stdout and "1 in sync" in status_table.stdout
+
+
+def test_status_shows_a_website_visibility_outage(system: Any, db: Database) -> None:
+    with db.connect() as conn:
+        conn.execute(
+            "update peer_mentor_status set sync_state = 'failed' where organization_id = %s",
+            (system.seed.org_id,),
+        )
+        conn.execute(
+            "insert into visibility_outages (organization_id, cause, alerted_at)"
+            " values (%s, 'Dynamics is unavailable right now (HTTP 503)', now())",
+            (system.seed.org_id,),
+        )
+
+    shown = cli(system, "status")
+
+    assert shown.exit_code == 0, shown.output
+    assert "1 failed" in shown.stdout
+    assert "website: outage" in shown.stdout and "HTTP 503" in shown.stdout
 
 
 def test_events_pages_with_the_printed_cursor(system: Any, db: Database) -> None:

@@ -277,6 +277,7 @@ def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     rows += run_rows("import", body.get("full_import"))
     rows += run_rows("reconciliation", body.get("reconciliation"))
     rows.append(("next reconciliation", when(body.get("next_reconciliation_at"))))
+    rows += website_rows(body.get("website_visibility"))
     out.print(field_table("Sync status", rows))
 
 
@@ -368,6 +369,47 @@ def run_rows(label: str, run: dict[str, Any] | None) -> list[tuple[str, Any]]:
         rows.insert(2, (f"{label}: drift (lost webhooks)", run.get("rows_drift", 0)))
     if run.get("error"):
         rows.append((f"{label}: error", Text(str(run["error"]), style="red")))
+    return rows
+
+
+def website_rows(visibility: dict[str, Any] | None) -> list[tuple[str, Any]]:
+    """The status rows of the organisation's mentors on the public website."""
+    if not visibility:
+        return []
+    mentors = visibility.get("mentors") or {}
+    failed = mentors.get("failed", 0)
+    rows: list[tuple[str, Any]] = [
+        (
+            "website: mentors",
+            Text(
+                f"{mentors.get('in_sync', 0):,} in sync, {mentors.get('pending', 0):,} pending, "
+                f"{failed:,} failed",
+                style="red" if failed else "",
+            ),
+        )
+    ]
+    outage = visibility.get("outage")
+    if outage:
+        rows.append(
+            (
+                "website: outage",
+                Text(
+                    f"since {when(outage.get('started_at'))}, "
+                    f"{outage.get('mentors_affected', 0):,} mentors: {outage.get('cause')}",
+                    style="red",
+                ),
+            )
+        )
+    read_back = visibility.get("read_back")
+    if read_back:
+        rows.append(
+            (
+                "website: read-back",
+                f"{read_back.get('mentors_read', 0):,} read, "
+                f"{read_back.get('hand_edits_repaired', 0):,} hand edits repaired "
+                f"(last pass finished {when(read_back.get('last_pass_finished_at')) or 'not yet'})",
+            )
+        )
     return rows
 
 

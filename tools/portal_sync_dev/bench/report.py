@@ -520,18 +520,27 @@ def visibility_sweep_met(sweep: dict[str, Any]) -> bool:
 def visibility_rows(shown: dict[str, Any]) -> list[list[str]]:
     latency, sweep = shown["latency"], shown["sweep"]
     m = latency["median"]
-    p, floor = m["patch"], m["floor"]["round_trip"]
+    floor = m["floor"]["round_trip"]
     s = sweep["median"]
-    return [
-        [
-            f"Website visibility, change → Dynamics PATCH ({latency['rate']:g} changes/s)",
-            f"answer → PATCH at the stand-in: p50 {ms(p['p50_ms'])}, p99 {ms(p['p99_ms'])}"
-            f" ({latency['changes']:,} changes per run, {n(m['not_seen'])} not seen)",
+
+    def change_row(label: str, since: str, changes: dict[str, Any]) -> list[str]:
+        p = changes["patch"]
+        return [
+            f"Website visibility, change → Dynamics PATCH{label} ({latency['rate']:g} changes/s)",
+            f"{since} → PATCH at the stand-in: p50 {ms(p['p50_ms'])}, p99 {ms(p['p99_ms'])}"
+            f" ({latency['changes']:,} changes per run, {n(changes['not_seen'])} not seen)",
             f"PATCH straight to the stand-in: p50 {ms(floor['p50_ms'])}, p99 {ms(floor['p99_ms'])}",
-            f"{n(m['ratio'])}x the stand-in (p99)",
+            f"{n(changes['ratio'])}x the stand-in (p99)",
             f"p99 < {VISIBILITY_MAX_P99_S:g} s",
-            met(visibility_latency_met(m)),
-        ],
+            met(visibility_latency_met(changes)),
+        ]
+
+    rows = [change_row("", "answer", m)]
+    # Results kept from before the Data API series was measured have none.
+    if "data_api" in m:
+        rows.append(change_row(", Data API write", "commit", m["data_api"]))
+    return [
+        *rows,
         [
             f"Website visibility, sweep ({sweep['mentors']:,} mentors,"
             f" {sweep['out_of_step']} out of step)",
@@ -584,8 +593,30 @@ def visibility_section(shown: dict[str, Any]) -> str:
             f"{r['ratio']:,.0f}x",
         ]
 
+    def data_api_row(label: str, r: dict[str, Any]) -> list[str]:
+        d = r["data_api"]
+        p = d["patch"]
+        return [
+            label,
+            ms(p["p50_ms"]),
+            ms(p["p99_ms"]),
+            ms(p["max_ms"]),
+            n(d["not_seen"]),
+            n(d["before_answer"]),
+            ms(d["from_request"]["p50_ms"]),
+            ms(d["from_request"]["p99_ms"]),
+            ms(d["answer"]["p50_ms"]),
+            ms(d["answer"]["p99_ms"]),
+            f"{d['ratio']:,.0f}x",
+        ]
+
     changes = [change_row(f"run {i + 1}", r) for i, r in enumerate(latency["reps"])]
     changes.append(change_row("**median**", latency["median"]))
+    # Results kept from before the Data API series was measured have none.
+    writes = None
+    if "data_api" in latency["median"]:
+        writes = [data_api_row(f"run {i + 1}", r) for i, r in enumerate(latency["reps"])]
+        writes.append(data_api_row("**median**", latency["median"]))
     sweeps = [sweep_row(f"run {i + 1}", r) for i, r in enumerate(sweep["reps"])]
     sweeps.append(sweep_row("**median**", sweep["median"]))
     change_header = [
@@ -604,6 +635,19 @@ def visibility_section(shown: dict[str, Any]) -> str:
         "round trip p99",
         "ratio (p99)",
     ]
+    data_api_header = [
+        "",
+        "commit → PATCH p50",
+        "p99",
+        "max",
+        "not seen",
+        "PATCH before the commit returned",
+        "update sent → PATCH p50",
+        "p99",
+        "update + commit p50",
+        "p99",
+        "ratio (p99)",
+    ]
     sweep_header = [
         "",
         "mentors in the table",
@@ -618,11 +662,12 @@ def visibility_section(shown: dict[str, Any]) -> str:
         "`count(*)`",
         "ratio",
     ]
-    figures = {
+    figures: dict[str, str | None] = {
         "changes": f"{latency['changes']:,}",
         "mentors": str(latency["mentors"]),
         "rate": f"{latency['rate']:g}",
         "changes_table": markdown_table(change_header, changes),
+        "data_api_table": markdown_table(data_api_header, writes) if writes else None,
         "sweep_mentors": f"{sweep['mentors']:,}",
         "out_of_step": str(sweep["out_of_step"]),
         "sweep_table": markdown_table(sweep_header, sweeps),

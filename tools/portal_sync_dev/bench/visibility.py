@@ -7,8 +7,12 @@ and what the scheduled sweep costs over 10,000 mentors; each against a baseline 
   seeded peer mentors through `POST /functions/v1/website-sync/{mentorId}/pause|resume`, paced;
   latency is from the route's answer to the stand-in's arrival of the PATCH of that contact with
   the new value. A mentor's next change waits for the PATCH of its previous one (a change made
-  before would supersede it, and there would be no PATCH to time). The baseline is the stand-in's
-  own latency: the same number of PATCHes sent straight to it with httpx, at the same pace.
+  before would supersede it, and there would be no PATCH to time). A second series of the same
+  size and pace makes each change as the app does through Supabase's Data API: an `update` of
+  `paused` committed on its own, no route called (the database's trigger asks for the
+  reconsideration and announces it, `make run`'s listener posts it to `/reconsiderations`),
+  timed from the commit's return. The baseline of both is the stand-in's own latency: the same
+  number of PATCHes sent straight to it with httpx, at the same pace.
 - Sweep: 10,000 peer mentors in step (shown, certified, desired = applied) and a few out of step
   (a certificate that expired yesterday, still desired), written set-wise; one
   `VisibilityService.sweep()` as the schedule builds it (`bootstrap.website_sync.visibility()`),
@@ -26,6 +30,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -300,49 +305,90 @@ class PatchLog:
         return arrived
 
 
-def changes_run(
-    system: Any, token: str, mentors: list[Mentor], count: int, rate: float
-) -> dict[str, Any]:
-    """`count` pauses and resumes at `rate` per second, round the mentors; the latency of each
-    from the route's answer to its PATCH's arrival at the stand-in."""
-    import httpx
+# Makes one change of a mentor (to `paused`); returns when it was asked for and when it was
+# answered (the route's answer, the commit's return).
+ChangeMaker = Callable[[Mentor, bool], tuple[float, float]]
 
+
+def paced_changes(
+    system: Any, mentors: list[Mentor], count: int, rate: float, make: ChangeMaker
+) -> dict[str, Any]:
+    """`count` pauses and resumes at `rate` per second, round the mentors, each made by `make`;
+    the latency of each from its answer to its PATCH's arrival at the stand-in."""
     patches = PatchLog(system.dynamics)
     changes: list[Change] = []
     previous: dict[str, Change] = {}
-    with httpx.Client(
-        base_url=system.base_url, headers={"authorization": f"Bearer {token}"}, timeout=30
-    ) as client:
-        start = time.monotonic() + 0.05
-        for index in range(count):
-            mentor = mentors[index % len(mentors)]
-            if mentor.contact_id in previous:
-                patches.wait(previous[mentor.contact_id], PATCH_WAIT_S)
-            delay = start + index / rate - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            action = "resume" if mentor.paused else "pause"
-            started = time.monotonic()
-            response = client.post(ROUTE.format(mentor=mentor.profile_id, action=action))
-            answered = time.monotonic()
-            if response.status_code != 200:
-                raise BenchError(f"{action} answered {response.status_code}: {response.text}")
-            mentor.paused = not mentor.paused
-            change = Change(mentor.contact_id, not mentor.paused, started, answered)
-            changes.append(change)
-            previous[mentor.contact_id] = change
+    start = time.monotonic() + 0.05
+    for index in range(count):
+        mentor = mentors[index % len(mentors)]
+        if mentor.contact_id in previous:
+            patches.wait(previous[mentor.contact_id], PATCH_WAIT_S)
+        delay = start + index / rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        started, answered = make(mentor, not mentor.paused)
+        mentor.paused = not mentor.paused
+        change = Change(mentor.contact_id, not mentor.paused, started, answered)
+        changes.append(change)
+        previous[mentor.contact_id] = change
     for change in changes:
         change.arrived = patches.wait(change, PATCH_WAIT_S)
     seen = [c for c in changes if c.arrived is not None]
     return {
         "changes": len(changes),
         "not_seen": len(changes) - len(seen),
-        # The route starts the delivery before it answers: a PATCH may arrive first (0 then).
+        # A PATCH may arrive before the answer (the route starts the delivery before it
+        # answers): 0 then.
         "patch": latency_summary([max(0.0, c.arrived - c.answered) for c in seen if c.arrived]),
         "before_answer": sum(1 for c in seen if c.arrived and c.arrived < c.answered),
         "from_request": latency_summary([c.arrived - c.started for c in seen if c.arrived]),
         "answer": latency_summary([c.answered - c.started for c in changes]),
     }
+
+
+def changes_run(
+    system: Any, token: str, mentors: list[Mentor], count: int, rate: float
+) -> dict[str, Any]:
+    """The coordinator's changes through the website-sync routes, timed from the answer."""
+    import httpx
+
+    with httpx.Client(
+        base_url=system.base_url, headers={"authorization": f"Bearer {token}"}, timeout=30
+    ) as client:
+
+        def through_the_route(mentor: Mentor, paused: bool) -> tuple[float, float]:
+            action = "pause" if paused else "resume"
+            started = time.monotonic()
+            response = client.post(ROUTE.format(mentor=mentor.profile_id, action=action))
+            answered = time.monotonic()
+            if response.status_code != 200:
+                raise BenchError(f"{action} answered {response.status_code}: {response.text}")
+            return started, answered
+
+        return paced_changes(system, mentors, count, rate, through_the_route)
+
+
+def data_api_run(system: Any, mentors: list[Mentor], count: int, rate: float) -> dict[str, Any]:
+    """The app's changes straight into the database, as through Supabase's Data API: an update
+    of `paused` in a transaction of its own, no route called (the trigger asks for the
+    reconsideration and announces it); timed from the commit's return."""
+    import psycopg
+
+    with psycopg.connect(system.database_url, autocommit=True) as conn:
+
+        def straight_into_the_table(mentor: Mentor, paused: bool) -> tuple[float, float]:
+            started = time.monotonic()
+            updated = conn.execute(
+                "update peer_mentor_status set paused = %s"
+                " where organization_id = %s and profile_id = %s",
+                (paused, system.seed.org_id, mentor.profile_id),
+            ).rowcount
+            committed = time.monotonic()
+            if updated != 1:
+                raise BenchError(f"the update of mentor {mentor.profile_id} changed {updated} rows")
+            return started, committed
+
+        return paced_changes(system, mentors, count, rate, straight_into_the_table)
 
 
 def standin_floor(system: Any, contacts: list[str], count: int, rate: float) -> dict[str, Any]:
@@ -386,11 +432,14 @@ def latency_run(
     system: Any, token: str, mentors: list[Mentor], contacts: list[str], count: int, rate: float
 ) -> dict[str, Any]:
     changed = changes_run(system, token, mentors, count, rate)
+    written = data_api_run(system, mentors, count, rate)
     floor = standin_floor(system, contacts, count, rate)
+    floor_p99 = floor["round_trip"]["p99_ms"]
     return {
         **changed,
+        "data_api": {**written, "ratio": written["patch"]["p99_ms"] / floor_p99},
         "floor": floor,
-        "ratio": changed["patch"]["p99_ms"] / floor["round_trip"]["p99_ms"],
+        "ratio": changed["patch"]["p99_ms"] / floor_p99,
     }
 
 
@@ -406,9 +455,11 @@ def latency_worker(config: dict[str, Any]) -> dict[str, Any]:
         for contact in contacts:
             system.dynamics.add_contact(contact, **{VISIBILITY_COLUMN: True})
         pending_at_start = wait_until_idle(system)
-        # Warm-up: each mentor paused and resumed once (first invocations, WhoAmI, tokens).
+        # Warm-up: each mentor paused and resumed once each way (first invocations, WhoAmI,
+        # tokens, the push's connection).
         rate = float(config["rate"])
         changes_run(system, token, mentors, 2 * len(mentors), rate)
+        data_api_run(system, mentors, 2 * len(mentors), rate)
         standin_floor(system, contacts, len(contacts), rate)
         reps = [
             latency_run(system, token, mentors, contacts, int(config["changes"]), rate)
