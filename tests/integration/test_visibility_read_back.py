@@ -16,6 +16,7 @@ import httpx
 import pytest
 from conftest import Database, eventually
 from integration.test_website_sync import call, patches, settled, shown
+from peer_mentors import calm_standin
 from portal_sync.entrypoints.website_sync import read_back
 from portal_sync_dev.local.seed import DEMO_MENTOR_CONTACT_ID, VISIBILITY_COLUMN
 
@@ -28,11 +29,7 @@ HAND_EDIT_FOUND = (
 @pytest.fixture
 def mentor(system: Any) -> str:
     """The seeded demo mentor, visible and in sync; the stand-in shows them; no failures."""
-    dynamics = system.dynamics
-    dynamics.clear_failures()
-    dynamics.limit_rate(None)
-    dynamics.add_contact(DEMO_MENTOR_CONTACT_ID, **{VISIBILITY_COLUMN: True})
-    dynamics.reset_log()
+    calm_standin(system)
     return str(system.seed.mentor_id)
 
 

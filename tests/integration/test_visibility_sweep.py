@@ -10,6 +10,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from conftest import Database, eventually
+from peer_mentors import add_mentors
 from portal_sync.adapters.postgres.visibility_repository import PostgresVisibilityRepository
 from portal_sync.visibility.rules import MentorFacts, desired_visibility
 from portal_sync_dev.local.seed import VISIBILITY_COLUMN
@@ -28,43 +29,8 @@ def organization(db: Database, name: str) -> uuid.UUID:
     return row["id"]
 
 
-def add_mentors(
-    db: Database,
-    org: uuid.UUID,
-    count: int,
-    *,
-    certified_until: date | None = TODAY + timedelta(days=365),
-    desired: bool = True,
-    active: bool = True,
-    paused: bool = False,
-    hidden: bool = False,
-) -> list[dict[str, Any]]:
-    """`count` peer mentors with these facts, `desired` as stored, in sync with it; set-wise."""
-    with db.connect() as conn:
-        profiles = conn.execute(
-            "insert into profiles (dynamics_contact_id, first_name, last_name)"
-            " select gen_random_uuid()::text, 'Sweep', 'Mentor' from generate_series(1, %s)"
-            " returning id, dynamics_contact_id",
-            (count,),
-        ).fetchall()
-        ids = [p["id"] for p in profiles]
-        conn.execute(
-            "insert into organization_memberships (organization_id, profile_id, role, status)"
-            " select %s, p, 'peer_mentor', %s from unnest(%s::uuid[]) as p",
-            (org, "active" if active else "inactive", ids),
-        )
-        conn.execute(
-            "insert into peer_mentor_status (organization_id, profile_id, certified_until,"
-            " paused, hidden_manually, website_visible_desired, website_visible_applied,"
-            " sync_state, last_synced_at)"
-            " select %s, p, %s, %s, %s, %s, %s, 'in_sync', now() from unnest(%s::uuid[]) as p",
-            (org, certified_until, paused, hidden, desired, desired, ids),
-        )
-    return profiles
-
-
 def test_the_sql_sweep_and_the_python_rules_agree_on_every_combination_of_facts(
-    db: Database,
+    system: Any, db: Database
 ) -> None:
     org = organization(db, "Every combination")
     for active, paused, hidden, certificate in itertools.product(
@@ -103,12 +69,9 @@ def test_the_sql_sweep_and_the_python_rules_agree_on_every_combination_of_facts(
 def test_a_sweep_over_10000_mentors_writes_nothing_for_those_in_step_and_reaches_the_rest(
     system: Any, db: Database
 ) -> None:
-    org = system.seed.org_id
-    add_mentors(db, org, 9_990)  # certified, shown, in sync: nothing to do
-    add_mentors(db, org, 1, certified_until=None, desired=False)  # hidden, rightly
-    expired = add_mentors(db, org, 9, certified_until=TODAY - timedelta(days=1))
-    for mentor in expired:
-        system.dynamics.add_contact(mentor["dynamics_contact_id"], **{VISIBILITY_COLUMN: True})
+    add_mentors(db, system, 9_990, in_dynamics=False)  # certified, shown, in sync: nothing to do
+    add_mentors(db, system, 1, False, certified_until=None, desired=False)  # hidden, rightly
+    expired = add_mentors(db, system, 9, certified_until=TODAY - timedelta(days=1))
     logged = db.one("select count(*) as n from peer_mentor_sync_log")["n"]
     outbox = db.one("select count(*) as n from website_visibility_outbox")["n"]
 
@@ -117,7 +80,9 @@ def test_a_sweep_over_10000_mentors_writes_nothing_for_those_in_step_and_reaches
     assert swept["reconsidered"] == 9  # the 9 expired, in the first run
     log = db.rows("select profile_id, actor from peer_mentor_sync_log")
     assert len(log) - logged == 9
-    assert {r["profile_id"] for r in log} <= {m["id"] for m in expired} | {system.seed.mentor_id}
+    assert {str(r["profile_id"]) for r in log} <= {m.id for m in expired} | {
+        str(system.seed.mentor_id)
+    }
     assert db.one("select count(*) as n from website_visibility_outbox")["n"] - outbox == 9
     assert system.run_schedule()["reconsidered"] == 0  # in step now: the next run finds none
 
@@ -127,35 +92,36 @@ def test_organisations_take_turns_so_a_large_backlog_crowds_out_no_one(
 ) -> None:
     large = organization(db, "Large backlog")
     small = organization(db, "Small")
-    add_mentors(db, large, 600, certified_until=TODAY - timedelta(days=1))
-    late = add_mentors(db, small, 5, certified_until=TODAY - timedelta(days=1))
+    expired = TODAY - timedelta(days=1)
+    add_mentors(db, system, 600, False, organization_id=large, certified_until=expired)
+    late = add_mentors(db, system, 5, False, organization_id=small, certified_until=expired)
 
     with db.connect() as conn:
         found = PostgresVisibilityRepository(conn).mentors_out_of_step(TODAY, 500)
 
     assert len(found) == 500
-    assert {m["id"] for m in late} <= {f.profile_id for f in found}
+    assert {m.id for m in late} <= {str(f.profile_id) for f in found}
 
 
 def test_a_delivery_lost_with_the_mentor_marked_in_step_is_delivered_again(
     system: Any, db: Database
 ) -> None:
-    [mentor] = add_mentors(db, system.seed.org_id, 1)
-    system.dynamics.add_contact(mentor["dynamics_contact_id"], **{VISIBILITY_COLUMN: False})
+    [mentor] = add_mentors(db, system, 1)
+    system.dynamics.add_contact(mentor.contact, **{VISIBILITY_COLUMN: False})
     with db.connect() as conn:  # Dynamics was last told "hidden", yet the row says in sync
         conn.execute(
             "update peer_mentor_status set website_visible_applied = false where profile_id = %s",
-            (mentor["id"],),
+            (mentor.id,),
         )
 
     assert system.run_schedule()["reconsidered"] == 1
 
     eventually(
-        lambda: system.dynamics.contact(mentor["dynamics_contact_id"])[VISIBILITY_COLUMN] is True,
+        lambda: system.dynamics.contact(mentor.contact)[VISIBILITY_COLUMN] is True,
         timeout=20,
     )
     [entry] = db.rows(
         "select action, actor from peer_mentor_sync_log where profile_id = %s and action <> 'applied'",
-        mentor["id"],
+        mentor.id,
     )
     assert entry == {"action": "reconciled", "actor": "system:visibility-sweep"}

@@ -20,6 +20,7 @@ import jwt
 import psycopg
 import pytest
 from conftest import Database, eventually
+from peer_mentors import calm_standin
 from portal_sync_dev.local.seed import DEMO_MENTOR_CONTACT_ID, VISIBILITY_COLUMN
 
 PATCH_PATH = f"/api/data/v9.2/contacts({DEMO_MENTOR_CONTACT_ID})"
@@ -28,11 +29,7 @@ PATCH_PATH = f"/api/data/v9.2/contacts({DEMO_MENTOR_CONTACT_ID})"
 @pytest.fixture
 def mentor(system: Any) -> str:
     """The seeded demo mentor: certified, visible, in sync; the stand-in shows them."""
-    dynamics = system.dynamics
-    dynamics.clear_failures()
-    dynamics.limit_rate(None)
-    dynamics.add_contact(DEMO_MENTOR_CONTACT_ID, **{VISIBILITY_COLUMN: True})
-    dynamics.reset_log()
+    calm_standin(system)
     boto3.client("sqs").purge_queue(QueueUrl=system.aws.on_call_inbox_url)
     return str(system.seed.mentor_id)
 
@@ -216,6 +213,10 @@ def test_permanent_failure_stops_alerts_once_marks_failed_and_retry_succeeds(
     retried = call(system, "POST", f"/{mentor}/retry")
 
     assert retried.status_code == 200
+    # A new delivery: the last one's error and planned retry are not shown as this one's.
+    answered = retried.json()
+    assert answered["attempts"] == 0 and answered["last_error"] is None
+    assert answered["next_attempt_at"] is None and answered["state"] == "pending"
     assert settled(system, mentor, "in_sync", timeout=20)["applied"] is False
     assert shown(system) is False
     system.run_schedule()

@@ -33,7 +33,7 @@ import boto3
 import httpx
 import pytest
 from conftest import Database, eventually
-from peer_mentors import Mentor, add_mentors
+from peer_mentors import Mentor, add_mentors, calm_standin
 from portal_sync_dev.local.seed import DEMO_MENTOR_CONTACT_ID, VISIBILITY_COLUMN
 
 CLIENT_RATE = 10.0  # DYNAMICS_MAX_REQUESTS_PER_SECOND's default, which the system runs with
@@ -48,11 +48,7 @@ def dynamics(system: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """The stand-in without failures or limits, an empty log and inbox; a short client timeout."""
     from portal_sync import bootstrap
 
-    standin = system.dynamics
-    standin.clear_failures()
-    standin.limit_rate(None)
-    standin.add_contact(DEMO_MENTOR_CONTACT_ID, **{VISIBILITY_COLUMN: True})
-    standin.reset_log()
+    standin = calm_standin(system)
     boto3.client("sqs").purge_queue(QueueUrl=system.aws.on_call_inbox_url)
     served_late_after = standin.timeout_seconds
     standin.timeout_seconds = CLIENT_TIMEOUT + 1.0

@@ -17,8 +17,8 @@ import boto3
 import httpx
 import pytest
 from conftest import Database, eventually
-from peer_mentors import Mentor, add_mentors
-from portal_sync_dev.local.seed import DEMO_MENTOR_CONTACT_ID, VISIBILITY_COLUMN
+from peer_mentors import Mentor, add_mentors, calm_standin
+from portal_sync_dev.local.seed import VISIBILITY_COLUMN
 
 MENTORS = 50
 OUTAGE = timedelta(minutes=30)
@@ -85,11 +85,7 @@ def time_passes(db: Database, mentors: list[Mentor], by: timedelta) -> None:
 
 @pytest.fixture
 def outage_ready(system: Any) -> Any:
-    standin = system.dynamics
-    standin.clear_failures()
-    standin.limit_rate(None)
-    standin.add_contact(DEMO_MENTOR_CONTACT_ID, **{VISIBILITY_COLUMN: True})
-    standin.reset_log()
+    standin = calm_standin(system)
     alerts(system)
     yield standin
     standin.clear_failures()

@@ -343,10 +343,13 @@ def test_sync_visibility_and_retry_record_a_change_even_when_nothing_changed(
     synced = world.service.sync_visibility(COORDINATOR, MENTOR, None)
 
     assert synced.desired is True and synced.sync_state == "pending"
-    world.repo.save_mentor(replace(world.repo.mentor(), sync_state="failed", attempts=4))
+    world.repo.save_mentor(
+        replace(world.repo.mentor(), sync_state="failed", attempts=4, last_error="Outage")
+    )
     retried = world.service.retry(COORDINATOR, MENTOR, None)
 
     assert retried.sync_state == "pending" and retried.attempts == 0
+    assert retried.last_error is None  # the new delivery has none yet
     assert [c.reason for c in world.repo.changes.values()] == ["sync_requested", "retry"]
     assert retried.current_change_id == list(world.repo.changes)[-1]
 

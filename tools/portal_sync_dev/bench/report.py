@@ -729,6 +729,8 @@ def findings(results: dict[str, Any]) -> list[str]:
         lines += [prose.fill("import", import_findings(results["import"])), ""]
     if "memory" in results:
         lines += [prose.fill("memory", memory_findings(results["memory"])), ""]
+    if "visibility" in results and "data_api" in results["visibility"]["latency"]["median"]:
+        lines += [prose.fill("visibility", visibility_findings(results["visibility"])), ""]
     lines.append(COLD_START_FINDINGS)
     return lines
 
@@ -766,6 +768,24 @@ def ingest_findings(ingest: dict[str, Any], e2e: dict[str, Any] | None) -> dict[
             "http_p99": ms(e2e["paced"]["median"]["answer"]["p99_ms"]) if e2e else None,
         }
     return figures
+
+
+def visibility_findings(shown: dict[str, Any]) -> dict[str, str | None]:
+    m, s = shown["latency"]["median"], shown["sweep"]["median"]
+    data_api = m["data_api"]
+    return {
+        "verdict": met(
+            visibility_latency_met(m)
+            and visibility_latency_met(data_api)
+            and visibility_sweep_met(shown["sweep"])
+        ),
+        "route_p99": ms(m["patch"]["p99_ms"]),
+        "data_api_p50": ms(data_api["patch"]["p50_ms"]),
+        "data_api_p99": ms(data_api["patch"]["p99_ms"]),
+        "floor_p99": ms(m["floor"]["round_trip"]["p99_ms"]),
+        "sweep": ms(s["sweep_ms_per_10k"]),
+        "count": ms(s["count_ms_per_10k"]),
+    }
 
 
 def import_findings(full_import: dict[str, Any]) -> dict[str, str | None]:

@@ -146,14 +146,7 @@ class DataverseWebApi:
             f"{base_url}{API_PATH}/contacts?$select={quote(f'contactid,{column}', safe=',')}"
             f"&$filter={quote(condition, safe='')}"
         )
-        response = send_authorised(
-            connection,
-            base_url,
-            operation,
-            self._tokens,
-            lambda auth: self._send(base_url, operation, "GET", url, {**_ODATA_HEADERS, **auth}),
-            entity_set="contacts",
-        )
+        response = self._get(connection, base_url, operation, url, entity_set="contacts")
         if response.status_code != 200:
             raise self._failure(base_url, operation, response, entity_set="contacts")
         try:
@@ -176,13 +169,7 @@ class DataverseWebApi:
         operation = Operation.WHO_AM_I
         base_url = self._destinations.base_url(connection.base_url, operation)
         url = f"{base_url}{API_PATH}/WhoAmI"
-        response = send_authorised(
-            connection,
-            base_url,
-            operation,
-            self._tokens,
-            lambda auth: self._send(base_url, operation, "GET", url, {**_ODATA_HEADERS, **auth}),
-        )
+        response = self._get(connection, base_url, operation, url)
         if response.status_code != 200:
             raise self._failure(base_url, operation, response)
         try:
@@ -213,15 +200,7 @@ class DataverseWebApi:
             # A lookup's table and display name come only as annotations, on request.
             "Prefer": f'odata.include-annotations="{FORMATTED_VALUE},{LOOKUP_LOGICAL_NAME}"',
         }
-        response = send_authorised(
-            connection,
-            base_url,
-            operation,
-            self._tokens,
-            lambda auth: self._send(
-                base_url, operation, "GET", url, {**headers, **auth}, params=params
-            ),
-        )
+        response = self._get(connection, base_url, operation, url, headers, params)
         if response.status_code == 404:
             return None
         if response.status_code != 200:
@@ -258,6 +237,30 @@ class DataverseWebApi:
             headers=headers,
             json=fields,
             params=params,
+        )
+
+    def _get(
+        self,
+        connection: DynamicsConnection,
+        base_url: str,
+        operation: Operation,
+        url: str,
+        headers: dict[str, str] = _ODATA_HEADERS,
+        params: dict[str, str] | None = None,
+        *,
+        entity_set: str | None = None,
+    ) -> httpx.Response:
+        """A GET with the connection's credentials (send_authorised: a token, asked again
+        once on 401); its answer, whatever the status."""
+        return send_authorised(
+            connection,
+            base_url,
+            operation,
+            self._tokens,
+            lambda auth: self._send(
+                base_url, operation, "GET", url, {**headers, **auth}, params=params
+            ),
+            entity_set=entity_set,
         )
 
     def _failure(
