@@ -38,6 +38,9 @@ FUNCTIONS = {
     for name, resource in RESOURCES.items()
     if resource["Type"] == "AWS::Serverless::Function"
 }
+# Secret names are the stage's own (a shared prefix let one stage read another's secrets).
+SOURCE_SECRETS = "portal-sync/${Stage}/sources/"
+DYNAMICS_SECRETS = "portal-sync/${Stage}/dynamics/"
 ALARMS = {
     name: resource["Properties"]
     for name, resource in RESOURCES.items()
@@ -375,7 +378,7 @@ def test_the_state_machine_grants_no_wildcard_action() -> None:
 def test_ingest_only_reads_source_secrets_and_sends_to_the_event_queue() -> None:
     """The public endpoint's role cannot read Dynamics credentials or touch other queues."""
     [secrets] = grants("WebhookIngest", "secretsmanager:GetSecretValue")
-    assert secrets["Fn::Sub"].endswith(":secret:${SourceSecretPrefix}*")
+    assert secrets["Fn::Sub"].endswith(f":secret:{SOURCE_SECRETS}*")
     assert grants("WebhookIngest", "sqs:SendMessage") == [{"Fn::GetAtt": ["EventQueue", "Arn"]}]
     actions = {a for s in statements("WebhookIngest") for a in as_list(s["Action"])}
     assert actions == {"secretsmanager:GetSecretValue", "sqs:SendMessage"}
@@ -385,9 +388,32 @@ def test_the_http_facing_functions_cannot_read_dynamics_credentials_back() -> No
     """docs/admin-api.md: credentials are write-only; the admin API only stores them."""
     for name in ("WebhookIngest", "AdminApi"):
         for resource in grants(name, "secretsmanager:GetSecretValue"):
-            assert "${DynamicsSecretPrefix}" not in resource["Fn::Sub"], name
+            assert DYNAMICS_SECRETS not in resource["Fn::Sub"], name
     writable = grants("AdminApi", "secretsmanager:PutSecretValue")
-    assert any(r["Fn::Sub"].endswith(":secret:${DynamicsSecretPrefix}*") for r in writable)
+    assert any(r["Fn::Sub"].endswith(f":secret:{DYNAMICS_SECRETS}*") for r in writable)
+
+
+def test_each_stage_has_secrets_of_its_own() -> None:
+    """A test stack in the account must not read or overwrite production's webhook secrets or
+    Dynamics credentials: every secret name, in the functions' settings and in their policies,
+    is under the stage's own prefix."""
+    for name, props in FUNCTIONS.items():
+        variables = environment(name)
+        for variable, prefix in (
+            ("SOURCE_SECRET_PREFIX", SOURCE_SECRETS),
+            ("DYNAMICS_SECRET_PREFIX", DYNAMICS_SECRETS),
+        ):
+            if variable in variables:
+                assert variables[variable] == {"Fn::Sub": prefix}, (name, variable)
+        for statement in statements(name):
+            for resource in as_list(statement["Resource"]):
+                text = resource.get("Fn::Sub", "") if isinstance(resource, dict) else resource
+                if ":secret:" in text:
+                    assert text.split(":secret:")[1] in (
+                        f"{SOURCE_SECRETS}*",
+                        f"{DYNAMICS_SECRETS}*",
+                    ), (name, text)
+    assert not {"SourceSecretPrefix", "DynamicsSecretPrefix"} & set(TEMPLATE["Parameters"])
 
 
 # -- operations --------------------------------------------------------------------------------
@@ -407,6 +433,41 @@ def test_every_alarm_notifies_on_call_and_says_what_to_do() -> None:
         assert props["OKActions"] == [{"Ref": "OnCallTopic"}], name
         assert props["TreatMissingData"] == "notBreaching", name
         assert len(props.get("AlarmDescription", "")) > 40, f"{name} must tell on-call what to do"
+
+
+def test_the_alarms_may_use_the_on_call_topics_key() -> None:
+    """An alarm publishing to a topic encrypted with the AWS-managed alias/aws/sns key is refused
+    by KMS (that key's policy cannot name CloudWatch): nobody would ever be paged."""
+    topic = RESOURCES["OnCallTopic"]["Properties"]
+    assert topic["KmsMasterKeyId"] == {"Ref": "OnCallTopicKey"}
+    key = RESOURCES["OnCallTopicKey"]["Properties"]
+    assert key["EnableKeyRotation"] is True
+    [alarms] = [
+        s
+        for s in key["KeyPolicy"]["Statement"]
+        if s["Principal"].get("Service") == "cloudwatch.amazonaws.com"
+    ]
+    assert set(alarms["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey"}
+    # Only this stack's alarms, of this account (the confused deputy).
+    pattern = alarms["Condition"]["ArnLike"]["aws:SourceArn"]["Fn::Sub"]
+    assert pattern.endswith(":alarm:portal-sync-${Stage}-*")
+    assert alarms["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
+    for name, props in ALARMS.items():
+        assert props["AlarmName"]["Fn::Sub"].startswith("portal-sync-${Stage}-"), name
+
+
+def test_the_functions_that_publish_to_on_call_may_use_its_key() -> None:
+    for name, props in FUNCTIONS.items():
+        publishes = any("SNSPublishMessagePolicy" in p for p in props.get("Policies", []))
+        if not publishes:
+            continue
+        granted = [
+            statement
+            for policy in props["Policies"]
+            for statement in policy.get("Statement", [])
+            if statement.get("Resource") == {"Fn::GetAtt": ["OnCallTopicKey", "Arn"]}
+        ]
+        assert granted and set(granted[0]["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey"}, name
 
 
 def test_the_queue_alarms_of_the_contract_exist() -> None:
