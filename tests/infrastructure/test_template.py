@@ -435,6 +435,16 @@ def test_every_alarm_notifies_on_call_and_says_what_to_do() -> None:
         assert len(props.get("AlarmDescription", "")) > 40, f"{name} must tell on-call what to do"
 
 
+@pytest.mark.parametrize("kind", ["AWS::SQS::Queue", "AWS::Logs::LogGroup", "AWS::KMS::Key"])
+def test_queues_logs_and_keys_outlive_the_stack(kind: str) -> None:
+    """A `sam delete` (or a replacement) must not throw away parked events or the logs."""
+    found = {name: r for name, r in RESOURCES.items() if r["Type"] == kind}
+    assert found
+    for name, resource in found.items():
+        assert resource.get("DeletionPolicy") == "Retain", name
+        assert resource.get("UpdateReplacePolicy") == "Retain", name
+
+
 def test_the_alarms_may_use_the_on_call_topics_key() -> None:
     """An alarm publishing to a topic encrypted with the AWS-managed alias/aws/sns key is refused
     by KMS (that key's policy cannot name CloudWatch): nobody would ever be paged."""
