@@ -397,7 +397,7 @@ def test_each_stage_has_secrets_of_its_own() -> None:
     """A test stack in the account must not read or overwrite production's webhook secrets or
     Dynamics credentials: every secret name, in the functions' settings and in their policies,
     is under the stage's own prefix."""
-    for name, props in FUNCTIONS.items():
+    for name in FUNCTIONS:
         variables = environment(name)
         for variable, prefix in (
             ("SOURCE_SECRET_PREFIX", SOURCE_SECRETS),
@@ -574,21 +574,41 @@ def test_every_placeholder_of_the_definition_has_a_value_in_the_template() -> No
     }
 
 
-def test_transient_dynamics_failures_are_retried_with_jittered_back_off() -> None:
-    """The error names are the ones the website-sync task raises (VisibilityService)."""
+def test_routine_retries_are_statuses_the_state_machine_waits_on_not_lambda_errors() -> None:
+    """A Dynamics 429 or 503 must not count in AWS/Lambda Errors (website-sync-errors pages):
+    the task answers `retry` with the wait, a Choice branches on it and a Wait state waits."""
     samples = substitution_samples()
-    apply = state_machine_definition()["States"]["ApplyVisibility"]
+    states = state_machine_definition()["States"]
+    apply = states["ApplyVisibility"]
     assert apply["Parameters"]["FunctionName"] == "<WebsiteSyncFunctionArn>"
-    [dynamics] = [r for r in apply["Retry"] if RETRYABLE_ERROR in r["ErrorEquals"]]
-    assert set(dynamics["ErrorEquals"]) == {RETRYABLE_ERROR, THROTTLED_ERROR}
-    assert dynamics["BackoffRate"] == 2
-    assert dynamics["JitterStrategy"] == "FULL"
+    assert apply["ResultSelector"]["status.$"] == "$.Payload.status"
+    assert apply["ResultSelector"]["wait_seconds.$"] == "$.Payload.wait_seconds"
+    # Only Lambda's own service errors are retried by Step Functions, never an error of ours.
+    retried = {e for r in apply["Retry"] for e in r["ErrorEquals"]}
+    assert all(e.startswith("Lambda.") for e in retried)
+    assert {RETRYABLE_ERROR, THROTTLED_ERROR, REJECTED_ERROR}.isdisjoint(retried)
     # Numbers after substitution, not strings: Step Functions refuses "5".
-    assert dynamics["MaxAttempts"] == samples["MaxRetries"]
-    assert dynamics["IntervalSeconds"] == samples["RetryIntervalSeconds"]
-    assert isinstance(dynamics["MaxAttempts"], int) and isinstance(dynamics["IntervalSeconds"], int)
-    # A permanent refusal is not retried: it goes straight to the failure path.
-    assert all(REJECTED_ERROR not in r["ErrorEquals"] for r in apply["Retry"])
+    assert all(isinstance(r["IntervalSeconds"], int) for r in apply["Retry"])
+    assert all(r["IntervalSeconds"] == samples["RetryIntervalSeconds"] for r in apply["Retry"])
+    outcome = states[apply["Next"]]
+    assert outcome["Type"] == "Choice"
+    branches = {c["StringEquals"]: c["Next"] for c in outcome["Choices"]}
+    assert branches["failed"] == apply["Catch"][0]["Next"] == "RecordFailure"
+    back_off = states[branches["retry"]]
+    assert back_off == {
+        "Type": "Wait",
+        "SecondsPath": "$.result.wait_seconds",
+        "Next": "ApplyVisibility",
+    }
+    assert states[outcome["Default"]]["Type"] == "Succeed"
+
+
+def test_the_function_gets_the_retry_policy_of_the_parameters() -> None:
+    variables = environment("WebsiteSync")
+    assert variables["VISIBILITY_MAX_RETRIES"] == {"Ref": "VisibilityMaxRetries"}
+    assert variables["VISIBILITY_RETRY_INTERVAL_SECONDS"] == {
+        "Ref": "VisibilityRetryIntervalSeconds"
+    }
 
 
 def test_a_final_failure_is_recorded_and_the_execution_pages_nobody_itself() -> None:

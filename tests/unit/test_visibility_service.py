@@ -21,6 +21,7 @@ from portal_sync.visibility.delivery import (
     RETRYABLE_ERROR,
     THROTTLED_ERROR,
     ExecutionFailure,
+    RetryPolicy,
 )
 from portal_sync.visibility.ports import (
     Change,
@@ -248,11 +249,6 @@ class FakeStarter:
 @dataclass
 class Clock:
     now: datetime = NOW
-    slept: list[float] = field(default_factory=list)
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += timedelta(seconds=seconds)
 
 
 @dataclass
@@ -290,7 +286,7 @@ def world() -> World:
         writer=writer,
         today=lambda: TODAY,
         now=lambda: clock.now,
-        sleep=clock.sleep,
+        retry=RetryPolicy(max_retries=2, interval_seconds=10),
     )
     return World(repo, writer, targets, clock, service)
 
@@ -457,7 +453,7 @@ def test_a_delivery_writes_the_desired_state_and_records_it(world: World) -> Non
     assert entry.actor == "system:website-sync" and entry.change_id == change_id
 
 
-def test_a_429_with_retry_after_blocks_the_organisation_and_reports_throttled(
+def test_a_429_with_retry_after_blocks_the_organisation_and_waits_for_it(
     world: World,
 ) -> None:
     error = dynamics_failure(FailureKind.THROTTLED, status_code=429, retry_after=60)
@@ -467,27 +463,22 @@ def test_a_429_with_retry_after_blocks_the_organisation_and_reports_throttled(
 
     throttled = world.service.apply(change_id)
 
-    assert (throttled.status, throttled.error) == ("failed", THROTTLED_ERROR)
+    # A status the state machine waits on, at least as long as Dynamics asked.
+    assert (throttled.status, throttled.error) == ("retry", THROTTLED_ERROR)
+    assert throttled.wait_seconds is not None and throttled.wait_seconds >= 60
     assert world.repo.blocked[ORG] == NOW + timedelta(seconds=60)
     assert world.repo.mentor().last_error == throttled.message == error.message
-    # The state machine's next attempt, while Dynamics still asks to wait: nothing is sent.
+    # Another execution's attempt while Dynamics still asks to wait: nothing is sent, and it
+    # is no attempt; it waits out the block (with jitter, so the held ones spread out).
+    world.clock.now += timedelta(seconds=20)
     again = world.service.apply(change_id)
-    assert (again.error, world.writer.calls) == (THROTTLED_ERROR, 1)
+    assert (again.status, again.error, world.writer.calls) == ("retry", THROTTLED_ERROR, 1)
     assert again.message == "Dynamics asked us to slow down; waiting before trying again"
+    assert again.wait_seconds is not None and 40 <= again.wait_seconds <= 50
+    assert world.repo.mentor().attempts == 1
 
 
-def test_a_short_retry_after_is_waited_for_inline(world: World) -> None:
-    world.repo.blocked[ORG] = NOW + timedelta(seconds=5)
-    world.service.pause(COORDINATOR, MENTOR, None, paused=True)
-
-    [outcome] = world.deliver()
-
-    assert outcome.status == "applied"
-    assert world.clock.slept == [5.0]
-    assert world.writer.shown[CONTACT] is False
-
-
-def test_a_non_retryable_dynamics_error_is_rejected_with_its_message(world: World) -> None:
+def test_a_non_retryable_dynamics_error_fails_at_once_with_its_message(world: World) -> None:
     error = dynamics_failure(FailureKind.NOT_FOUND, status_code=404)
     world.writer.failures.append(error)
     world.service.pause(COORDINATOR, MENTOR, None, paused=True)
@@ -502,14 +493,30 @@ def test_a_non_retryable_dynamics_error_is_rejected_with_its_message(world: Worl
     assert entry.message == error.message
 
 
-def test_an_outage_is_retryable(world: World) -> None:
-    world.writer.failures.append(dynamics_failure(FailureKind.UNAVAILABLE, status_code=503))
+def test_an_outage_is_retried_with_a_growing_jittered_wait_then_given_up(world: World) -> None:
+    world.writer.failures.extend(
+        dynamics_failure(FailureKind.UNAVAILABLE, status_code=503) for _ in range(3)
+    )
     world.service.pause(COORDINATOR, MENTOR, None, paused=True)
+    [change_id] = world.repo.changes
 
-    [outcome] = world.deliver()
+    # 1 + max_retries (2) attempts: two answer `retry`, the third gives up.
+    outcomes = [world.service.apply(change_id) for _ in range(3)]
 
-    assert outcome.error == RETRYABLE_ERROR
-    assert world.repo.blocked == {}  # no Retry-After: the state machine's back-off paces it
+    assert [o.status for o in outcomes] == ["retry", "retry", "failed"]
+    assert {o.error for o in outcomes} == {RETRYABLE_ERROR}
+    first, second = (o.wait_seconds for o in outcomes[:2])
+    assert first is not None and 1 <= first <= 10  # full jitter under 10 s * 2^0
+    assert second is not None and 1 <= second <= 20  # ... under 10 s * 2^1
+    assert world.repo.blocked == {}  # no Retry-After: only the back-off paces it
+    assert world.writer.calls == 3
+
+
+def test_the_back_off_is_capped_and_never_shorter_than_retry_after() -> None:
+    policy = RetryPolicy(max_retries=20, interval_seconds=30)
+
+    assert all(1 <= policy.wait_after(attempt) <= 900 for attempt in range(1, 21))
+    assert policy.wait_after(1, retry_after=120) >= 120
 
 
 def test_an_organisation_without_a_dynamics_connection_is_told_what_to_configure(

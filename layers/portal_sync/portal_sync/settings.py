@@ -122,6 +122,10 @@ class WebsiteSyncSettings(FunctionSettings, SupabaseAuthSettings, DynamicsClient
     website_state_machine_arn: Required = Field(
         description="The state machine that delivers mentor visibility changes."
     )
+    # An execution's attempts (visibility/delivery.py's RetryPolicy): template parameters
+    # VisibilityMaxRetries and VisibilityRetryIntervalSeconds.
+    visibility_max_retries: int = Field(default=5, ge=0, le=20)
+    visibility_retry_interval_seconds: float = Field(default=30.0, ge=1)
     on_call_topic_arn: str = Field(
         default="",
         description="Where an organisation's website visibility outage is told to on-call "

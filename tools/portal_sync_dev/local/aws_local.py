@@ -108,7 +108,7 @@ def state_machine_definition(substitutions: dict[str, Any], path: Path = STATE_M
     return definition
 
 
-def provision_website_sync(max_retries: int, retry_interval_seconds: int) -> tuple[str, str, str]:
+def provision_website_sync(retry_interval_seconds: int) -> tuple[str, str, str]:
     """On-call topic (with an inbox queue for tests and one for `oncall_alerts_url`), the
     website-sync function and the state machine; returns (topic ARN, inbox queue URL, state
     machine ARN)."""
@@ -119,7 +119,6 @@ def provision_website_sync(max_retries: int, retry_interval_seconds: int) -> tup
     definition = state_machine_definition(
         {
             "WebsiteSyncFunctionArn": _function(WEBSITE_SYNC_FUNCTION),
-            "MaxRetries": max_retries,
             "RetryIntervalSeconds": retry_interval_seconds,
         }
     )

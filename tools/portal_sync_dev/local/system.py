@@ -128,11 +128,7 @@ class LocalSystem:
             timeout_seconds=float(os.environ.get("DYNAMICS_SANDBOX_TIMEOUT_SECONDS", "15")),
         ).start()
         if self._moto is not None:
-            # Locally a failed visibility change is retried after ~1 s instead of minutes.
-            topic, inbox, machine = provision_website_sync(
-                max_retries=int(os.environ.get("VISIBILITY_MAX_RETRIES", "3")),
-                retry_interval_seconds=int(os.environ.get("VISIBILITY_RETRY_SECONDS", "1")),
-            )
+            topic, inbox, machine = provision_website_sync(retry_interval_seconds=1)
             self.aws = replace(
                 self.aws,
                 on_call_topic_arn=topic,
@@ -334,6 +330,11 @@ class LocalSystem:
                 "PUBLIC_BASE_URL": self.base_url,
                 "WEBSITE_STATE_MACHINE_ARN": self.aws.state_machine_arn,
                 "ON_CALL_TOPIC_ARN": self.aws.on_call_topic_arn,
+                # Locally a failed visibility attempt is retried after ~1 s, not minutes.
+                "VISIBILITY_MAX_RETRIES": os.environ.get("VISIBILITY_MAX_RETRIES", "3"),
+                "VISIBILITY_RETRY_INTERVAL_SECONDS": os.environ.get(
+                    "VISIBILITY_RETRY_SECONDS", "1"
+                ),
                 "SYNC_RUN_STATE_MACHINE_ARN": self.aws.sync_run_state_machine_arn,
                 # Locally a webhook arrives within a second: the demo's dropped webhooks are
                 # drift as soon as a reconciliation finds their changes.

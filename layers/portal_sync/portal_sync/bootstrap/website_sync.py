@@ -21,6 +21,7 @@ from portal_sync.adapters.postgres.visibility_repository import PostgresVisibili
 from portal_sync.bootstrap import shared
 from portal_sync.observability import error_facts, logger
 from portal_sync.settings import WebsiteSyncSettings
+from portal_sync.visibility.delivery import RetryPolicy
 from portal_sync.visibility.outages import OutageAlerts
 from portal_sync.visibility.service import VisibilityService
 
@@ -91,6 +92,9 @@ def visibility(*, delivering: bool = False) -> Iterator[VisibilityService]:
             targets=shared.dynamics_targets(settings(), repo) if delivering else None,
             writer=web_api() if delivering else None,
             users=web_api() if delivering else None,
+            retry=RetryPolicy(
+                settings().visibility_max_retries, settings().visibility_retry_interval_seconds
+            ),
         )
 
 

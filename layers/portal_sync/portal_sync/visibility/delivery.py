@@ -3,8 +3,10 @@ one execution of the state machine per outbox row delivers the change to Dynamic
 
 The execution calls `apply`: one Dynamics PATCH per attempt, with the mentor's current desired
 state (so deliveries converge); the first delivery of a connection then asks Dynamics who the
-application user is (WhoAmI), so the consumer recognises that user's changes as our echoes; Step Functions retries with back-off and jitter the attempts
-that failed with a retryable error. When it gives up it calls `record_failure`, which marks the
+application user is (WhoAmI), so the consumer recognises that user's changes as our echoes. An
+attempt that failed for a passing reason answers `retry` with the wait (RetryPolicy: jittered
+exponential back-off, Dynamics' Retry-After when longer), which the state machine's Wait state
+waits: a routine retry is a status, never a Lambda error (errors page on-call). When it gives up it calls `record_failure`, which marks the
 sync failed, plans its redelivery and joins the organisation's outage (outages.py: on-call is
 told once per organisation, by the schedule), unless a newer change superseded this one
 meanwhile: that change's own execution delivers (or fails in its turn).
@@ -12,8 +14,8 @@ meanwhile: that change's own execution delivers (or fails in its turn).
 
 from __future__ import annotations
 
+import math
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,16 +32,16 @@ from portal_sync.visibility.ports import (
     VisibilityRepository,
 )
 
-# How an attempt failed, by the Step Functions error its task raises: the state machine retries
-# the first two (its Retry names them); anything else ends the execution at once.
+# How an attempt failed: the first two are retried (within the RetryPolicy), the last is not.
 RETRYABLE_ERROR, THROTTLED_ERROR, REJECTED_ERROR = (
     "DynamicsUnavailable",
     "DynamicsThrottled",
     "DynamicsRejected",
 )
 ATTEMPT_ERRORS = (RETRYABLE_ERROR, THROTTLED_ERROR, REJECTED_ERROR)
-# An attempt that would start within this long of Dynamics' Retry-After waits for it inline.
-MAX_INLINE_WAIT_SECONDS = 20.0
+# Step Functions' own cap on a Retry's delay, kept for the Wait state's back-off.
+MAX_BACKOFF_SECONDS = 900.0
+SLOW_DOWN = "Dynamics asked us to slow down; waiting before trying again"
 ACTOR = "system:website-sync"
 WAITING_FOR_CONNECTION = (
     "Waiting for a Dynamics connection: configure it in the integration settings, and the "
@@ -59,12 +61,30 @@ def redelivery_delay(redeliveries: int) -> timedelta:
 
 
 @dataclass(frozen=True)
-class ApplyOutcome:
-    """What an attempt came to; `error` (one of ATTEMPT_ERRORS) when it failed."""
+class RetryPolicy:
+    """How one execution retries: up to 1 + `max_retries` attempts, each failed one followed by
+    a full-jitter exponential back-off (`interval_seconds` * 2^n, at most 15 minutes), or by
+    Dynamics' Retry-After when that is longer. Locally a second, deployed the template's
+    VisibilityMaxRetries and VisibilityRetryIntervalSeconds."""
 
-    status: str  # applied | superseded | waiting (for a connection) | failed
+    max_retries: int = 5
+    interval_seconds: float = 30.0
+
+    def wait_after(self, attempts: int, retry_after: float | None = None) -> int:
+        ceiling = min(self.interval_seconds * 2 ** max(attempts - 1, 0), MAX_BACKOFF_SECONDS)
+        backoff = random.uniform(0, ceiling)  # noqa: S311 - jitter
+        return max(1, math.ceil(max(backoff, retry_after or 0.0)))
+
+
+@dataclass(frozen=True)
+class ApplyOutcome:
+    """What an attempt came to; `error` (one of ATTEMPT_ERRORS) when it failed, and the seconds
+    to wait before the next attempt when it is `retry`."""
+
+    status: str  # applied | superseded | waiting (for a connection) | retry | failed
     message: str
     error: str | None = None
+    wait_seconds: int | None = None
 
 
 @dataclass(frozen=True)
@@ -102,16 +122,16 @@ class Delivery:
         targets: DynamicsTargets | None,
         writer: ContactWriter | None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
-        sleep: Callable[[float], None] = time.sleep,
         users: ApplicationUsers | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         """`users`: who a connection acts as in Dynamics (WhoAmI), learned when not yet known."""
         self._repo = repo
         self._targets = targets
         self._writer = writer
         self._now = now
-        self._sleep = sleep
         self._users = users
+        self._retry = retry or RetryPolicy()
 
     @tracer.capture_method
     def apply(self, change_id: UUID) -> ApplyOutcome:
@@ -126,14 +146,11 @@ class Delivery:
         # whichever execution sends it (Dataverse's service protection).
         blocked = self._repo.blocked_until(change.organization_id)
         if blocked is not None and blocked > self._now():
+            # Not an attempt: nothing was sent. Jittered, so that the executions the block
+            # held do not all try again in the same second.
             wait = (blocked - self._now()).total_seconds()
-            if wait > MAX_INLINE_WAIT_SECONDS:
-                return ApplyOutcome(
-                    "failed",
-                    "Dynamics asked us to slow down; waiting before trying again",
-                    THROTTLED_ERROR,
-                )
-            self._sleep(wait)
+            jitter = random.uniform(0, min(wait, 10.0))  # noqa: S311 - jitter
+            return ApplyOutcome("retry", SLOW_DOWN, THROTTLED_ERROR, math.ceil(wait + jitter))
         target = self._targets.target(change.organization_id) if self._targets else None
         if target is None:
             # Not a failure to page anyone about (a new organisation has no connection yet):
@@ -163,7 +180,7 @@ class Delivery:
                 self._repo.block_until(
                     change.organization_id, self._now() + timedelta(seconds=exc.retry_after)
                 )
-                return self._attempt_failed(status, exc.message, THROTTLED_ERROR)
+                return self._attempt_failed(status, exc.message, THROTTLED_ERROR, exc.retry_after)
             return self._attempt_failed(
                 status, exc.message, RETRYABLE_ERROR if exc.retryable else REJECTED_ERROR
             )
@@ -231,8 +248,15 @@ class Delivery:
             return
         self._repo.learn_application_user(organization_id, target.connection, user_id)
 
-    def _attempt_failed(self, status: MentorStatus, message: str, error: str) -> ApplyOutcome:
+    def _attempt_failed(
+        self, status: MentorStatus, message: str, error: str, retry_after: float | None = None
+    ) -> ApplyOutcome:
+        """The attempt is logged; another follows after a wait while the policy allows one
+        and retrying can help, otherwise the execution records the failure."""
         status.last_error = message
         self._repo.save_mentor(status)
         self._repo.log(status, "attempt_failed", message, ACTOR, status.current_change_id)
+        if error != REJECTED_ERROR and status.attempts <= self._retry.max_retries:
+            wait = self._retry.wait_after(status.attempts, retry_after)
+            return ApplyOutcome("retry", message, error, wait)
         return ApplyOutcome("failed", message, error)

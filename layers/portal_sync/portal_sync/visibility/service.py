@@ -8,7 +8,6 @@ mentor. Each call is meant to run in one transaction (the entry point's).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
@@ -21,6 +20,7 @@ from portal_sync.visibility.delivery import (
     Delivery,
     ExecutionFailure,
     RecordedFailure,
+    RetryPolicy,
 )
 from portal_sync.visibility.outbox import Outbox
 from portal_sync.visibility.ports import (
@@ -68,17 +68,17 @@ class VisibilityService:
         writer: ContactWriter | None = None,
         today: Callable[[], date] = lambda: datetime.now(UTC).date(),
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
-        sleep: Callable[[float], None] = time.sleep,
         users: ApplicationUsers | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
-        """`authority` is needed by what coordinators do; `targets`, `writer` and `users`
-        (who the connection acts as in Dynamics) by `apply`."""
+        """`authority` is needed by what coordinators do; `targets`, `writer`, `users` (who
+        the connection acts as in Dynamics) and `retry` (an execution's attempts) by `apply`."""
         self._repo = repo
         self._authority = authority
         self._today = today
         self._now = now
         self._outbox = Outbox(repo, today)
-        self._delivery = Delivery(repo, targets, writer, now, sleep, users)
+        self._delivery = Delivery(repo, targets, writer, now, users, retry)
 
     # -- what coordinators do -------------------------------------------------------------------
 
