@@ -435,6 +435,17 @@ def test_every_alarm_notifies_on_call_and_says_what_to_do() -> None:
         assert len(props.get("AlarmDescription", "")) > 40, f"{name} must tell on-call what to do"
 
 
+def test_the_webhook_route_has_a_throttle_of_its_own() -> None:
+    [event] = FUNCTIONS["WebhookIngest"]["Events"].values()
+    settings = event["Properties"]["RouteSettings"]
+    assert settings == {
+        "ThrottlingRateLimit": {"Ref": "WebhookRateLimit"},
+        "ThrottlingBurstLimit": {"Ref": "WebhookBurstLimit"},
+    }
+    api = RESOURCES["HttpApi"]["Properties"]["DefaultRouteSettings"]
+    assert PARAMETERS["WebhookRateLimit"]["Default"] < api["ThrottlingRateLimit"]
+
+
 @pytest.mark.parametrize("kind", ["AWS::SQS::Queue", "AWS::Logs::LogGroup", "AWS::KMS::Key"])
 def test_queues_logs_and_keys_outlive_the_stack(kind: str) -> None:
     """A `sam delete` (or a replacement) must not throw away parked events or the logs."""

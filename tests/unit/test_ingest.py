@@ -7,6 +7,7 @@ import time
 import uuid
 from typing import Any
 
+import pytest
 from conftest import ROOT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -19,6 +20,7 @@ from portal_sync.inbound.ingest import (
 )
 from portal_sync.inbound.queue_message import QueuedEvent, QueuedReceipt
 from portal_sync.inbound.receipts import Outcome, Receipt
+from portal_sync.inbound.signature import RejectReason
 from portal_sync.inbound.source_config import SignatureMode, SigningKey, SourceConfig
 from portal_sync.observability import logger
 from support import capture_log_lines, signed_headers
@@ -32,8 +34,10 @@ class Sources:
     def __init__(self, *configs: SourceConfig) -> None:
         self.configs = {c.source_id: c for c in configs}
         self.refreshed = 0
+        self.looked_up: list[str] = []
 
     def get(self, source_id: str) -> SourceConfig | None:
+        self.looked_up.append(source_id)
         return self.configs.get(source_id)
 
     def refresh(self, source_id: str) -> SourceConfig | None:
@@ -211,6 +215,23 @@ def test_a_verified_body_nested_too_deep_to_parse_is_unparsable_json_with_a_rece
     assert queue.messages == []
 
 
+@pytest.mark.parametrize(
+    "source_id",
+    ["", "a", "../etc/passwd", "wp-admin.php?x=1", "x" * 65, "src\n", "-src", "ünïcode"],
+)
+def test_a_source_id_of_no_possible_source_is_unknown_without_a_lookup(source_id: str) -> None:
+    """A scanner's random path costs no Secrets Manager call (only ids the admin API could
+    have created are looked up)."""
+    sources = Sources(standard())
+    ingest, queue, _ = make(sources)
+
+    body_headers = signed_headers(SECRET, BODY, webhook_id="msg_1")
+    result = ingest.handle(WebhookRequest(source_id, body_headers, BODY))
+
+    assert result.receipt.reason == RejectReason.UNKNOWN_SOURCE
+    assert sources.looked_up == [] and queue.messages == []
+
+
 def test_rotated_secret_is_fetched_again_before_rejecting() -> None:
     sources = Sources(standard(keys=("whsec_b2xk",)))
     ingest, _, _ = make(sources)
@@ -241,7 +262,7 @@ def test_expired_previous_key_no_longer_verifies() -> None:
 
 def test_header_key_mode() -> None:
     config = SourceConfig(
-        source_id="dv",
+        source_id="dataverse-src",
         organization_id=ORG,
         mode=SignatureMode.HEADER_KEY,
         header_name="X-Portal-Key",
@@ -257,9 +278,9 @@ def test_header_key_mode() -> None:
         }
     ).encode()
 
-    ok = ingest.handle(WebhookRequest("dv", {"x-portal-key": "k-123"}, dataverse))
-    wrong = ingest.handle(WebhookRequest("dv", {"x-portal-key": "k-124"}, dataverse))
-    missing = ingest.handle(WebhookRequest("dv", {}, dataverse))
+    ok = ingest.handle(WebhookRequest("dataverse-src", {"x-portal-key": "k-123"}, dataverse))
+    wrong = ingest.handle(WebhookRequest("dataverse-src", {"x-portal-key": "k-124"}, dataverse))
+    missing = ingest.handle(WebhookRequest("dataverse-src", {}, dataverse))
 
     assert ok.body == {"status": "accepted", "id": "dataverse:op-1:step-9"}
     assert (wrong.status_code, missing.status_code) == (401, 401)
@@ -313,7 +334,7 @@ def test_without_any_id_a_synchronous_event_is_named_by_its_body() -> None:
 
 def test_two_synchronous_events_with_zero_operation_ids_are_both_accepted() -> None:
     config = SourceConfig(
-        source_id="dv",
+        source_id="dataverse-src",
         organization_id=ORG,
         mode=SignatureMode.HEADER_KEY,
         header_name="x-portal-key",
@@ -326,7 +347,7 @@ def test_two_synchronous_events_with_zero_operation_ids_are_both_accepted() -> N
         capture("contact-update-sync-zero-ids"),
     ]
 
-    answers = [ingest.handle(WebhookRequest("dv", headers, body)) for body in bodies]
+    answers = [ingest.handle(WebhookRequest("dataverse-src", headers, body)) for body in bodies]
 
     assert [a.body["status"] for a in answers] == ["accepted", "accepted"]
     assert len(queue.messages) == 2

@@ -21,13 +21,13 @@ from pydantic import (
 )
 
 from portal_sync.inbound.dataverse.mapping import FieldMapping
-from portal_sync.inbound.source_config import SignatureMode
+from portal_sync.inbound.source_config import SOURCE_ID_PATTERN, SignatureMode
 
 FeatureName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,49}$")]
 Owner = Literal["app", "portal"]
 SourceIdText = Annotated[
     str,
-    StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$"),
+    StringConstraints(pattern=SOURCE_ID_PATTERN),
     Field(description="Names the organisation's webhook endpoint: /portal-webhook/{source_id}"),
 ]
 LogicalName = Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]{1,99}$")]

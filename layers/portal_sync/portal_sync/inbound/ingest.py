@@ -23,7 +23,7 @@ from portal_sync.inbound.signature import (
     parse_signed_headers,
     signature_matches,
 )
-from portal_sync.inbound.source_config import SignatureMode, SourceConfig
+from portal_sync.inbound.source_config import SignatureMode, SourceConfig, is_source_id
 from portal_sync.observability import error_facts, log_keys, logger, tracer
 from portal_sync.unavailable import SourceStoreUnavailable
 
@@ -185,6 +185,8 @@ class WebhookIngest:
     ) -> tuple[SourceConfig, str]:
         if len(request.body) > self._limits.max_body_bytes:
             raise VerificationFailed(RejectReason.PAYLOAD_TOO_LARGE)
+        if not is_source_id(request.source_id):
+            raise VerificationFailed(RejectReason.UNKNOWN_SOURCE)  # never looked up
         config = self._sources.get(request.source_id)
         if config is None or not config.enabled:
             raise VerificationFailed(RejectReason.UNKNOWN_SOURCE)

@@ -7,11 +7,21 @@ be encrypted at rest anyway (Secrets Manager encrypts with KMS).
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from enum import StrEnum
 from uuid import UUID
 
 from pydantic import BaseModel, Field
+
+# What a source id may be (the admin API refuses any other): the ingest answers any other as an
+# unknown source at once, so a scanner's random path costs no Secrets Manager call.
+SOURCE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$"
+_SOURCE_ID = re.compile(SOURCE_ID_PATTERN)
+
+
+def is_source_id(text: str) -> bool:
+    return _SOURCE_ID.fullmatch(text) is not None
 
 
 class SignatureMode(StrEnum):
