@@ -501,7 +501,26 @@ def test_the_queue_alarms_of_the_contract_exist() -> None:
         "GreaterThanThreshold",
     )
     oldest = find_alarm(("AWS/SQS", "ApproximateAgeOfOldestMessage"), "EventQueue")
-    assert (oldest["Threshold"], oldest["Period"]) == (60, 60)
+    assert oldest["Threshold"] == 60
+    [age] = [q["MetricStat"] for q in oldest["Metrics"] if q["Id"] == "age"]
+    assert age["Period"] == 60 and age["Stat"] == "Maximum"
+
+
+def test_one_event_waiting_for_its_retry_is_no_backlog() -> None:
+    """A failing event is retried with back-off for hours: its age alone must not page. The
+    age counts while 5 or more events wait, in 3 of 5 minutes."""
+    oldest = find_alarm(("AWS/SQS", "ApproximateAgeOfOldestMessage"), "EventQueue")
+    [backlog] = [q for q in oldest["Metrics"] if q.get("ReturnData")]
+    assert backlog["Expression"] == "IF(waiting >= 5, age, 0)"
+    [waiting] = [q["MetricStat"] for q in oldest["Metrics"] if q["Id"] == "waiting"]
+    assert waiting["Metric"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert (oldest["EvaluationPeriods"], oldest["DatapointsToAlarm"]) == (5, 3)
+
+
+def test_one_5xx_pages_nobody() -> None:
+    server_errors = find_alarm(("AWS/ApiGateway", "5xx"), "HttpApi")
+    assert server_errors["Threshold"] >= 5
+    assert (server_errors["EvaluationPeriods"], server_errors["DatapointsToAlarm"]) == (3, 2)
 
 
 @pytest.mark.parametrize("function", sorted(FUNCTIONS))
@@ -519,7 +538,16 @@ def test_rejection_rate_alarm_fires_above_ten_percent_in_an_hour() -> None:
     rejection = find_alarm(("PortalSync", "WebhookRejected"))
     assert ("PortalSync", "WebhookReceived") in alarm_metrics(rejection)
     expression = next(q for q in rejection["Metrics"] if q.get("ReturnData"))["Expression"]
-    assert "100 * rejected / received" in expression and "received >= 20" in expression
+    # Scanners' requests (no such source, no signature) are left out of both sides.
+    assert "100 * (rejected - scanners) / (received - scanners)" in expression
+    assert "received - scanners >= 20" in expression
+    [scanners] = [q for q in rejection["Metrics"] if q["Id"] == "scanners"]
+    left_out = {
+        q["MetricStat"]["Metric"]["MetricName"]
+        for q in rejection["Metrics"]
+        if q["Id"] in scanners["Expression"] and "MetricStat" in q
+    }
+    assert left_out == {"WebhookRejected_UNKNOWN_SOURCE", "WebhookRejected_MISSING_SIGNATURE"}
     assert (rejection["Threshold"], rejection["ComparisonOperator"]) == (10, "GreaterThanThreshold")
     stats = [q["MetricStat"] for q in rejection["Metrics"] if "MetricStat" in q]
     assert {stat["Period"] for stat in stats} == {3600}
