@@ -192,13 +192,20 @@ def test_a_function_without_its_required_variables_fails_naming_them(
     missing = {str(e["loc"][0]) for e in failure.value.errors() if e["type"] == "missing"}
     assert missing == required
     assert all(field in str(failure.value) for field in required)
-    # Given them, the model loads; a function that verifies tokens needs one of its two keys.
+    # Given them, the model still needs the database (its secret, or a URL under `make run`),
+    # and a function that verifies tokens one of its keys.
     for field in required:
         monkeypatch.setenv(field.upper(), "set")
+    arn = "arn:aws:secretsmanager:eu-north-1:000000000000:secret:portal-sync/prod/database-url"
     if "supabase_jwt_secret" in model.model_fields:
-        with pytest.raises(ValidationError, match="SUPABASE_JWT_SECRET or SUPABASE_JWKS_URL"):
+        monkeypatch.setenv("DATABASE_URL_SECRET_ARN", arn)
+        with pytest.raises(ValidationError, match="SUPABASE_JWKS_URL or SUPABASE_JWT_SECRET_ARN"):
             model()
+        monkeypatch.delenv("DATABASE_URL_SECRET_ARN")
         monkeypatch.setenv("SUPABASE_JWKS_URL", "https://example.org/jwks")
+    with pytest.raises(ValidationError, match="DATABASE_URL_SECRET_ARN"):
+        model()
+    monkeypatch.setenv("DATABASE_URL_SECRET_ARN", arn)
     assert all(getattr(model(), field) == "set" for field in required)
 
 
@@ -377,8 +384,11 @@ def test_the_state_machine_grants_no_wildcard_action() -> None:
 
 def test_ingest_only_reads_source_secrets_and_sends_to_the_event_queue() -> None:
     """The public endpoint's role cannot read Dynamics credentials or touch other queues."""
-    [secrets] = grants("WebhookIngest", "secretsmanager:GetSecretValue")
-    assert secrets["Fn::Sub"].endswith(f":secret:{SOURCE_SECRETS}*")
+    readable = grants("WebhookIngest", "secretsmanager:GetSecretValue")
+    assert {"Ref": "DatabaseUrlSecret"} in readable
+    [sources] = [r for r in readable if "Fn::Sub" in r]
+    assert sources["Fn::Sub"].endswith(f":secret:{SOURCE_SECRETS}*")
+    assert len(readable) == 2
     assert grants("WebhookIngest", "sqs:SendMessage") == [{"Fn::GetAtt": ["EventQueue", "Arn"]}]
     actions = {a for s in statements("WebhookIngest") for a in as_list(s["Action"])}
     assert actions == {"secretsmanager:GetSecretValue", "sqs:SendMessage"}
@@ -388,9 +398,44 @@ def test_the_http_facing_functions_cannot_read_dynamics_credentials_back() -> No
     """docs/admin-api.md: credentials are write-only; the admin API only stores them."""
     for name in ("WebhookIngest", "AdminApi"):
         for resource in grants(name, "secretsmanager:GetSecretValue"):
-            assert DYNAMICS_SECRETS not in resource["Fn::Sub"], name
+            assert DYNAMICS_SECRETS not in resource.get("Fn::Sub", ""), name
     writable = grants("AdminApi", "secretsmanager:PutSecretValue")
     assert any(r["Fn::Sub"].endswith(f":secret:{DYNAMICS_SECRETS}*") for r in writable)
+
+
+def test_no_secret_is_in_a_functions_environment() -> None:
+    """Whoever may read a function's configuration reads its environment: the database URL
+    (with its password) and the JWT secret (which mints administrator tokens) come as ARNs of
+    secrets the function may read, never as values."""
+    secret_parameters = {name for name, p in PARAMETERS.items() if p.get("NoEcho")}
+    assert {"DatabaseUrl", "SupabaseJwtSecret"} <= secret_parameters
+    for name in FUNCTIONS:
+        variables = environment(name)
+        assert "DATABASE_URL" not in variables and "SUPABASE_JWT_SECRET" not in variables, name
+        for variable, value in variables.items():
+            assert value not in [{"Ref": p} for p in secret_parameters], (name, variable)
+        assert variables["DATABASE_URL_SECRET_ARN"] == {"Ref": "DatabaseUrlSecret"}, name
+        readable = [r for s in statements(name) for r in as_list(s["Resource"])]
+        assert {"Ref": "DatabaseUrlSecret"} in readable, name
+    for name in ("AdminApi", "WebsiteSync"):
+        assert environment(name)["SUPABASE_JWT_SECRET_ARN"] == {
+            "Fn::If": ["HasJwtSecret", {"Ref": "SupabaseJwtSecretValue"}, ""]
+        }
+    assert RESOURCES["DatabaseUrlSecret"]["Properties"]["SecretString"] == {"Ref": "DatabaseUrl"}
+
+
+def test_a_template_without_any_way_to_verify_tokens_is_refused() -> None:
+    [assertion] = TEMPLATE["Rules"]["SupabaseTokensCanBeVerified"]["Assertions"]
+    assert assertion["Assert"] == {
+        "Fn::Not": [
+            {
+                "Fn::And": [
+                    {"Fn::Equals": [{"Ref": "SupabaseJwksUrl"}, ""]},
+                    {"Fn::Equals": [{"Ref": "SupabaseJwtSecret"}, ""]},
+                ]
+            }
+        ]
+    }
 
 
 def test_each_stage_has_secrets_of_its_own() -> None:

@@ -23,10 +23,23 @@ Required = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)
 
 
 class FunctionSettings(BaseSettings):
+    """Deployed, the database URL is a secret (`DATABASE_URL_SECRET_ARN`, read once per
+    execution environment: bootstrap/shared.py): an environment variable is readable by anyone
+    who may read the function's configuration. `DATABASE_URL` itself is for `make run`."""
+
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
 
-    database_url: Required = Field(description="PostgreSQL URL (Supabase pooler or direct).")
+    database_url: str = Field(default="", description="PostgreSQL URL (`make run`, tests).")
+    database_url_secret_arn: str = Field(
+        default="", description="The Secrets Manager secret holding the PostgreSQL URL."
+    )
     database_connect_timeout_seconds: int = 3
+
+    @model_validator(mode="after")
+    def _a_database(self) -> Self:
+        if not (self.database_url.strip() or self.database_url_secret_arn.strip()):
+            raise ValueError("DATABASE_URL_SECRET_ARN (or DATABASE_URL) must be set")
+        return self
 
 
 class DynamicsClientSettings(BaseSettings):
@@ -50,15 +63,22 @@ class DynamicsClientSettings(BaseSettings):
 
 
 class SupabaseAuthSettings(BaseSettings):
-    """What a function that verifies Supabase access tokens needs: one of the two keys."""
+    """What a function that verifies Supabase access tokens needs: the project's JWKS
+    (preferred: asymmetric keys, nothing secret), its HS256 secret, or both. Deployed, the HS256
+    secret is a Secrets Manager secret (`SUPABASE_JWT_SECRET_ARN`): it mints any token."""
 
-    supabase_jwt_secret: str = Field(default="", description="HS256 secret of the project.")
+    supabase_jwt_secret: str = Field(default="", description="HS256 secret (`make run`).")
+    supabase_jwt_secret_arn: str = Field(
+        default="", description="The Secrets Manager secret holding the HS256 secret."
+    )
     supabase_jwks_url: str = Field(default="", description="JWKS for ES256/RS256 tokens.")
 
     @model_validator(mode="after")
     def _one_key_at_least(self) -> Self:
-        if not (self.supabase_jwt_secret or self.supabase_jwks_url):
-            raise ValueError("SUPABASE_JWT_SECRET or SUPABASE_JWKS_URL must be set")
+        if not (self.supabase_jwt_secret or self.supabase_jwt_secret_arn or self.supabase_jwks_url):
+            raise ValueError(
+                "SUPABASE_JWKS_URL or SUPABASE_JWT_SECRET_ARN (or SUPABASE_JWT_SECRET) must be set"
+            )
         return self
 
 

@@ -19,15 +19,30 @@ if TYPE_CHECKING:
 def connection_provider(
     settings: FunctionSettings, *, autocommit: bool = False
 ) -> ConnectionProvider:
+    """The execution environment's one connection; a deployed function's URL comes from its
+    secret when the first connection is opened (not at import)."""
     return ConnectionProvider(
-        settings.database_url, settings.database_connect_timeout_seconds, autocommit=autocommit
+        lambda: settings.database_url or secret_string(settings.database_url_secret_arn),
+        settings.database_connect_timeout_seconds,
+        autocommit=autocommit,
     )
 
 
 def jwt_verifier(settings: SupabaseAuthSettings) -> SupabaseJwtVerifier:
     from portal_sync.entrypoints.http.supabase_jwt import SupabaseJwtVerifier
 
-    return SupabaseJwtVerifier(settings.supabase_jwt_secret, settings.supabase_jwks_url)
+    hs256 = settings.supabase_jwt_secret
+    if not hs256 and settings.supabase_jwt_secret_arn:
+        hs256 = secret_string(settings.supabase_jwt_secret_arn)
+    return SupabaseJwtVerifier(hs256, settings.supabase_jwks_url)
+
+
+def secret_string(arn: str) -> str:
+    """A secret of the function's own settings, once per execution environment (the client
+    caches nothing itself; a rotation reaches a function on its next cold start)."""
+    from portal_sync.adapters.aws.secret_settings import secret_string as read
+
+    return read(arn)
 
 
 def web_api(settings: DynamicsClientSettings) -> DataverseWebApi:

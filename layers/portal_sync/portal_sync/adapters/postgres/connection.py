@@ -10,7 +10,7 @@ route back to the same backend.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import psycopg
@@ -22,7 +22,10 @@ from portal_sync.unavailable import DatabaseUnavailable
 class ConnectionProvider:
     """Hands out one live connection, reconnecting after the server dropped it."""
 
-    def __init__(self, url: str, connect_timeout: int = 3, *, autocommit: bool = False) -> None:
+    def __init__(
+        self, url: str | Callable[[], str], connect_timeout: int = 3, *, autocommit: bool = False
+    ) -> None:
+        """`url`, or what gives it when the first connection is opened (a secret's value)."""
         self._url = url
         self._connect_timeout = connect_timeout
         # Off by default: callers group their statements in `conn.transaction()` blocks. On,
@@ -38,8 +41,12 @@ class ConnectionProvider:
             if conn is not None and not conn.closed and not conn.broken:
                 return conn
             try:
+                url = self._url if isinstance(self._url, str) else self._url()
+            except Exception as exc:  # Secrets Manager unreachable: as unavailable as the server
+                raise DatabaseUnavailable("The database URL could not be read") from exc
+            try:
                 self._conn = psycopg.connect(
-                    self._url,
+                    url,
                     autocommit=self.autocommit,
                     prepare_threshold=None,
                     connect_timeout=self._connect_timeout,
