@@ -54,8 +54,22 @@ def environment(function: str) -> dict[str, Any]:
     return {**GLOBALS["Environment"]["Variables"], **own}
 
 
+def role(function: str) -> dict[str, Any]:
+    """The function's own IAM role (no SAM-made role, no managed policy)."""
+    name = FUNCTIONS[function]["Role"]["Fn::GetAtt"][0]
+    found: dict[str, Any] = RESOURCES[name]
+    return found
+
+
 def statements(function: str) -> list[dict[str, Any]]:
-    return [s for p in FUNCTIONS[function].get("Policies", []) for s in p.get("Statement", [])]
+    """The statements of the function's role; a conditional one (`Fn::If`) as when true."""
+    found = []
+    for policy in role(function)["Properties"]["Policies"]:
+        for statement in policy["PolicyDocument"]["Statement"]:
+            if "Fn::If" in statement:
+                statement = statement["Fn::If"][1]
+            found.append(statement)
+    return found
 
 
 def as_list(value: Any) -> list[Any]:
@@ -365,7 +379,33 @@ def test_no_policy_grants_a_wildcard_action_or_any_resource() -> None:
     for name in FUNCTIONS:
         for statement in statements(name):
             assert all("*" not in action for action in as_list(statement["Action"])), name
-            assert "*" not in as_list(statement["Resource"]), name
+            if "*" in as_list(statement["Resource"]):  # X-Ray has no resource-level permissions
+                assert {a.split(":")[0] for a in as_list(statement["Action"])} == {"xray"}, name
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTIONS))
+def test_every_function_has_a_role_of_its_own_with_no_managed_policy(function: str) -> None:
+    """SAM's own role would carry AWSLambdaBasicExecutionRole (logs on every log group) and,
+    for the consumer, AWSLambdaSQSQueueExecutionRole (every queue of the account)."""
+    props = role(function)["Properties"]
+    assert "ManagedPolicyArns" not in props
+    assert "Policies" not in FUNCTIONS[function]
+    [trust] = props["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "lambda.amazonaws.com"}
+    logs = grants(function, "logs:PutLogEvents")
+    assert logs == [
+        {"Fn::GetAtt": [FUNCTIONS[function]["LoggingConfig"]["LogGroup"]["Ref"], "Arn"]}
+    ]
+    # X-Ray only when tracing is on.
+    [traced] = [
+        s for p in props["Policies"] for s in p["PolicyDocument"]["Statement"] if "Fn::If" in s
+    ]
+    assert traced["Fn::If"][0] == "TracingActive"
+
+
+def test_the_consumer_polls_only_the_event_queue() -> None:
+    for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"):
+        assert grants("ProcessEvent", action) == [{"Fn::GetAtt": ["EventQueue", "Arn"]}]
 
 
 def state_machine_statements() -> list[dict[str, Any]]:
@@ -391,7 +431,9 @@ def test_ingest_only_reads_source_secrets_and_sends_to_the_event_queue() -> None
     assert len(readable) == 2
     assert grants("WebhookIngest", "sqs:SendMessage") == [{"Fn::GetAtt": ["EventQueue", "Arn"]}]
     actions = {a for s in statements("WebhookIngest") for a in as_list(s["Action"])}
-    assert actions == {"secretsmanager:GetSecretValue", "sqs:SendMessage"}
+    running = {"logs:CreateLogStream", "logs:PutLogEvents"}  # its log group; X-Ray when on
+    tracing = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+    assert actions - running - tracing == {"secretsmanager:GetSecretValue", "sqs:SendMessage"}
 
 
 def test_the_http_facing_functions_cannot_read_dynamics_credentials_back() -> None:
@@ -523,17 +565,11 @@ def test_the_alarms_may_use_the_on_call_topics_key() -> None:
 
 
 def test_the_functions_that_publish_to_on_call_may_use_its_key() -> None:
-    for name, props in FUNCTIONS.items():
-        publishes = any("SNSPublishMessagePolicy" in p for p in props.get("Policies", []))
-        if not publishes:
-            continue
-        granted = [
-            statement
-            for policy in props["Policies"]
-            for statement in policy.get("Statement", [])
-            if statement.get("Resource") == {"Fn::GetAtt": ["OnCallTopicKey", "Arn"]}
-        ]
-        assert granted and set(granted[0]["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey"}, name
+    publishers = [name for name in FUNCTIONS if grants(name, "sns:Publish")]
+    assert publishers == ["WebsiteSync"]
+    assert grants("WebsiteSync", "sns:Publish") == [{"Ref": "OnCallTopic"}]
+    for action in ("kms:Decrypt", "kms:GenerateDataKey"):
+        assert grants("WebsiteSync", action) == [{"Fn::GetAtt": ["OnCallTopicKey", "Arn"]}]
 
 
 def test_the_queue_alarms_of_the_contract_exist() -> None:
@@ -718,9 +754,7 @@ def test_a_final_failure_is_recorded_and_the_execution_pages_nobody_itself() -> 
 def test_the_website_sync_schedule_may_publish_outage_notices_to_the_on_call_topic() -> None:
     website_sync = RESOURCES["WebsiteSync"]["Properties"]
     assert website_sync["Environment"]["Variables"]["ON_CALL_TOPIC_ARN"] == {"Ref": "OnCallTopic"}
-    assert {
-        "SNSPublishMessagePolicy": {"TopicName": {"Fn::GetAtt": ["OnCallTopic", "TopicName"]}}
-    } in website_sync["Policies"]
+    assert grants("WebsiteSync", "sns:Publish") == [{"Ref": "OnCallTopic"}]
 
 
 # -- the dashboard -----------------------------------------------------------------------------
