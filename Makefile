@@ -1,15 +1,21 @@
 # portal sync: `make run` starts everything locally, `make test` runs every check.
 # Both set up what they need on a fresh machine (Python 3.11+, nothing else).
 
-PYTHON ?= python3
+# The venv is made with the functions' runtime (template.yaml's `Runtime:`), since the builder
+# compiles for it; another python3 only when that one is missing (the build then says so).
+RUNTIME := $(shell sed -n 's/^ *Runtime: python\([0-9.]*\)$$/\1/p' template.yaml | head -1)
+PYTHON ?= $(or $(shell command -v python$(RUNTIME) 2>/dev/null),python3)
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+STAMP := $(VENV)/.installed-python$(RUNTIME)
 
 .PHONY: install run migrate test lint typecheck template-lint imports unit integration \
-	reliability clean build bench-cold bench bench-report
+	reliability clean build bench-cold bench bench-report deploy-check
 
 $(STAMP): pyproject.toml layers/portal_sync/pyproject.toml
+	@# A venv of another Python (made before the runtime changed) is made again, not reused.
+	@if [ -x $(BIN)/python ] && [ "$$($(BIN)/python -c 'import platform; print(platform.python_version())' | cut -d. -f1,2)" != "$$($(PYTHON) -c 'import platform; print(platform.python_version())' | cut -d. -f1,2)" ]; then \
+		echo "$(VENV) is another Python than $(PYTHON): making it again"; rm -rf $(VENV); fi
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e layers/portal_sync -e '.[test]'
@@ -54,10 +60,25 @@ integration: $(STAMP)
 reliability: $(STAMP)
 	$(BIN)/pytest tests/reliability
 
-test: lint typecheck template-lint imports
+test: lint typecheck template-lint imports deploy-check
 	$(BIN)/pytest
 
 # -- deployment and benchmarks --------------------------------------------------------------------
+
+# The template as a user deploys it: the real SAM CLI (`sam validate --lint`, `sam build`, no
+# Docker) and checkov, whose accepted findings .checkov.yaml lists with their reasons; in a
+# tool environment of its own (.tools/deploy-check, tools/deploy_check/requirements.txt).
+TOOLS := .tools/deploy-check
+$(TOOLS)/.installed: tools/deploy_check/requirements.txt
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --upgrade pip
+	$(TOOLS)/bin/python -m pip install --quiet -r tools/deploy_check/requirements.txt
+	touch $@
+
+deploy-check: $(STAMP) $(TOOLS)/.installed
+	SAM_CLI_TELEMETRY=0 $(TOOLS)/bin/sam validate --lint --template template.yaml
+	SAM_CLI_TELEMETRY=0 $(TOOLS)/bin/sam build --template template.yaml --build-dir .aws-sam/deploy-check
+	$(TOOLS)/bin/checkov --config-file .checkov.yaml --file template.yaml
 
 # Deployment artifacts in .aws-sam/build (what `sam deploy` takes) and .aws-sam/dist (zips),
 # without the SAM CLI or Docker: tools/portal_sync_dev/build.py.
