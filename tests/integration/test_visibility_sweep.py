@@ -39,10 +39,17 @@ def test_the_sql_sweep_and_the_python_rules_agree_on_every_combination_of_facts(
         facts = MentorFacts(active, paused, hidden, CERTIFICATES[certificate])
         wanted = desired_visibility(facts, TODAY)
         facts_of = {"active": active, "paused": paused, "hidden": hidden}
-        add_mentors(db, org, 1, certified_until=facts.certified_until, desired=wanted, **facts_of)
-        add_mentors(
-            db, org, 1, certified_until=facts.certified_until, desired=not wanted, **facts_of
-        )
+        for desired in (wanted, not wanted):
+            add_mentors(
+                db,
+                system,
+                1,
+                in_dynamics=False,
+                organization_id=org,
+                certified_until=facts.certified_until,
+                desired=desired,
+                **facts_of,
+            )
 
     with db.connect() as conn:
         found = PostgresVisibilityRepository(conn).mentors_out_of_step(TODAY, 1000)

@@ -6,10 +6,11 @@ state (so deliveries converge); the first delivery of a connection then asks Dyn
 application user is (WhoAmI), so the consumer recognises that user's changes as our echoes. An
 attempt that failed for a passing reason answers `retry` with the wait (RetryPolicy: jittered
 exponential back-off, Dynamics' Retry-After when longer), which the state machine's Wait state
-waits: a routine retry is a status, never a Lambda error (errors page on-call). When it gives up it calls `record_failure`, which marks the
-sync failed, plans its redelivery and joins the organisation's outage (outages.py: on-call is
-told once per organisation, by the schedule), unless a newer change superseded this one
-meanwhile: that change's own execution delivers (or fails in its turn).
+waits: a routine retry is a status, never a Lambda error (errors page on-call). When it gives
+up it calls `record_failure`, which marks the sync failed, plans its redelivery and joins the
+organisation's outage (outages.py: on-call is told once per organisation, by the schedule),
+unless a newer change superseded this one meanwhile: that change's own execution delivers (or
+fails in its turn).
 """
 
 from __future__ import annotations

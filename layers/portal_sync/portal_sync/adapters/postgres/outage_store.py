@@ -96,8 +96,10 @@ class PostgresOutageStore:
 
     @tracer.capture_method
     def mark_notice_sent(self, outage_id: UUID, kind: NoticeKind) -> None:
-        column = "alerted_at" if kind == "opened" else "recovery_alerted_at"
         self._conn.execute(
-            f"update visibility_outages set {column} = now() where id = %s",  # noqa: S608 - one of two names
-            (outage_id,),
+            "update visibility_outages set"
+            " alerted_at = case when %(opened)s then now() else alerted_at end,"
+            " recovery_alerted_at = case when %(opened)s then recovery_alerted_at else now() end"
+            " where id = %(id)s",
+            {"opened": kind == "opened", "id": outage_id},
         )
