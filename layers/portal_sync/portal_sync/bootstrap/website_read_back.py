@@ -3,18 +3,19 @@ from the same parts as its deliveries (bootstrap/website_sync.py): its settings 
 connection, the Web API client and the organisations' Dynamics targets. Each batch runs in a
 transaction of its own.
 
-The Web API client (httpx) is built on the first read-back, as it is on the first delivery.
+The Web API client (httpx) is built on the first read of a batch, as on the first delivery.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from portal_sync.adapters.postgres.read_back_store import PostgresReadBackStore
 from portal_sync.adapters.postgres.visibility_repository import PostgresVisibilityRepository
 from portal_sync.bootstrap import shared
 from portal_sync.bootstrap.website_sync import connections, settings, web_api
+from portal_sync.dataverse.connection import DynamicsConnection
 from portal_sync.visibility.read_back import ReadBack, ReadBackWork
 
 
@@ -29,5 +30,15 @@ def read_back_work() -> Iterator[ReadBackWork]:
         )
 
 
+class _WebApiOnFirstRead:
+    """The Web API client, built when a batch is first read: a schedule run with no
+    organisation due imports no httpx."""
+
+    def read_column(
+        self, connection: DynamicsConnection, contact_ids: Sequence[str], column: str
+    ) -> dict[str, bool | None]:
+        return web_api().read_column(connection, contact_ids, column)
+
+
 def read_back() -> ReadBack:
-    return ReadBack(read_back_work, web_api())
+    return ReadBack(read_back_work, _WebApiOnFirstRead())

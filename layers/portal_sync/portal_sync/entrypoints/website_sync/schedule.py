@@ -15,10 +15,12 @@
 from __future__ import annotations
 
 from portal_sync.bootstrap import website_sync as wiring
-from portal_sync.entrypoints.website_sync import read_back
 
 
 def run() -> dict[str, int]:
+    # Imported here: the routes and tasks of the same function never read back.
+    from portal_sync.entrypoints.website_sync import read_back
+
     with wiring.visibility() as service:
         requested = service.reconsider_requested()
     with wiring.visibility() as service:
