@@ -2,9 +2,17 @@
 # Both set up what they need on a fresh machine (Python 3.11+, nothing else).
 
 # The venv is made with the functions' runtime (template.yaml's `Runtime:`), since the builder
-# compiles for it; another python3 only when that one is missing (the build then says so).
+# compiles for it and the tests should run what Lambda runs: python3.13 on PATH, else pyenv's
+# (a pyenv shim answers `command -v` even when its version is not selected, so each candidate
+# is run). Another python3 only when none is found: the tests run, the build refuses and says so.
 RUNTIME := $(shell sed -n 's/^ *Runtime: python\([0-9.]*\)$$/\1/p' template.yaml | head -1)
-PYTHON ?= $(or $(shell command -v python$(RUNTIME) 2>/dev/null),python3)
+RUNTIME_PYTHON := $(shell for p in python$(RUNTIME) \
+	$$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/$(RUNTIME).*/bin/python$(RUNTIME) 2>/dev/null | sort -V -r); do \
+	$$p -c '' 2>/dev/null && { command -v $$p; break; }; done)
+PYTHON ?= $(or $(RUNTIME_PYTHON),python3)
+ifeq ($(RUNTIME_PYTHON),)
+$(warning python$(RUNTIME) (the functions' runtime) not found: using $(PYTHON); `make build` and `sam build` refuse it. Install it, e.g. `pyenv install $(RUNTIME)`.)
+endif
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-python$(RUNTIME)

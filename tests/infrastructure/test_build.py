@@ -20,6 +20,7 @@ import subprocess
 import sys
 import sysconfig
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -192,3 +193,81 @@ def test_sam_build_runs_the_same_builder(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert (artifacts / "app.py").is_file()
     assert build.pyc_problems(artifacts) == []
+
+
+# -- the native libraries of the layer ----------------------------------------------------------
+
+
+def fake_library(path: Path, machine: str, glibc: str = "2.17") -> Path:
+    """The parts of an ELF shared object the check reads: its header and version strings."""
+    header = bytearray(64)
+    header[:6] = b"\x7fELF\x02\x01"  # 64-bit, little-endian
+    header[18:20] = build.ELF_MACHINES[machine].to_bytes(2, "little")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(bytes(header) + f"\0libc.so.6\0GLIBC_{glibc}\0GLIBC_2.2.5\0".encode())
+    return path
+
+
+def test_a_library_that_would_not_load_on_the_runtime_is_named(tmp_path: Path) -> None:
+    """What fails only at import inside Lambda ("cannot open shared object", "GLIBC_2.38 not
+    found", "invalid ELF header") is refused at build time, naming the file and why."""
+    runtime = TARGET.python_version.replace(".", "")
+    machine = TARGET.machine
+    other = "x86_64" if machine == "aarch64" else "aarch64"
+    newest = build.RUNTIME_GLIBC[TARGET.runtime]
+    fine = fake_library(tmp_path / f"ok/_ok.cpython-{runtime}-{machine}-linux-gnu.so", machine)
+    fake_library(tmp_path / "ok/_rust.abi3.so", machine, f"2.{newest[1]}")
+    (tmp_path / "ok-1.0.dist-info").mkdir()
+    (tmp_path / "ok-1.0.dist-info/WHEEL").write_text(
+        f"Wheel-Version: 1.0\nTag: cp{runtime}-cp{runtime}-manylinux_2_17_{machine}\n"
+        f"Tag: cp{runtime}-cp{runtime}-manylinux2014_{machine}\n"
+    )
+    assert build.native_problems(tmp_path, TARGET) == []
+
+    fake_library(tmp_path / f"bad/_a.cpython-{runtime}-{other}-linux-gnu.so", other)
+    fake_library(tmp_path / "bad/_b.abi3.so", machine, f"2.{newest[1] + 4}")
+    fake_library(tmp_path / f"bad/_c.cpython-311-{machine}-linux-gnu.so", machine)
+    (tmp_path / "bad-1.0.dist-info").mkdir()
+    (tmp_path / "bad-1.0.dist-info/WHEEL").write_text(
+        f"Wheel-Version: 1.0\nTag: cp{runtime}-cp{runtime}-macosx_11_0_arm64\n"
+    )
+    problems = build.native_problems(tmp_path, TARGET)
+    assert len(problems) == 4, problems
+    assert any("_a.cpython" in p and f"not an ELF library for {machine}" in p for p in problems)
+    assert any("_b.abi3.so" in p and f"glibc 2.{newest[1] + 4}" in p for p in problems)
+    assert any("_c.cpython-311" in p and "another Python" in p for p in problems)
+    assert any("bad-1.0.dist-info" in p and "macosx_11_0_arm64" in p for p in problems)
+    assert fine.is_file()
+
+
+@pytest.fixture(scope="module")
+def layer_with_wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The layer as `make build` and `sam build` make it: pip's wheels for the template's
+    platform (downloaded once; pip's cache serves the next runs)."""
+    [layer] = TARGET.layers
+    return build.build_layer(layer, tmp_path_factory.mktemp("layer"), TARGET) / "python"
+
+
+def test_the_layers_native_libraries_are_for_the_runtimes_machine_python_and_glibc(
+    layer_with_wheels: Path,
+) -> None:
+    """psycopg-binary, cryptography, pydantic-core and cffi ship compiled code: each must be
+    for the template's architecture, its Python and a glibc its OS (Amazon Linux 2023) has."""
+    libraries = [
+        build.NativeLibrary.read(path)
+        for path in layer_with_wheels.rglob("*.so*")
+        if path.is_file() and (path.suffix == ".so" or ".so." in path.name)
+    ]
+    names = {library.path.name.split(".")[0] for library in libraries}
+    assert {"_psycopg", "_rust", "_pydantic_core", "_cffi_backend"} <= names
+    assert {library.machine for library in libraries} == {build.ELF_MACHINES[TARGET.machine]}
+    needed = [library.glibc for library in libraries if library.glibc]
+    assert needed and max(needed) <= build.RUNTIME_GLIBC[TARGET.runtime]
+    assert build.native_problems(layer_with_wheels, TARGET) == []
+    # The same artifact is refused for the other machine, and on python3.11 (Amazon Linux 2).
+    other = "x86_64" if TARGET.architecture == "arm64" else "arm64"
+    assert build.native_problems(layer_with_wheels, replace(TARGET, architecture=other))
+    on_amazon_linux_2 = build.native_problems(
+        layer_with_wheels, replace(TARGET, runtime="python3.11")
+    )
+    assert any("glibc 2.34, python3.11 has 2.26" in problem for problem in on_amazon_linux_2)

@@ -12,6 +12,7 @@ import itertools
 import json
 import math
 import re
+import subprocess
 import tomllib
 import typing
 from enum import Enum
@@ -244,6 +245,104 @@ def test_the_layer_is_built_for_the_functions_runtime_and_architecture() -> None
     assert all(
         "Runtime" not in props and "Architectures" not in props for props in FUNCTIONS.values()
     )
+
+
+# When AWS deprecates each Python runtime (docs.aws.amazon.com/lambda/latest/dg/lambda-runtimes.html):
+# after it, no security patches; soon after, no new functions or updates.
+RUNTIME_DEPRECATION = {
+    "python3.11": "2027-06-30",  # Amazon Linux 2
+    "python3.12": "2028-10-31",  # Amazon Linux 2023
+    "python3.13": "2029-06-30",  # Amazon Linux 2023
+}
+
+
+def test_the_functions_run_on_a_current_runtime_on_graviton() -> None:
+    """python3.11 runs on Amazon Linux 2 and is deprecated on 2027-06-30; arm64 (Graviton)
+    costs less per GB-second than x86_64 for the same work."""
+    assert RUNTIME_DEPRECATION[GLOBALS["Runtime"]] >= "2029-01-01"
+    assert GLOBALS["Architectures"] == ["arm64"]
+
+
+HTTP_FUNCTIONS = ("WebhookIngest", "AdminApi", "WebsiteSync")
+
+
+def test_snapstart_is_an_option_of_the_http_functions() -> None:
+    """Off by default (it costs per cached snapshot and per restore); when on, it applies to
+    published versions only, so each HTTP function publishes one on every change of code *or*
+    settings, behind the alias its callers invoke."""
+    parameter = PARAMETERS["SnapStart"]
+    assert parameter["Default"] == "None"
+    assert set(parameter["AllowedValues"]) == {"None", "PublishedVersions"}
+    for name in HTTP_FUNCTIONS:
+        props = FUNCTIONS[name]
+        assert props["SnapStart"] == {"ApplyOn": {"Ref": "SnapStart"}}, name
+        assert props["AutoPublishAlias"] == "live", name
+        assert props["AutoPublishAliasAllProperties"] is True, name
+        # What SnapStart does not support.
+        assert "ProvisionedConcurrencyConfig" not in props, name
+        assert props.get("EphemeralStorage", {}).get("Size", 512) <= 512, name
+        assert "FileSystemConfigs" not in props, name
+    # A restore must make connections and clients again: the hooks are registered by the
+    # wiring module of each of these functions (portal_sync/bootstrap/snapstart.py).
+    for module in ("webhook_ingest", "admin_api", "website_sync"):
+        wiring = ROOT / "layers/portal_sync/portal_sync/bootstrap" / f"{module}.py"
+        assert "prepare_for_snapshots(" in wiring.read_text(), module
+
+
+DEPLOY_CHECK_PYTHON = ROOT / ".tools/deploy-check/bin/python"
+
+
+def sam_translated(parameters: dict[str, str]) -> dict[str, Any]:
+    """The template as CloudFormation after SAM's transform (what `sam deploy` submits), from the
+    deploy-check tool environment, which `make test` makes before it runs pytest."""
+    if not DEPLOY_CHECK_PYTHON.is_file():
+        pytest.skip("needs the SAM translator of `make deploy-check`'s tool environment")
+    result = subprocess.run(
+        [
+            str(DEPLOY_CHECK_PYTHON),
+            str(ROOT / "tools/deploy_check/sam_transform.py"),
+            json.dumps(parameters),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    translated: dict[str, Any] = json.loads(result.stdout)
+    return translated
+
+
+def test_with_snapstart_on_every_caller_invokes_the_published_alias() -> None:
+    """$LATEST is never restored from a snapshot: API Gateway, the schedules and the state
+    machine must call the alias, or SnapStart would be paid for and never used."""
+    resources = sam_translated({"SnapStart": "PublishedVersions"})["Resources"]
+    aliases = {
+        name: props["Properties"]
+        for name, props in resources.items()
+        if props["Type"] == "AWS::Lambda::Alias"
+    }
+    assert {alias["FunctionName"]["Ref"] for alias in aliases.values()} == set(HTTP_FUNCTIONS)
+    for name in HTTP_FUNCTIONS:
+        assert resources[name]["Properties"]["SnapStart"] == {"ApplyOn": {"Ref": "SnapStart"}}
+    invoked = {
+        name: props["Properties"]["FunctionName"]
+        for name, props in resources.items()
+        if props["Type"] == "AWS::Lambda::Permission"
+    }
+    for permission, function in invoked.items():
+        if any(permission.startswith(name) for name in HTTP_FUNCTIONS):
+            assert function["Ref"] in aliases, permission
+    machine = resources["WebsiteVisibilityStateMachine"]["Properties"]
+    assert machine["DefinitionSubstitutions"]["WebsiteSyncFunctionArn"]["Ref"] in aliases
+    # The state machine's role covers the alias's (qualified) ARN.
+    [invoke] = [
+        statement
+        for policy in resources["WebsiteVisibilityStateMachineRole"]["Properties"]["Policies"]
+        for statement in policy["PolicyDocument"]["Statement"]
+        if "lambda:InvokeFunction" in as_list(statement["Action"])
+    ]
+    assert invoke["Resource"]["Fn::Sub"][0].endswith(":function:${functionName}*")
 
 
 @pytest.mark.parametrize("name", [*sorted(FUNCTIONS), "SharedLayer"])
@@ -689,8 +788,9 @@ def test_every_placeholder_of_the_definition_has_a_value_in_the_template() -> No
     """A placeholder without a value is deployed as literal text (and breaks the JSON)."""
     used = set(PLACEHOLDER.findall((ROOT / STATE_MACHINE["DefinitionUri"]).read_text()))
     assert used == set(STATE_MACHINE["DefinitionSubstitutions"])
+    # The published alias, not $LATEST: with SnapStart on, only versions are restored.
     assert STATE_MACHINE["DefinitionSubstitutions"]["WebsiteSyncFunctionArn"] == {
-        "Fn::GetAtt": ["WebsiteSync", "Arn"]
+        "Ref": "WebsiteSync.Alias"
     }
 
 

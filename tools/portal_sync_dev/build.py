@@ -20,8 +20,9 @@ looking at the source's time or contents. The compiling interpreter must be the 
 version (pycs are version-specific), which `make` guarantees: it runs the project's venv.
 
 Third-party wheels are installed for the template's architecture and for the glibc of the
-runtime's OS (python3.11 runs on Amazon Linux 2, glibc 2.26), at the versions installed in the
-running environment, i.e. the versions the tests ran with.
+runtime's OS (python3.13 runs on Amazon Linux 2023, glibc 2.34), at the versions installed in the
+running environment, i.e. the versions the tests ran with; then every native library is read
+(`native_problems`) and the build refused if one would not load there.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import importlib.metadata
 import importlib.util
 import os
 import py_compile
+import re
 import shutil
 import stat
 import subprocess
@@ -39,7 +41,7 @@ import sys
 import tempfile
 import zipfile
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -184,6 +186,72 @@ def platform_tags(runtime: str, architecture: str) -> list[str]:
     tags = [f"manylinux_{major}_{minor}_{machine}" for minor in range(newest, 16, -1)]
     # The legacy alias of manylinux_2_17; for x86_64 pip adds manylinux2010 and manylinux1 itself.
     return [*tags, f"manylinux2014_{machine}"]
+
+
+# -- what the artifact's native code needs ----------------------------------------------------
+
+# ELF e_machine of each architecture (System V ABI): a library for another machine fails to load.
+ELF_MACHINES = {"x86_64": 62, "aarch64": 183}
+_GLIBC_VERSION = re.compile(rb"GLIBC_2\.(\d+)(?![\d.])")
+
+
+@dataclass(frozen=True)
+class NativeLibrary:
+    """One ELF shared object of the artifact, as the dynamic loader would see it."""
+
+    path: Path
+    machine: int | None  # e_machine; None when the file is not a 64-bit little-endian ELF
+    glibc: tuple[int, int] | None  # the newest GLIBC_2.x symbol version it needs
+
+    @classmethod
+    def read(cls, path: Path) -> NativeLibrary:
+        data = path.read_bytes()
+        machine = None
+        if data[:4] == b"\x7fELF" and data[4] == 2 and data[5] == 1:  # ELFCLASS64, little-endian
+            machine = int.from_bytes(data[18:20], "little")
+        # The version names a library needs are strings of its .dynstr; scanning the bytes finds
+        # them without an ELF parser (a bundled library's own GLIBC_PRIVATE does not match).
+        minors = [int(m) for m in _GLIBC_VERSION.findall(data)]
+        return cls(path, machine, (2, max(minors)) if minors else None)
+
+
+def native_problems(root: Path, target: Target) -> list[str]:
+    """What in an installed tree would not load on the target (empty: all good).
+
+    Checks every shared object (machine, glibc it needs, the extension's Python tag in its file
+    name) and every wheel's recorded tags (`*.dist-info/WHEEL`) against the runtime's.
+    """
+    problems = []
+    machine = ELF_MACHINES[target.machine]
+    newest_glibc = RUNTIME_GLIBC[target.runtime]
+    cpython = f"cpython-{target.python_version.replace('.', '')}-"
+    for path in sorted(root.rglob("*.so*")):
+        if not path.is_file() or not (path.suffix == ".so" or ".so." in path.name):
+            continue
+        name = path.relative_to(root)
+        library = NativeLibrary.read(path)
+        if library.machine != machine:
+            problems.append(f"{name}: not an ELF library for {target.machine}")
+        if library.glibc and library.glibc > newest_glibc:
+            problems.append(
+                f"{name}: needs glibc {'.'.join(map(str, library.glibc))}, "
+                f"{target.runtime} has {'.'.join(map(str, newest_glibc))}"
+            )
+        if ".cpython-" in path.name and cpython not in path.name:
+            problems.append(f"{name}: an extension of another Python than {target.runtime}")
+    allowed = set(platform_tags(target.runtime, target.architecture)) | {"any"}
+    if target.machine == "x86_64":
+        allowed |= {"manylinux2010_x86_64", "manylinux1_x86_64"}
+    for wheel in sorted(root.glob("*.dist-info/WHEEL")):
+        tags = [
+            line.split(":", 1)[1].strip()
+            for line in wheel.read_text().splitlines()
+            if line.startswith("Tag:")
+        ]
+        platforms = {tag.rsplit("-", 1)[-1] for tag in tags}
+        if tags and not platforms & allowed:
+            problems.append(f"{wheel.parent.name}: a wheel for {', '.join(sorted(platforms))}")
+    return problems
 
 
 # -- building ----------------------------------------------------------------------------------
@@ -336,6 +404,12 @@ def build_layer(layer: Layer, dest: Path, target: Target, *, dependencies: bool 
             install_dependencies(
                 layer.requirements_without_dependencies, python, target, their_dependencies=False
             )
+        problems = native_problems(python, target)
+        if problems:
+            raise BuildError(
+                f"{layer.logical_id}: what pip installed would not load on {target.runtime} "
+                f"{target.architecture}: " + "; ".join(problems[:5])
+            )
     packages = [p for p in sorted(layer.content_dir.iterdir()) if (p / "__init__.py").is_file()]
     if not packages:
         raise BuildError(f"{layer.logical_id}: no package in {layer.content_dir}")
@@ -402,8 +476,13 @@ def build_all(
     dependencies: bool = True,
     zips_dir: Path | None = None,
     verbose: bool = False,
+    architecture: str | None = None,
 ) -> Built:
     target = load_target(template_path)
+    if architecture is not None:
+        # A twin for another machine (the bench's, to import the artifact where it runs); the
+        # built template still says the template's architecture, so it is not for deploying.
+        target = replace(target, architecture=architecture)
     _check_interpreter(target)
     _fresh_dir(out)
 

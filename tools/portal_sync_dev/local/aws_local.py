@@ -175,7 +175,7 @@ def _function(name: str) -> str:
         return str(
             lambda_client.create_function(
                 FunctionName=name,
-                Runtime="python3.11",
+                Runtime="python3.13",
                 Role=_role(),
                 Handler="app.handler",
                 Code={"ZipFile": archive.getvalue()},

@@ -12,10 +12,11 @@ import sys
 from functools import _lru_cache_wrapper
 
 
-def reset() -> None:
-    """Forgets everything built so far (a test's or `make run`'s new environment)."""
+def reset(*also: str) -> None:
+    """Forgets everything built so far (a test's or `make run`'s new environment, a restored
+    snapshot's), and what the modules named in `also` cached."""
     for name, module in list(sys.modules.items()):
-        if module is None or not name.startswith(__name__ + "."):
+        if module is None or not (name.startswith(__name__ + ".") or name in also):
             continue
         for value in vars(module).values():
             if isinstance(value, _lru_cache_wrapper):

@@ -27,6 +27,7 @@ from portal_sync.admin.sync_log import SyncLog
 from portal_sync.admin.sync_runs import SyncRuns
 from portal_sync.admin.webhook_secrets import WebhookSecrets
 from portal_sync.bootstrap.shared import connection_provider, jwt_verifier
+from portal_sync.bootstrap.snapstart import prepare_for_snapshots
 from portal_sync.observability import error_facts, logger
 from portal_sync.reconciliation.ports import Run
 from portal_sync.settings import AdminApiSettings
@@ -146,3 +147,8 @@ def _start_executions(runs: list[Run]) -> None:
                 "Could not start a sync run; the schedule will",
                 extra={"run_id": str(run.id), **error_facts(exc)},
             )
+
+
+# With SnapStart, a restored environment makes its connections and clients again; the snapshot
+# already holds the modules of token verification (PyJWT, cryptography) and the AWS clients some routes use.
+prepare_for_snapshots(prime=("jwt", "jwt.algorithms", "botocore.session", "botocore.config"))

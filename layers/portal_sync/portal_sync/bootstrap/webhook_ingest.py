@@ -9,6 +9,7 @@ from portal_sync.adapters.aws.source_store import SourceStore
 from portal_sync.adapters.aws.sqs_queue import SqsEventQueue
 from portal_sync.adapters.postgres.receipt_ledger import PostgresReceiptLedger
 from portal_sync.bootstrap.shared import connection_provider
+from portal_sync.bootstrap.snapstart import prepare_for_snapshots
 from portal_sync.inbound.ingest import IngestLimits, WebhookIngest
 from portal_sync.settings import IngestSettings
 
@@ -37,3 +38,8 @@ def ingest() -> WebhookIngest:
         ),
         limits=IngestLimits(config.max_body_bytes, config.signature_tolerance_seconds),
     )
+
+
+# With SnapStart, a restored environment makes its connections and clients again; the snapshot
+# already holds the modules of the Secrets Manager and SQS clients every webhook uses.
+prepare_for_snapshots(prime=("botocore.session", "botocore.config"))

@@ -19,6 +19,7 @@ from portal_sync.adapters.postgres.connection import ConnectionProvider
 from portal_sync.adapters.postgres.outage_store import PostgresOutageStore
 from portal_sync.adapters.postgres.visibility_repository import PostgresVisibilityRepository
 from portal_sync.bootstrap import shared
+from portal_sync.bootstrap.snapstart import prepare_for_snapshots
 from portal_sync.observability import error_facts, logger
 from portal_sync.settings import WebsiteSyncSettings
 from portal_sync.visibility.delivery import RetryPolicy
@@ -118,3 +119,10 @@ def dispatch_pending() -> int:
             "Could not dispatch visibility changes; the schedule will", extra=error_facts(exc)
         )
         return 0
+
+
+# With SnapStart, a restored environment makes its connections and clients again; the snapshot
+# already holds the modules of token verification, the Step Functions client and the Web API client (httpx).
+prepare_for_snapshots(
+    prime=("jwt", "jwt.algorithms", "botocore.session", "botocore.config", "httpx")
+)

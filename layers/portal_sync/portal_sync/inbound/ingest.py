@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from portal_sync.inbound.nesting import MAX_NESTING, nested_deeper_than
 from portal_sync.inbound.queue_message import QueuedEvent, QueuedReceipt
 from portal_sync.inbound.receipts import QUEUE_UNAVAILABLE, Outcome, Receipt
 from portal_sync.inbound.signature import (
@@ -223,7 +224,9 @@ class WebhookIngest:
         except (ValueError, UnicodeDecodeError, RecursionError):
             # RecursionError: nested deeper than the parser goes (a verified body, still junk).
             raise VerificationFailed(RejectReason.UNPARSABLE_JSON) from None
-        if not isinstance(payload, dict):
+        if not isinstance(payload, dict) or nested_deeper_than(payload, MAX_NESTING):
+            # Too deep for the consumer to read (inbound/nesting.py), however far this Python's
+            # parser goes (3.11's stops near 1,000 levels, 3.13's goes much deeper).
             raise VerificationFailed(RejectReason.UNPARSABLE_JSON)
         return config, storable_delivery_id(
             delivery_id or derive_delivery_id(request.headers, payload, request.body)

@@ -10,8 +10,10 @@ route back to the same backend.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import ClassVar
 
 import psycopg
 from psycopg.rows import dict_row
@@ -21,6 +23,9 @@ from portal_sync.unavailable import DatabaseUnavailable
 
 class ConnectionProvider:
     """Hands out one live connection, reconnecting after the server dropped it."""
+
+    # Every provider of the process, for discard_all (a SnapStart restore's dead sockets).
+    _all: ClassVar[weakref.WeakSet[ConnectionProvider]] = weakref.WeakSet()
 
     def __init__(
         self, url: str | Callable[[], str], connect_timeout: int = 3, *, autocommit: bool = False
@@ -34,6 +39,7 @@ class ConnectionProvider:
         self.autocommit = autocommit
         self._conn: psycopg.Connection[dict[str, object]] | None = None
         self._lock = threading.Lock()
+        ConnectionProvider._all.add(self)
 
     def get(self) -> psycopg.Connection[dict[str, object]]:
         with self._lock:
@@ -66,6 +72,12 @@ class ConnectionProvider:
                     self._conn.close()
                 finally:
                     self._conn = None
+
+    @classmethod
+    def discard_all(cls) -> None:
+        """Drops every provider's connection: the next call of each opens a new one."""
+        for provider in list(cls._all):
+            provider.discard()
 
     @contextmanager
     def transaction(self) -> Iterator[psycopg.Connection[dict[str, object]]]:
