@@ -142,3 +142,22 @@ def capture_log_lines() -> Iterator[LogLines]:
     finally:
         underlying.removeHandler(handler)
         underlying.setLevel(level)
+
+
+def on_call_alerts(system: Any) -> list[dict[str, Any]]:
+    """What reached on-call since the last call: the on-call topic's messages, taken from the
+    inbox queue subscribed to it (and removed, so the next call sees only newer ones)."""
+    import boto3
+
+    sqs, found = boto3.client("sqs"), []
+    while messages := sqs.receive_message(
+        QueueUrl=system.aws.on_call_inbox_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+    ).get("Messages", []):
+        found.extend(json.loads(m["Body"]) for m in messages)
+        sqs.delete_message_batch(
+            QueueUrl=system.aws.on_call_inbox_url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
+            ],
+        )
+    return found

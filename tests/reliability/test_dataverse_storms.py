@@ -24,7 +24,6 @@ rejected credentials) are pinned in tests/integration/test_website_sync.py.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import Any
@@ -35,6 +34,7 @@ import pytest
 from conftest import Database, eventually
 from peer_mentors import Mentor, add_mentors, calm_standin
 from portal_sync_dev.local.seed import DEMO_MENTOR_CONTACT_ID, VISIBILITY_COLUMN
+from support import on_call_alerts
 
 CLIENT_RATE = 10.0  # DYNAMICS_MAX_REQUESTS_PER_SECOND's default, which the system runs with
 CLIENT_BURST = 10  # website_sync builds its limiter with burst = rate
@@ -111,23 +111,6 @@ def settled(system: Any, mentors: list[Mentor], timeout: float) -> dict[str, dic
     return eventually(check, timeout=timeout, interval=0.25)
 
 
-def alerts(system: Any) -> list[dict[str, Any]]:
-    sqs, found = boto3.client("sqs"), []
-    while True:
-        messages = sqs.receive_message(
-            QueueUrl=system.aws.on_call_inbox_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
-        ).get("Messages", [])
-        if not messages:
-            return found
-        found.extend(json.loads(m["Body"]) for m in messages)
-        sqs.delete_message_batch(
-            QueueUrl=system.aws.on_call_inbox_url,
-            Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
-            ],
-        )
-
-
 def shown(system: Any, mentor: Mentor) -> bool | None:
     row = system.dynamics.contact(mentor.contact)
     return row.get(VISIBILITY_COLUMN) if row else None
@@ -198,7 +181,7 @@ def test_visibility_changes_survive_timeouts_503s_and_429_storms(
     assert {m.id for m in missing} <= {i for i, s in states.items() if s["state"] == "failed"}
     system.run_schedule()
     system.run_schedule()
-    [alert] = alerts(system)
+    [alert] = on_call_alerts(system)
     org = db.one("select name from organizations where id = %s", system.seed.org_id)
     assert alert["Subject"] == f"portal sync: website visibility failing for {org['name']}"
     affected = db.one("select count(*) as n from visibility_outage_mentors")["n"]
@@ -221,10 +204,10 @@ def test_visibility_changes_survive_timeouts_503s_and_429_storms(
     assert {i: s["applied"] for i, s in final.items()} == desired
     # Every affected mentor delivered: one recovery notice, then nothing more.
     system.run_schedule()
-    [recovered] = alerts(system)
+    [recovered] = on_call_alerts(system)
     assert recovered["Subject"] == f"portal sync: website visibility recovered for {org['name']}"
     system.run_schedule()
-    assert alerts(system) == []
+    assert on_call_alerts(system) == []
 
     # 3. A flood with no limit on Dataverse's side: only our client's limiter paces it.
     flood = [add_mentor(db, system) for _ in range(FLOOD)]

@@ -8,7 +8,6 @@ every change is applied afterwards without anyone retrying anything.
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import timedelta
 from typing import Any
@@ -19,24 +18,10 @@ import pytest
 from conftest import Database, eventually
 from peer_mentors import Mentor, add_mentors, calm_standin
 from portal_sync_dev.local.seed import VISIBILITY_COLUMN
+from support import on_call_alerts
 
 MENTORS = 50
 OUTAGE = timedelta(minutes=30)
-
-
-def alerts(system: Any) -> list[dict[str, Any]]:
-    sqs, found = boto3.client("sqs"), []
-    while messages := sqs.receive_message(
-        QueueUrl=system.aws.on_call_inbox_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
-    ).get("Messages", []):
-        found.extend(json.loads(m["Body"]) for m in messages)
-        sqs.delete_message_batch(
-            QueueUrl=system.aws.on_call_inbox_url,
-            Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
-            ],
-        )
-    return found
 
 
 def visibility_status(system: Any) -> dict[str, Any]:
@@ -86,7 +71,7 @@ def time_passes(db: Database, mentors: list[Mentor], by: timedelta) -> None:
 @pytest.fixture
 def outage_ready(system: Any) -> Any:
     standin = calm_standin(system)
-    alerts(system)
+    on_call_alerts(system)
     yield standin
     standin.clear_failures()
 
@@ -108,7 +93,7 @@ def test_an_outage_pages_once_per_organisation_recovers_once_and_heals_by_itself
     eventually(lambda: all_failed(system, db, mentors), timeout=180, interval=0.5)
 
     system.run_schedule()
-    [alert] = alerts(system)
+    [alert] = on_call_alerts(system)
     org = db.one("select name from organizations where id = %s", system.seed.org_id)["name"]
     assert alert["Subject"] == f"portal sync: website visibility failing for {org}"
     assert f": {MENTORS} peer mentors affected so far" in alert["Message"]
@@ -124,7 +109,7 @@ def test_an_outage_pages_once_per_organisation_recovers_once_and_heals_by_itself
         assert system.run_schedule()["redelivered"] == MENTORS
         eventually(lambda: all_failed(system, db, mentors), timeout=180, interval=0.5)
         system.run_schedule()
-        assert alerts(system) == []
+        assert on_call_alerts(system) == []
     assert all(dynamics.contact(m.contact)[VISIBILITY_COLUMN] is True for m in mentors)
 
     # Dynamics is back; the next planned redeliveries go through, with no human action.
@@ -139,11 +124,11 @@ def test_an_outage_pages_once_per_organisation_recovers_once_and_heals_by_itself
     assert all(dynamics.contact(m.contact)[VISIBILITY_COLUMN] is False for m in mentors)
 
     system.run_schedule()
-    [recovered] = alerts(system)
+    [recovered] = on_call_alerts(system)
     assert recovered["Subject"] == f"portal sync: website visibility recovered for {org}"
     assert f"all {MENTORS} peer mentors affected" in recovered["Message"]
     lasted = re.search(r"after (\d+) minutes", recovered["Message"])
     assert lasted and 31 <= int(lasted.group(1)) <= 45  # 31 simulated, plus the test's own
     system.run_schedule()
-    assert alerts(system) == []
+    assert on_call_alerts(system) == []
     assert visibility_status(system)["outage"] is None
