@@ -18,7 +18,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-python$(RUNTIME)
 
 .PHONY: install run migrate test lint typecheck template-lint imports unit integration \
-	reliability clean build bench-cold bench bench-report deploy-check
+	reliability clean build bench-cold bench bench-report deploy-check browser-tools browser
 
 $(STAMP): pyproject.toml layers/portal_sync/pyproject.toml
 	@# A venv of another Python (made before the runtime changed) is made again, not reused.
@@ -68,7 +68,17 @@ integration: $(STAMP)
 reliability: $(STAMP)
 	$(BIN)/pytest tests/reliability
 
-test: lint typecheck template-lint imports deploy-check
+# The admin console in Debian's Chromium, driven by Playwright, checked by axe-core.
+browser: $(STAMP) browser-tools
+	$(BIN)/pytest tests/browser
+
+# What the browser tests need beside the venv: Debian's Chromium (apt) and axe-core (npm ci from
+# console/package-lock.json); each script does nothing when its install is there already.
+browser-tools:
+	bash tools/browser/install-chromium.sh
+	bash tools/browser/install-axe.sh
+
+test: lint typecheck template-lint imports deploy-check browser-tools
 	$(BIN)/pytest
 
 # -- deployment and benchmarks --------------------------------------------------------------------

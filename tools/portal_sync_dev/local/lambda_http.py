@@ -2,6 +2,8 @@
 
 Each request becomes the same event API Gateway would send; the handler's answer becomes the
 HTTP response. One lock per function mimics one Lambda execution environment per function.
+Static sites (the admin console at /console/, docs/console.md) are served beside them, as
+CloudFront would serve them in front of S3.
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -121,6 +124,92 @@ def build_http_event(
     return event
 
 
+# What a static site may serve, by file suffix: anything else (a lockfile, a README, a script
+# of another kind) is not part of the site and answers 404.
+STATIC_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".json": "application/json",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
+    ".woff2": "font/woff2",
+}
+
+
+@dataclass(frozen=True)
+class StaticAnswer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class StaticSite:
+    """The files of one folder under a path prefix, read-only (GET and HEAD).
+
+    `documents` are files made per request (the console's config.json, from the running
+    system); `excluded` names top-level entries of the folder that are not the site (its npm
+    tooling). A request naming anything outside the folder, a hidden file or an unknown type
+    answers 404, whatever its encoding.
+    """
+
+    prefix: str
+    root: Path
+    documents: dict[str, Callable[[], bytes]] = field(default_factory=dict)
+    excluded: tuple[str, ...] = ()
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def serves(self, path: str) -> bool:
+        return path == self.prefix or path.startswith(self.prefix + "/")
+
+    def answer(self, method: str, path: str) -> StaticAnswer:
+        if method not in ("GET", "HEAD"):
+            return self._plain(405, "Method not allowed", allow="GET, HEAD")
+        if path == self.prefix:
+            # Relative URLs in index.html resolve against the folder, not its parent.
+            return StaticAnswer(301, {"location": self.prefix + "/"}, b"")
+        name = unquote(path[len(self.prefix) + 1 :], errors="strict") or "index.html"
+        if name.endswith("/"):
+            name += "index.html"
+        parts = name.split("/")
+        if any(
+            not part or part.startswith(".") or "\\" in part or "\x00" in part for part in parts
+        ):
+            return self._plain(404, "Not found")
+        if parts[0] in self.excluded:
+            return self._plain(404, "Not found")
+        suffix = Path(parts[-1]).suffix
+        if suffix not in STATIC_TYPES:
+            return self._plain(404, "Not found")
+        if name in self.documents:
+            return self._file(STATIC_TYPES[suffix], self.documents[name]())
+        root = self.root.resolve()
+        candidate = root.joinpath(*parts).resolve()
+        # resolve() follows symbolic links too: a link out of the folder is outside it.
+        if not candidate.is_relative_to(root) or not candidate.is_file():
+            return self._plain(404, "Not found")
+        return self._file(STATIC_TYPES[suffix], candidate.read_bytes())
+
+    def _file(self, content_type: str, body: bytes) -> StaticAnswer:
+        return StaticAnswer(
+            200,
+            {
+                "content-type": content_type,
+                # A console edited while `make run` runs is seen on the next load.
+                "cache-control": "no-cache",
+                "x-content-type-options": "nosniff",
+                **self.headers,
+            },
+            body,
+        )
+
+    def _plain(self, status: int, message: str, **extra: str) -> StaticAnswer:
+        headers = {"content-type": "text/plain; charset=utf-8", **extra}
+        return StaticAnswer(status, headers, message.encode())
+
+
 class _RequestHandler(BaseHTTPRequestHandler):
     server: LocalApiServer
     protocol_version = "HTTP/1.1"
@@ -131,7 +220,16 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         length = int(self.headers.get("content-length") or 0)
         body = self.rfile.read(length) if length else b""
-        function = self.server.function_for(urlsplit(self.path).path)
+        path = urlsplit(self.path).path
+        site = self.server.site_for(path)
+        if site is not None:
+            try:
+                static = site.answer(self.command, path)
+            except UnicodeDecodeError:  # a percent-encoding that is not UTF-8
+                static = StaticAnswer(400, {"content-type": "text/plain"}, b"Bad request")
+            self._send(static.status, static.headers, static.body)
+            return
+        function = self.server.function_for(path)
         if function is None:
             self._send(
                 404, {"content-type": "application/json"}, b'{"code":404,"message":"Not found"}'
@@ -186,12 +284,21 @@ class LocalApiServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(
-        self, host: str, port: int, routes: list[tuple[str, LocalFunction]], verbose: bool = False
+        self,
+        host: str,
+        port: int,
+        routes: list[tuple[str, LocalFunction]],
+        verbose: bool = False,
+        sites: tuple[StaticSite, ...] = (),
     ) -> None:
         super().__init__((host, port), _RequestHandler)
         # Longest prefix first, as API Gateway picks the most specific route.
         self._routes = sorted(routes, key=lambda route: len(route[0]), reverse=True)
         self.verbose = verbose
+        self.sites = sites
+
+    def site_for(self, path: str) -> StaticSite | None:
+        return next((site for site in self.sites if site.serves(path)), None)
 
     def function_for(self, path: str) -> LocalFunction | None:
         for prefix, function in self._routes:

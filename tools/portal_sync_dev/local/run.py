@@ -39,6 +39,7 @@ def main() -> None:
     run_file.write_text(json.dumps(info, indent=2))
     run_file.chmod(0o600)
     print(f"portal sync is running on {info['base_url']}")
+    print(f"  admin console:    {info['console_url']}")
     print(f"  webhook endpoint: {info['webhook_url']}")
     print(f"  database:         {info['database_url']}")
     print(f"  Dynamics stand-in: {info['dynamics_sandbox_url']} (token: dynamics_sandbox_token)")

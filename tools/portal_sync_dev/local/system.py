@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import secrets
 import sys
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from portal_sync import bootstrap
 
 from portal_sync_dev import ROOT
@@ -35,15 +37,17 @@ from portal_sync_dev.local.aws_local import (
 from portal_sync_dev.local.consumer import QueueConsumer, Scheduler
 from portal_sync_dev.local.database_push import ReconsiderationPush, service_role_key
 from portal_sync_dev.local.dataverse_standin import DataverseStandIn
-from portal_sync_dev.local.lambda_http import LocalApiServer, LocalFunction
+from portal_sync_dev.local.lambda_http import LocalApiServer, LocalFunction, StaticSite
 from portal_sync_dev.local.on_call import OnCallAlerts
 from portal_sync_dev.local.postgres import EmbeddedPostgres
 from portal_sync_dev.local.seed import (
+    DEMO_ADMIN_EMAIL,
     DEMO_DYNAMICS_CLIENT_ID,
     DEMO_DYNAMICS_HEADER,
     DEMO_DYNAMICS_MEMBERS,
     DEMO_DYNAMICS_SOURCE_ID,
     DEMO_DYNAMICS_TENANT,
+    DEMO_ORG_ADMIN_EMAIL,
     DemoSeed,
     new_webhook_secret,
     remembered,
@@ -95,6 +99,10 @@ class LocalSystem:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def console_url(self) -> str:
+        return f"{self.base_url}{CONSOLE_PREFIX}/"
 
     @property
     def dynamics_webhook_url(self) -> str:
@@ -168,6 +176,7 @@ class LocalSystem:
                 ("/api/v1/website-sync", self.functions["website_sync"]),
             ],
             verbose=self.verbose,
+            sites=(self._console_site(),),
         )
         self.port = int(self._api.server_address[1])
         # Known only now when the port was chosen by the OS (tests); the settings are re-read.
@@ -200,6 +209,50 @@ class LocalSystem:
                 first_after=1.0 if self.reconcile_on_schedule else None,
             ).start()
         return self
+
+    def console_config(self) -> dict[str, Any]:
+        """The console's config.json under `make run`: the local sign-in's demo identities
+        (docs/console.md, "Signing in"). Served on loopback only, as run.json's tokens are
+        readable by this machine's user."""
+        assert self.seed is not None and self.database_url is not None
+        with psycopg.connect(self.database_url) as conn:
+            row = conn.execute(
+                "select name from organizations where id = %s", (self.seed.org_id,)
+            ).fetchone()
+        # The API lists no organisations (docs/console.md, "What the API lacks"): the local
+        # sign-in names the demo organisation each identity administers.
+        organizations = [{"id": str(self.seed.org_id), "name": row[0] if row else None}]
+        return {
+            "mode": "local",
+            # The functions are served from the console's own origin.
+            "api_base_url": "",
+            "identities": [
+                {
+                    "id": "global-admin",
+                    "role": "global_admin",
+                    "email": DEMO_ADMIN_EMAIL,
+                    "token": self.seed.admin_token,
+                    "organizations": organizations,
+                },
+                {
+                    "id": "org-admin",
+                    "role": "org_admin",
+                    "email": DEMO_ORG_ADMIN_EMAIL,
+                    "token": self.seed.org_admin_token,
+                    "organizations": organizations,
+                },
+            ],
+        }
+
+    def _console_site(self) -> StaticSite:
+        return StaticSite(
+            prefix=CONSOLE_PREFIX,
+            root=ROOT / "console",
+            documents={"config.json": lambda: json.dumps(self.console_config()).encode()},
+            # The console's npm tooling (axe-core for the browser tests) is not the site.
+            excluded=("node_modules", "package.json", "package-lock.json"),
+            headers={"content-security-policy": CONSOLE_CSP, "referrer-policy": "no-referrer"},
+        )
 
     def run_schedule(self) -> Any:
         """What the EventBridge schedule does on AWS: certificate sweep, undelivered changes."""
@@ -286,6 +339,7 @@ class LocalSystem:
             "dynamics_webhook_url": self.dynamics_webhook_url,
             "dynamics_webhook_header": DEMO_DYNAMICS_HEADER,
             "demo_mentor_id": str(self.seed.mentor_id),
+            "console_url": self.console_url,
             "webhook_url": f"{self.base_url}/functions/v1/portal-webhook/{self.seed.source_id}",
             "event_queue_url": self.aws.event_queue_url if self.aws else None,
             "dead_letter_queue_url": self.aws.dead_letter_queue_url if self.aws else None,
@@ -358,6 +412,16 @@ class LocalSystem:
 
         bootstrap.reset()
 
+
+CONSOLE_PREFIX = "/console"
+# Everything the console loads is its own (no CDN, no inline script or style); it calls the
+# functions on its own origin. A deployment's CloudFront sends the same policy with the API's
+# origin added to connect-src (docs/console.md, "Deployment").
+CONSOLE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
 
 _SCHEDULED_EVENT = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
 

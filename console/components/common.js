@@ -1,0 +1,127 @@
+// What the screens share: their base class, the API's refusals shown in words, form fields
+// with their hint and error beside them, and the summary of a form's errors.
+import { ApiError } from "../lib/api.js";
+import { h, uid } from "../lib/dom.js";
+import { t } from "../lib/i18n.js";
+
+/**
+ * A screen of one organisation. The shell sets `context` ({api, orgId, organizationName,
+ * params, announce}) before it connects the element; `start()` then loads and renders, and
+ * the element announces `screen-ready`.
+ */
+export class Screen extends HTMLElement {
+  async connectedCallback() {
+    if (this.started) return;
+    this.started = true;
+    this.replaceChildren(h("p", { class: "loading", role: "status" }, t("common.loading")));
+    await this.start();
+    // The shell moves focus to the heading once it is there (after navigation).
+    this.dispatchEvent(new CustomEvent("screen-ready"));
+  }
+
+  /** The screen's h1, focusable so the shell can move focus to it on navigation. */
+  heading(text) {
+    return h("h1", { tabindex: "-1", class: "screen-heading" }, text);
+  }
+}
+
+/** What went wrong with a request, in words, with the API's own message when it sent one. */
+export function errorNotice(error, { headingLevel = "h2" } = {}) {
+  const status = error instanceof ApiError ? error.status : -1;
+  const titles = {
+    0: "error.unreachable",
+    403: "error.forbidden",
+    404: "error.not_found",
+    409: "error.conflict",
+    422: "error.invalid",
+    503: "error.unavailable",
+  };
+  const title = titles[status] ?? "error.unexpected";
+  const message = error instanceof ApiError ? error.apiMessage : null;
+  return h(
+    "div",
+    { class: "notice notice-error", role: "alert" },
+    h(headingLevel, { class: "notice-title" }, t(title, { status })),
+    message ? h("p", { class: "api-message" }, message) : null,
+    status === 0 ? h("p", {}, t("error.unreachable_hint")) : null,
+  );
+}
+
+/**
+ * A labelled input with its hint and (from the API's 422) its error, tied together with
+ * aria-describedby so a screen reader reads them with the field.
+ */
+export function field({ id, label, hint, error, input }) {
+  const hintId = hint ? `${id}-hint` : null;
+  const errorId = error ? `${id}-error` : null;
+  input.id = id;
+  const describedBy = [hintId, errorId].filter(Boolean).join(" ");
+  if (describedBy) input.setAttribute("aria-describedby", describedBy);
+  if (error) input.setAttribute("aria-invalid", "true");
+  return h(
+    "div",
+    { class: error ? "field field-invalid" : "field" },
+    h("label", { for: id }, label),
+    hint ? h("p", { class: "hint", id: hintId }, hint) : null,
+    error ? h("p", { class: "field-error", id: errorId }, error) : null,
+    input,
+  );
+}
+
+/** The errors of a form at its top, each a link to its field (focus moves here on submit). */
+export function errorSummary(title, items) {
+  const headingId = uid("error-summary");
+  return h(
+    "div",
+    {
+      class: "notice notice-error error-summary",
+      role: "alert",
+      tabindex: "-1",
+      "aria-labelledby": headingId,
+    },
+    h("h2", { id: headingId, class: "notice-title" }, title),
+    h(
+      "ul",
+      {},
+      items.map(({ target, text }) =>
+        h(
+          "li",
+          {},
+          target
+            ? h(
+                "a",
+                {
+                  href: `#${target}`,
+                  onclick: (event) => {
+                    // The hash is the route: focus the field instead of following the link.
+                    event.preventDefault();
+                    document.getElementById(target)?.focus();
+                  },
+                },
+                text,
+              )
+            : text,
+        ),
+      ),
+    ),
+  );
+}
+
+/** A <time> for an API timestamp, in the reader's locale. */
+export function timeElement(iso, format) {
+  if (!iso) return h("span", {}, t("common.never"));
+  return h("time", { datetime: iso }, format(iso));
+}
+
+/** A description list of [term, description] pairs. */
+export function facts(pairs) {
+  return h(
+    "dl",
+    { class: "facts" },
+    pairs
+      .filter(Boolean)
+      .map(([term, description]) =>
+        h("div", { class: "fact" }, h("dt", {}, term), h("dd", {}, description)),
+      ),
+  );
+}

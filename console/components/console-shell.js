@@ -1,0 +1,215 @@
+// The console's frame: skip link, header with who is signed in, the organisation's screens as
+// navigation, and the screen the route names in <main>.
+import { Screen } from "./common.js";
+import { Api } from "../lib/api.js";
+import { fill, h } from "../lib/dom.js";
+import { t } from "../lib/i18n.js";
+import { currentRoute, isRoute, navigate, routeHref } from "../lib/router.js";
+import { currentSession, endSession, organizationsOf } from "../lib/session.js";
+import "./sign-in.js";
+import "./organizations.js";
+import "./integration-settings.js";
+import "./webhook-secret.js";
+import "./sync-log.js";
+
+// The screens of an organisation, in the navigation's order.
+export const SCREENS = [
+  { path: "integration", element: "ps-integration-settings", title: "integration.title" },
+  { path: "secret", element: "ps-webhook-secret", title: "secret.title" },
+  { path: "sync", element: "ps-sync-log", title: "sync.title" },
+];
+
+class ConsoleShell extends HTMLElement {
+  connectedCallback() {
+    this.announcer = h("div", { class: "visually-hidden", role: "status", "aria-live": "polite" });
+    this.header = h("header", { class: "site-header" });
+    this.navigation = h("nav", { class: "site-nav", "aria-label": t("nav.label") });
+    this.main = h("main", { id: "main-content", tabindex: "-1" });
+    const skip = h(
+      "a",
+      {
+        class: "skip-link",
+        href: "#main-content",
+        onclick: (event) => {
+          // The hash is the route: focus <main> instead of following the link.
+          event.preventDefault();
+          this.main.focus();
+        },
+      },
+      t("nav.skip"),
+    );
+    this.replaceChildren(skip, this.header, this.navigation, this.main, this.announcer);
+    this.firstRender = true;
+    window.addEventListener("hashchange", () => {
+      if (isRoute(location.hash)) this.render();
+    });
+    this.render();
+  }
+
+  announce(message) {
+    // Emptied first so that the same message said twice is read twice.
+    this.announcer.textContent = "";
+    setTimeout(() => {
+      this.announcer.textContent = message;
+    }, 50);
+  }
+
+  signOut(notice) {
+    endSession();
+    this.signedOutNotice = notice ?? null;
+    navigate(["sign-in"]);
+  }
+
+  render() {
+    const { parts, params } = currentRoute();
+    const session = currentSession();
+    if (this.configError) {
+      this.show(null, t("app.title"), this.configProblem());
+      return;
+    }
+    if (!session || parts[0] === "sign-in") {
+      if (session && parts[0] === "sign-in") endSession();
+      const signIn = document.createElement("ps-sign-in");
+      signIn.config = this.config;
+      signIn.notice = this.signedOutNotice;
+      this.signedOutNotice = null;
+      this.show(null, t("signin.title"), signIn);
+      return;
+    }
+    const api = new Api({
+      baseUrl: this.config.api_base_url ?? "",
+      token: session.token,
+      onSignedOut: () => this.signOut(t("signin.session_ended")),
+    });
+    if (parts[0] === "orgs" && parts[1]) {
+      const orgId = parts[1];
+      const screen = SCREENS.find((candidate) => candidate.path === parts[2]);
+      if (!screen) {
+        navigate(["orgs", orgId, SCREENS[0].path]);
+        return;
+      }
+      const organization = organizationsOf(session).find((candidate) => candidate.id === orgId);
+      const element = document.createElement(screen.element);
+      element.context = {
+        api,
+        orgId,
+        organizationName: organization?.name ?? orgId,
+        params,
+        announce: (message) => this.announce(message),
+      };
+      this.show({ session, orgId, organization, current: screen.path }, t(screen.title), element);
+      return;
+    }
+    const home = document.createElement("ps-organizations");
+    home.context = { session, organizations: organizationsOf(session) };
+    this.show({ session }, t("orgs.title"), home);
+  }
+
+  show(navigation, title, element) {
+    this.renderHeader(navigation?.session ?? null);
+    this.renderNavigation(navigation);
+    const organizationName = navigation?.organization?.name ?? navigation?.orgId;
+    document.title = [title, organizationName, t("app.title")].filter(Boolean).join(" – ");
+    if (!this.firstRender) {
+      // After navigation, focus goes to the new screen's heading once it has rendered, so a
+      // screen reader reads where the reader is (a first load starts at the top, as any page).
+      const focusHeading = () => (this.main.querySelector("h1") ?? this.main).focus();
+      if (element instanceof Screen) {
+        element.addEventListener("screen-ready", focusHeading, { once: true });
+      } else {
+        requestAnimationFrame(focusHeading);
+      }
+    }
+    this.firstRender = false;
+    this.main.replaceChildren(element);
+  }
+
+  renderHeader(session) {
+    const roleName = session?.role ? t(`role.${session.role}`) : null;
+    fill(
+      this.header,
+      h(
+        "div",
+        { class: "site-header-inner" },
+        h("a", { class: "site-title", href: session ? "#/" : "#/sign-in" }, t("app.title")),
+        session
+          ? h(
+              "div",
+              { class: "signed-in" },
+              h(
+                "span",
+                {},
+                t("header.signed_in_as", { who: session.email ?? t("header.someone") }),
+                roleName ? h("span", { class: "role" }, ` (${roleName})`) : null,
+              ),
+              h(
+                "button",
+                { type: "button", class: "button button-secondary", onclick: () => this.signOut() },
+                t("header.sign_out"),
+              ),
+            )
+          : null,
+      ),
+    );
+  }
+
+  renderNavigation(navigation) {
+    if (!navigation?.orgId) {
+      this.navigation.hidden = true;
+      this.navigation.replaceChildren();
+      return;
+    }
+    this.navigation.hidden = false;
+    const { orgId, organization, current } = navigation;
+    fill(
+      this.navigation,
+      h(
+        "div",
+        { class: "site-nav-inner" },
+        h(
+          "p",
+          { class: "organization" },
+          h("span", { class: "organization-label" }, t("nav.organization")),
+          " ",
+          h("strong", {}, organization?.name ?? orgId),
+          " ",
+          h("a", { href: "#/", class: "change-organization" }, t("nav.change_organization")),
+        ),
+        h(
+          "ul",
+          { class: "screen-links" },
+          SCREENS.map((screen) =>
+            h(
+              "li",
+              {},
+              h(
+                "a",
+                {
+                  href: routeHref(["orgs", orgId, screen.path]),
+                  "aria-current": screen.path === current ? "page" : null,
+                },
+                t(screen.title),
+              ),
+            ),
+          ),
+        ),
+      ),
+    );
+  }
+
+  configProblem() {
+    return h(
+      "div",
+      {},
+      h("h1", { tabindex: "-1" }, t("app.title")),
+      h(
+        "div",
+        { class: "notice notice-error", role: "alert" },
+        h("h2", { class: "notice-title" }, t("config.missing")),
+        h("p", {}, t("config.missing_hint")),
+      ),
+    );
+  }
+}
+
+customElements.define("ps-console", ConsoleShell);
