@@ -11,12 +11,19 @@ import "./organizations.js";
 import "./integration-settings.js";
 import "./webhook-secret.js";
 import "./sync-log.js";
+import "./members.js";
+import "./onboarding.js";
+import "./webhook-health.js";
+import "./audit-log.js";
 
 // The screens of an organisation, in the navigation's order.
 export const SCREENS = [
   { path: "integration", element: "ps-integration-settings", title: "integration.title" },
   { path: "secret", element: "ps-webhook-secret", title: "secret.title" },
   { path: "sync", element: "ps-sync-log", title: "sync.title" },
+  { path: "members", element: "ps-members", title: "members.title" },
+  { path: "health", element: "ps-webhook-health", title: "health.title" },
+  { path: "audit", element: "ps-audit-log", title: "audit.title" },
 ];
 
 class ConsoleShell extends HTMLElement {
@@ -98,6 +105,13 @@ class ConsoleShell extends HTMLElement {
         announce: (message) => this.announce(message),
       };
       this.show({ session, orgId, organization, current: screen.path }, t(screen.title), element);
+      return;
+    }
+    if (parts[0] === "new-organization") {
+      // Onboarding is no organisation's screen (POST /orgs, global administrators).
+      const onboarding = document.createElement("ps-onboarding");
+      onboarding.context = { api, params, announce: (message) => this.announce(message) };
+      this.show({ session }, t("onboarding.title"), onboarding);
       return;
     }
     const home = document.createElement("ps-organizations");

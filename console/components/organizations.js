@@ -44,6 +44,16 @@ class Organizations extends HTMLElement {
             ),
           )
         : h("p", {}, t("orgs.none")),
+      // Onboarding is offered unless the sign-in says the role cannot do it (the API decides).
+      ["org_admin", "coordinator"].includes(this.context.session.role)
+        ? null
+        : h(
+            "p",
+            { class: "new-organization" },
+            h("a", { href: routeHref(["new-organization"]) }, t("orgs.new")),
+            " ",
+            h("span", { class: "hint" }, t("orgs.new_hint")),
+          ),
       h(
         "form",
         { class: "panel", novalidate: true, onsubmit: (event) => this.open(event, input) },

@@ -39,25 +39,38 @@ ROLE_LABELS = {"global_admin": "Global administrator", "org_admin": "Organisatio
 
 
 # The fixtures' functions are named apart from the fixtures, so that a test module can import
-# them (pytest finds them in its namespace) and still name its parameters `console`.
+# them (pytest finds them in its namespace) and still name its parameters `console`. Each module
+# that imports `chromium` gets a session fixture of its own, but Playwright's sync API runs one
+# instance per thread: they share it, and the last one to finish stops it.
+_shared: dict[str, Any] = {"users": 0}
+
+
 @pytest.fixture(scope="session", name="browser")
 def chromium() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as exc:  # the test extra is installed by every make target
-        pytest.fail(f"playwright is not installed: {exc}")
-    with sync_playwright() as playwright:
+    if not _shared["users"]:
+        try:
+            from playwright.sync_api import sync_playwright
+        except ImportError as exc:  # the test extra is installed by every make target
+            pytest.fail(f"playwright is not installed: {exc}")
+        manager = sync_playwright()
+        playwright = manager.start()
         try:
             launched = playwright.chromium.launch(
                 executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
             )
         except Exception as exc:
+            manager.__exit__(None, None, None)
             pytest.skip(
                 f"Chromium cannot be launched from {CHROMIUM} ({type(exc).__name__}): "
                 "run tools/browser/install-chromium.sh"
             )
-        yield launched
-        launched.close()
+        _shared.update(manager=manager, browser=launched)
+    _shared["users"] += 1
+    yield _shared["browser"]
+    _shared["users"] -= 1
+    if not _shared["users"]:
+        _shared["browser"].close()
+        _shared["manager"].__exit__(None, None, None)
 
 
 @dataclass

@@ -6,11 +6,15 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+from conftest import Database
 from portal_sync_dev.bench import cold_start as bench
 from portal_sync_dev.build import load_target
 
 
-def test_the_bare_handlers_answer_against_the_local_services(tmp_path: Path) -> None:
+def test_the_bare_handlers_answer_against_the_local_services(
+    tmp_path: Path, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Each floor's script does its I/O against moto and PostgreSQL and gives its answer (the
     functions' own first calls need the artifact: `make bench-cold` checks them)."""
     here = bench.Host.this()
@@ -21,6 +25,10 @@ def test_the_bare_handlers_answer_against_the_local_services(tmp_path: Path) -> 
     venv = bench.Layout(
         {}, layer, bench.runtime_dir(tmp_path / "runtime"), bench.VENV, target, here
     )
+    # The bench's throwaway database goes on the suite's server, made by its owner (the
+    # variable may hold the functions' role, which may not create databases, after a test of
+    # the local system).
+    monkeypatch.setenv("DATABASE_URL", database.url)
     with bench.local_services(tmp_path) as services:
         floors = [s for s in bench.scenarios(services) if s.mode == bench.BARE_IO]
         answers = {s.name: bench._run(venv, s)[0]["status"] for s in floors}

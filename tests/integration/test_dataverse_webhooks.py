@@ -164,11 +164,11 @@ def test_deactivation_is_ordered_by_modifiedon_not_the_offset_operation_time(
     assert member["source_modified_at"] == datetime.fromtimestamp(1795343600, UTC)
 
 
-def test_a_value_nested_900_deep_is_an_error_at_once_not_a_poison_message(
+def test_a_value_nested_900_deep_is_refused_with_a_receipt_not_queued(
     system: Any, db: Database, dataverse_source: str
 ) -> None:
-    """Parsable JSON that would exhaust the consumer's stack on every attempt: an error shown at
-    once (its payload kept for reprocessing), not ten failed attempts and a parked message."""
+    """Parsable JSON deeper than the consumer reads (it would exhaust the stack on every
+    attempt): `400 UNPARSABLE_JSON` with a receipt, on any Python (3.13's parser reads it)."""
     from dataverse_payloads import dataverse_context
 
     deep: Any = "x"
@@ -184,12 +184,11 @@ def test_a_value_nested_900_deep_is_an_error_at_once_not_a_poison_message(
 
     response = post(dataverse_source, json.dumps(context).encode())
 
-    assert response.status_code == 202
-    entry = eventually(lambda: logged(db, response.json()["id"]))
-    assert entry["status"] == "error" and entry["attempts"] == 1
-    assert "nested" in entry["message"]
-    assert entry["event_type"] == "dataverse.contact.update"
-    assert db.one("select count(*) as n from portal_sync_event_payloads")["n"] == 1
+    assert response.status_code == 400
+    assert response.json()["code"] == 400
+    receipt = db.one("select outcome, reason from webhook_receipts")
+    assert receipt == {"outcome": "rejected", "reason": "UNPARSABLE_JSON"}
+    assert db.one("select count(*) as n from portal_sync_events")["n"] == 0
     assert (
         db.one("select 1 as x from profiles where dynamics_contact_id = %s", CAPTURED_CONTACT)
         is None

@@ -607,6 +607,9 @@ def local_services(work_dir: Path) -> Iterator[LocalServices]:
     with BenchDatabase(work_dir) as database:
         moto, endpoint = start_moto()
         dynamics = DataverseStandIn().start()
+        # use_endpoint points this process's AWS clients at this moto; afterwards, back (a test
+        # session's own emulator must not be replaced by one that stopped).
+        aws_variables = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
         try:
             use_endpoint(endpoint)
             aws = provision(endpoint)
@@ -681,6 +684,9 @@ def local_services(work_dir: Path) -> Iterator[LocalServices]:
         finally:
             dynamics.stop()
             moto.stop()
+            for name in [k for k in os.environ if k.startswith("AWS_")]:
+                del os.environ[name]
+            os.environ.update(aws_variables)
 
 
 def scenarios(services: LocalServices | None, template_path: Path = TEMPLATE) -> list[Scenario]:

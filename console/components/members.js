@@ -1,0 +1,251 @@
+// Members (GET /orgs/{orgId}/members, coordinators and administrators): each member's name,
+// role, active or inactive and last sync, paged by the API's cursor; for peer mentors their
+// website visibility (GET /functions/v1/website-sync/{mentorId}/status) and a link to the
+// mentor's own view (`?mentor=<profileId>`: hide, restore, retry and the history).
+import { Screen, errorNotice, timeElement } from "./common.js";
+import { MENTOR_ROLE, memberName, rememberMember, visibilityBadges } from "./mentor-visibility.js";
+import { segment } from "../lib/api.js";
+import { fill, h } from "../lib/dom.js";
+import { formatDateTime, has, t } from "../lib/i18n.js";
+import { routeHref } from "../lib/router.js";
+
+const PAGE_SIZE = 25;
+
+class Members extends Screen {
+  async start() {
+    const mentorId = this.context.params.get("mentor");
+    if (mentorId) {
+      // One mentor's website visibility: its own element, ready when it has loaded.
+      const view = document.createElement("ps-mentor-visibility");
+      view.context = { ...this.context, mentorId };
+      const ready = new Promise((resolve) =>
+        view.addEventListener("screen-ready", resolve, { once: true }),
+      );
+      fill(this, view);
+      await ready;
+      return;
+    }
+    // The cursors of the pages before the one shown: "Previous page" goes back one.
+    this.cursors = [];
+    this.cursor = null;
+    this.listOutput = h("div", { class: "members-list" });
+    try {
+      await this.loadPage();
+    } catch (error) {
+      // Refused (or no such organisation): the screen is the API's answer alone.
+      fill(this, this.heading(t("members.title")), errorNotice(error));
+      return;
+    }
+    fill(
+      this,
+      this.heading(t("members.title")),
+      h(
+        "p",
+        { class: "lead" },
+        t("members.intro", { organization: this.context.organizationName }),
+      ),
+      h(
+        "section",
+        { class: "panel", "aria-labelledby": "members-heading" },
+        h(
+          "div",
+          { class: "panel-heading" },
+          h("h2", { id: "members-heading" }, t("members.list_heading")),
+          h(
+            "button",
+            { type: "button", class: "button button-secondary", onclick: () => this.refresh() },
+            t("members.refresh"),
+          ),
+        ),
+        this.listOutput,
+      ),
+    );
+  }
+
+  /** Loads and shows the page at `this.cursor`; raises what the member list's call raised. */
+  async loadPage() {
+    const page = await this.context.api.admin(
+      "GET",
+      `/orgs/${segment(this.context.orgId)}/members`,
+      { query: { limit: PAGE_SIZE, cursor: this.cursor } },
+    );
+    this.page = page;
+    // Each peer mentor's visibility, asked at once; one that fails is shown as not known.
+    const statuses = await Promise.all(
+      page.items.map((member) =>
+        member.role === MENTOR_ROLE ? this.mentorStatus(member) : Promise.resolve(null),
+      ),
+    );
+    for (const member of page.items) rememberMember(this.context.orgId, member);
+    fill(this.listOutput, this.table(page.items, statuses), this.pager());
+  }
+
+  async mentorStatus(member) {
+    try {
+      return await this.context.api.websiteSync("GET", `/${segment(member.profile_id)}/status`, {
+        query: { organization_id: this.context.orgId },
+      });
+    } catch (error) {
+      return { failure: error };
+    }
+  }
+
+  async refresh() {
+    await this.show(() => this.loadPage());
+    this.context.announce(t("members.refreshed"));
+  }
+
+  /** Runs a page load, showing its failure in place of the list. */
+  async show(load) {
+    try {
+      await load();
+    } catch (error) {
+      fill(this.listOutput, errorNotice(error, { headingLevel: "h3" }));
+    }
+  }
+
+  table(items, statuses) {
+    if (!items.length) return h("p", { class: "empty" }, t("members.empty"));
+    const columns = [
+      "members.col.name",
+      "members.col.role",
+      "members.col.status",
+      "members.col.last_sync",
+      "members.col.website",
+    ];
+    return h(
+      "table",
+      { class: "log-table members-table" },
+      h("caption", {}, t("members.caption")),
+      h(
+        "thead",
+        {},
+        h(
+          "tr",
+          {},
+          columns.map((key) => h("th", { scope: "col" }, t(key))),
+        ),
+      ),
+      h(
+        "tbody",
+        {},
+        items.map((member, index) => this.row(member, statuses[index])),
+      ),
+    );
+  }
+
+  row(member, status) {
+    const name = memberName(member);
+    const contact = [member.email, member.phone].filter(Boolean).join(" · ");
+    return h(
+      "tr",
+      { "data-profile-id": member.profile_id },
+      h(
+        "td",
+        { "data-label": t("members.col.name") },
+        h("span", { class: "member-name" }, name),
+        contact ? h("span", { class: "source" }, contact) : null,
+      ),
+      h("td", { "data-label": t("members.col.role") }, roleName(member.role)),
+      h(
+        "td",
+        { "data-label": t("members.col.status") },
+        h(
+          "span",
+          { class: member.status === "active" ? "badge badge-success" : "badge badge-skipped" },
+          statusName(member.status),
+        ),
+      ),
+      h(
+        "td",
+        { "data-label": t("members.col.last_sync") },
+        timeElement(member.last_synced_at, formatDateTime),
+      ),
+      h(
+        "td",
+        { "data-label": t("members.col.website") },
+        member.role === MENTOR_ROLE
+          ? this.website(member, name, status)
+          : h("span", { class: "hint" }, t("members.not_a_mentor")),
+      ),
+    );
+  }
+
+  website(member, name, status) {
+    const href = routeHref(["orgs", this.context.orgId, "members"], {
+      mentor: member.profile_id,
+    });
+    return h(
+      "div",
+      { class: "website-cell" },
+      status?.failure
+        ? h(
+            "span",
+            { class: "field-error" },
+            status.failure.apiMessage ?? t("members.visibility_unknown"),
+          )
+        : visibilityBadges(status),
+      h(
+        "a",
+        { href, "aria-label": t("members.visibility_of", { name }) },
+        t("members.visibility_link"),
+      ),
+    );
+  }
+
+  pager() {
+    const hasPrevious = this.cursors.length > 0;
+    const hasNext = Boolean(this.page.next_cursor);
+    if (!hasPrevious && !hasNext) return null;
+    return h(
+      "nav",
+      { class: "pager", "aria-label": t("members.pages") },
+      h(
+        "button",
+        {
+          type: "button",
+          class: "button button-secondary",
+          disabled: !hasPrevious,
+          onclick: () => this.turn(() => (this.cursor = this.cursors.pop() ?? null)),
+        },
+        t("members.previous"),
+      ),
+      h("span", { class: "page-number" }, t("members.page", { number: this.cursors.length + 1 })),
+      h(
+        "button",
+        {
+          type: "button",
+          class: "button button-secondary",
+          disabled: !hasNext,
+          onclick: () =>
+            this.turn(() => {
+              this.cursors.push(this.cursor);
+              this.cursor = this.page.next_cursor;
+            }),
+        },
+        t("members.next"),
+      ),
+    );
+  }
+
+  async turn(move) {
+    move();
+    await this.show(() => this.loadPage());
+    this.context.announce(t("members.page", { number: this.cursors.length + 1 }));
+    this.querySelector(".members-table caption, .members-list")?.scrollIntoView();
+    // Focus stays on a pager button (re-rendered): the one pressed, or the other at an end.
+    [...this.querySelectorAll(".pager button:not([disabled])")].at(-1)?.focus();
+  }
+}
+
+function roleName(role) {
+  const key = `members.role.${role}`;
+  return has(key) ? t(key) : role;
+}
+
+function statusName(status) {
+  const key = `members.status.${status}`;
+  return has(key) ? t(key) : status;
+}
+
+customElements.define("ps-members", Members);
