@@ -161,3 +161,28 @@ def on_call_alerts(system: Any) -> list[dict[str, Any]]:
             ],
         )
     return found
+
+
+def add_member(
+    db: Any,
+    org_id: uuid.UUID,
+    role: str,
+    status: str = "active",
+    *,
+    first_name: str = "Test",
+    last_name: str | None = None,
+) -> uuid.UUID:
+    """A signed-up app user with a membership: returns their auth user id."""
+    user_id = uuid.uuid4()
+    with db.connect() as conn:
+        profile = conn.execute(
+            "insert into profiles (auth_user_id, dynamics_contact_id, first_name, last_name)"
+            " values (%s, %s, %s, %s) returning id",
+            (user_id, str(uuid.uuid4()), first_name, last_name),
+        ).fetchone()
+        conn.execute(
+            "insert into organization_memberships (organization_id, profile_id, role, status)"
+            " values (%s, %s, %s, %s)",
+            (org_id, profile["id"], role, status),
+        )
+    return user_id

@@ -22,6 +22,7 @@ from conftest import Database, eventually
 from peer_mentors import calm_standin
 from playwright.sync_api import expect
 from portal_sync_dev.local.seed import DEMO_MENTOR_CONTACT_ID, VISIBILITY_COLUMN
+from support import add_member
 
 DELIVERED = 20_000  # ms: a delivery through the state machine to the stand-in, locally
 
@@ -46,24 +47,6 @@ def website_column(system: Any) -> bool | None:
     """What the Dynamics contact's visibility column (the public website's source) holds."""
     contact = system.dynamics.contact(DEMO_MENTOR_CONTACT_ID)
     return contact.get(VISIBILITY_COLUMN) if contact else None
-
-
-def add_coordinator(db: Database, org_id: Any) -> uuid.UUID:
-    """A signed-up app user who coordinates the organisation: returns their auth user id."""
-    user_id = uuid.uuid4()
-    with db.connect() as conn:
-        profile = conn.execute(
-            "insert into profiles (auth_user_id, dynamics_contact_id, first_name, last_name)"
-            " values (%s, %s, 'Kari', 'Koordinator') returning id",
-            (user_id, str(uuid.uuid4())),
-        ).fetchone()
-        assert profile is not None
-        conn.execute(
-            "insert into organization_memberships (organization_id, profile_id, role)"
-            " values (%s, %s, 'coordinator')",
-            (org_id, profile["id"]),
-        )
-    return user_id
 
 
 def sign_in_with_token(console: Console, system: Any, token: str, role: str) -> None:
@@ -235,7 +218,9 @@ def test_a_coordinator_sees_the_members_and_a_mentors_visibility_but_not_the_set
 ) -> None:
     page = console.page
     calm_standin(system)
-    coordinator = add_coordinator(db, system.seed.org_id)
+    coordinator = add_member(
+        db, system.seed.org_id, "coordinator", first_name="Kari", last_name="Koordinator"
+    )
     sign_in_with_token(console, system, user_token(system, coordinator), "coordinator")
 
     console.go(f"/orgs/{system.seed.org_id}/members")

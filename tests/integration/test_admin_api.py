@@ -17,7 +17,7 @@ import httpx
 import jwt
 import pytest
 from conftest import Database, eventually
-from support import portal_event, signed_headers
+from support import add_member, portal_event, signed_headers
 
 
 @dataclass
@@ -46,23 +46,6 @@ def token(system: Any, user_id: uuid.UUID, **overrides: Any) -> str:
     }
     claims.update(overrides)
     return jwt.encode(claims, overrides.pop("_secret", system.jwt_secret), algorithm="HS256")
-
-
-def add_member(db: Database, org_id: uuid.UUID, role: str, status: str = "active") -> uuid.UUID:
-    """A signed-up app user with a membership: returns their auth user id."""
-    user_id = uuid.uuid4()
-    with db.connect() as conn:
-        profile = conn.execute(
-            "insert into profiles (auth_user_id, dynamics_contact_id, first_name)"
-            " values (%s, %s, 'Test') returning id",
-            (user_id, str(uuid.uuid4())),
-        ).fetchone()
-        conn.execute(
-            "insert into organization_memberships (organization_id, profile_id, role, status)"
-            " values (%s, %s, %s, %s)",
-            (org_id, profile["id"], role, status),
-        )
-    return user_id
 
 
 def add_org(db: Database, name: str = "Other chapter") -> uuid.UUID:

@@ -7,13 +7,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from conftest import Database
 from portal_sync_dev.bench import cold_start as bench
 from portal_sync_dev.build import load_target
 
 
 def test_the_bare_handlers_answer_against_the_local_services(
-    tmp_path: Path, database: Database, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Each floor's script does its I/O against moto and PostgreSQL and gives its answer (the
     functions' own first calls need the artifact: `make bench-cold` checks them)."""
@@ -25,10 +24,9 @@ def test_the_bare_handlers_answer_against_the_local_services(
     venv = bench.Layout(
         {}, layer, bench.runtime_dir(tmp_path / "runtime"), bench.VENV, target, here
     )
-    # The bench's throwaway database goes on the suite's server, made by its owner (the
-    # variable may hold the functions' role, which may not create databases, after a test of
-    # the local system).
-    monkeypatch.setenv("DATABASE_URL", database.url)
+    # A PostgreSQL of the bench's own: on the suite's server it would give the functions' role
+    # (a role of the whole cluster) its own password, locking out the running local system.
+    monkeypatch.delenv("DATABASE_URL", raising=False)
     with bench.local_services(tmp_path) as services:
         floors = [s for s in bench.scenarios(services) if s.mode == bench.BARE_IO]
         answers = {s.name: bench._run(venv, s)[0]["status"] for s in floors}

@@ -159,6 +159,37 @@ def write_row(conn):
     ).fetchone()
 """
 
+
+def _one_transaction(
+    *, jwt_secret: bool, reads: int, writes: int = 0, nested_reads: int = 0
+) -> str:
+    """A bare floor's script: the secrets read (the JWT secret when the first call verifies a
+    token), a connection and one transaction of one-row reads and writes (`nested_reads` in a
+    savepoint); its status is how many rows came back."""
+    jwt = (
+        'sm.get_secret_value(SecretId=os.environ["SUPABASE_JWT_SECRET_ARN"])\n'
+        if jwt_secret
+        else ""
+    )
+    nested = (
+        f"    with conn.transaction():\n        rows += [read_row(conn) for _ in range({nested_reads})]\n"
+        if nested_reads
+        else ""
+    )
+    return (
+        _ROWS
+        + '\nsm = boto3.client("secretsmanager")\n'
+        + jwt
+        + 'url = sm.get_secret_value(SecretId=os.environ["DATABASE_URL_SECRET_ARN"])["SecretString"]\n'
+        + "with psycopg.connect(url, prepare_threshold=None) as conn, conn.transaction():\n"
+        + f"    rows = [read_row(conn) for _ in range({reads})]"
+        + (f" + [write_row(conn) for _ in range({writes})]" if writes else "")
+        + "\n"
+        + nested
+        + "status = sum(row is not None for row in rows)\n"
+    )
+
+
 SQS_SEND = BareIO(
     "`boto3.client('sqs').send_message(...)` right after `import boto3`, nothing else: the "
     "floor of any function whose first request calls AWS",
@@ -224,14 +255,7 @@ status = row is not None
         BareIO(
             "GetSecretValue of the database URL, PostgreSQL connection, one transaction of 7 "
             "round trips: BEGIN, three one-row reads, two one-row inserts, COMMIT",
-            _ROWS
-            + """
-sm = boto3.client("secretsmanager")
-url = sm.get_secret_value(SecretId=os.environ["DATABASE_URL_SECRET_ARN"])["SecretString"]
-with psycopg.connect(url, prepare_threshold=None) as conn, conn.transaction():
-    rows = [read_row(conn) for _ in range(3)] + [write_row(conn) for _ in range(2)]
-status = sum(row is not None for row in rows)
-""",
+            _one_transaction(jwt_secret=False, reads=3, writes=2),
             5,
         ),
     ),
@@ -246,15 +270,7 @@ status = sum(row is not None for row in rows)
         BareIO(
             "GetSecretValue of the JWT secret and of the database URL, PostgreSQL connection, "
             "one transaction of 7 round trips: BEGIN, five one-row reads, COMMIT",
-            _ROWS
-            + """
-sm = boto3.client("secretsmanager")
-sm.get_secret_value(SecretId=os.environ["SUPABASE_JWT_SECRET_ARN"])
-url = sm.get_secret_value(SecretId=os.environ["DATABASE_URL_SECRET_ARN"])["SecretString"]
-with psycopg.connect(url, prepare_threshold=None) as conn, conn.transaction():
-    rows = [read_row(conn) for _ in range(5)]
-status = sum(row is not None for row in rows)
-""",
+            _one_transaction(jwt_secret=True, reads=5),
             5,
         ),
     ),
@@ -269,17 +285,7 @@ status = sum(row is not None for row in rows)
             "GetSecretValue of the JWT secret and of the database URL, PostgreSQL connection, "
             "one transaction of 14 round trips: BEGIN, eight one-row reads, SAVEPOINT, two "
             "more, RELEASE, COMMIT",
-            _ROWS
-            + """
-sm = boto3.client("secretsmanager")
-sm.get_secret_value(SecretId=os.environ["SUPABASE_JWT_SECRET_ARN"])
-url = sm.get_secret_value(SecretId=os.environ["DATABASE_URL_SECRET_ARN"])["SecretString"]
-with psycopg.connect(url, prepare_threshold=None) as conn, conn.transaction():
-    rows = [read_row(conn) for _ in range(8)]
-    with conn.transaction():
-        rows += [read_row(conn) for _ in range(2)]
-status = sum(row is not None for row in rows)
-""",
+            _one_transaction(jwt_secret=True, reads=8, nested_reads=2),
             10,
         ),
     ),
@@ -293,14 +299,7 @@ status = sum(row is not None for row in rows)
         BareIO(
             "GetSecretValue of the database URL, PostgreSQL connection, one transaction: BEGIN, "
             "two one-row reads, COMMIT",
-            _ROWS
-            + """
-sm = boto3.client("secretsmanager")
-url = sm.get_secret_value(SecretId=os.environ["DATABASE_URL_SECRET_ARN"])["SecretString"]
-with psycopg.connect(url, prepare_threshold=None) as conn, conn.transaction():
-    rows = [read_row(conn) for _ in range(2)]
-status = sum(row is not None for row in rows)
-""",
+            _one_transaction(jwt_secret=False, reads=2),
             2,
         ),
     ),
@@ -314,15 +313,7 @@ status = sum(row is not None for row in rows)
         BareIO(
             "GetSecretValue of the JWT secret and of the database URL, PostgreSQL connection, "
             "one transaction of 7 round trips: BEGIN, five one-row reads, COMMIT",
-            _ROWS
-            + """
-sm = boto3.client("secretsmanager")
-sm.get_secret_value(SecretId=os.environ["SUPABASE_JWT_SECRET_ARN"])
-url = sm.get_secret_value(SecretId=os.environ["DATABASE_URL_SECRET_ARN"])["SecretString"]
-with psycopg.connect(url, prepare_threshold=None) as conn, conn.transaction():
-    rows = [read_row(conn) for _ in range(5)]
-status = sum(row is not None for row in rows)
-""",
+            _one_transaction(jwt_secret=True, reads=5),
             5,
         ),
     ),
