@@ -596,11 +596,12 @@ def local_services(work_dir: Path) -> Iterator[LocalServices]:
     from portal_sync_dev.local.seed import new_webhook_secret, seed_demo
 
     with BenchDatabase(work_dir) as database:
+        # start_moto (MOTO_PORT, which moto's Step Functions call Lambda back on) and
+        # use_endpoint (AWS_ENDPOINT_URL) point this process at this moto; afterwards, back: a
+        # test session's own emulator must not be replaced by one that stopped.
+        before = dict(os.environ)
         moto, endpoint = start_moto()
         dynamics = DataverseStandIn().start()
-        # use_endpoint points this process's AWS clients at this moto; afterwards, back (a test
-        # session's own emulator must not be replaced by one that stopped).
-        aws_variables = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
         try:
             use_endpoint(endpoint)
             aws = provision(endpoint)
@@ -675,9 +676,8 @@ def local_services(work_dir: Path) -> Iterator[LocalServices]:
         finally:
             dynamics.stop()
             moto.stop()
-            for name in [k for k in os.environ if k.startswith("AWS_")]:
-                del os.environ[name]
-            os.environ.update(aws_variables)
+            os.environ.clear()
+            os.environ.update(before)
 
 
 def scenarios(services: LocalServices | None, template_path: Path = TEMPLATE) -> list[Scenario]:
