@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -11,9 +12,15 @@ from uuid import UUID
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
+# A GUID already in that spelling, as Dataverse writes them: returned as it is, without the
+# UUID round trip (an import normalises each of its rows' ids several times).
+_CANONICAL_GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
 
 def normalize_id(value: str) -> str:
     """Dynamics GUIDs in one spelling (lower case, hyphenated), other ids as they were sent."""
+    if _CANONICAL_GUID.fullmatch(value):
+        return value
     try:
         return str(UUID(value))
     except ValueError:

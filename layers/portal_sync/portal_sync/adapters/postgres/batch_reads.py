@@ -26,10 +26,10 @@ def known_receipts(
         # Two index lookups (an OR of both would scan the whole table).
         """
         select id, source_id, delivery_id, outcome from webhook_receipts
-         where id = any(%s)
+         where id = any(%b)
         union
         select r.id, r.source_id, r.delivery_id, r.outcome
-          from unnest(%s::text[], %s::text[]) as u(source_id, delivery_id)
+          from unnest(%b::text[], %b::text[]) as u(source_id, delivery_id)
           join webhook_receipts r
             on r.source_id = u.source_id and r.delivery_id = u.delivery_id
            and r.outcome = 'accepted'
@@ -73,8 +73,8 @@ def lock_members(
                    m.organization_id, m.status, m.role, m.source_modified_at
               from profiles p
               left join organization_memberships m
-                on m.profile_id = p.id and m.organization_id = any(%s)
-             where p.dynamics_contact_id = any(%s)
+                on m.profile_id = p.id and m.organization_id = any(%b)
+             where p.dynamics_contact_id = any(%b)
              order by p.id
                for no key update of p
             """,
@@ -97,7 +97,7 @@ def lock_enrollments(
         for row in conn.execute(
             "select organization_id, profile_id, dynamics_course_id, status, source_modified_at"
             " from course_enrollments where (organization_id, profile_id, dynamics_course_id) in"
-            " (select * from unnest(%s::uuid[], %s::uuid[], %s::text[])) order by id for update",
+            " (select * from unnest(%b::uuid[], %b::uuid[], %b::text[])) order by id for update",
             tuple(map(list, zip(*keys, strict=True))),
         )
     ]

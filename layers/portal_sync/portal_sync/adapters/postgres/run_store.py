@@ -201,7 +201,7 @@ class PostgresRunStore:
     def stored_details(self, contact_ids: Sequence[str]) -> dict[str, MemberDetails]:
         rows = self._conn.execute(
             "select dynamics_contact_id, first_name, last_name, email, phone from profiles"
-            " where dynamics_contact_id = any(%s)",
+            " where dynamics_contact_id = any(%b)",
             (list(contact_ids),),
         ).fetchall()
         return {row["dynamics_contact_id"]: MemberDetails(**row) for row in rows}

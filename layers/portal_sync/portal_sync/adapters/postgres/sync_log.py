@@ -58,7 +58,7 @@ LOG_ON_CONFLICT = """
 _WRITE = f"{_INSERT} values ({', '.join('%s' for _ in _COLUMNS)}, now())" + LOG_ON_CONFLICT
 _WRITE_MANY = (
     f"{_INSERT} select *, now() from unnest("  # noqa: S608
-    + ", ".join(f"%s::{kind}[]" for _, kind in _COLUMNS)
+    + ", ".join(f"%b::{kind}[]" for _, kind in _COLUMNS)
     + ")"
     + LOG_ON_CONFLICT
 )
@@ -100,7 +100,7 @@ def statuses(
     pipeline, the rows arrive once it is synced."""
     cursor = conn.execute(
         "select organization_id, event_id, status from portal_sync_events"
-        " where (organization_id, event_id) in (select * from unnest(%s::uuid[], %s::text[]))",
+        " where (organization_id, event_id) in (select * from unnest(%b::uuid[], %b::text[]))",
         ([org for org, _ in keys], [event_id for _, event_id in keys]),
     )
     return lambda: {
