@@ -66,6 +66,88 @@ def test_a_changed_base_url_needs_the_key_again(system: Any, db: Database, api: 
     assert stored_connection(db, api.org_id) == before
 
 
+def stored_secret(org: uuid.UUID) -> str:
+    import boto3
+
+    name = f"portal-sync/dynamics/{org}"
+    return str(boto3.client("secretsmanager").get_secret_value(SecretId=name)["SecretString"])
+
+
+@pytest.mark.parametrize(
+    ("refused_with", "status"),
+    [
+        # A portal-owned feature without its deep link: refused after the connection's checks.
+        ({"feature_ownership": {"courses": "portal"}, "deep_links": {}}, 422),
+        # Another organisation's source id.
+        ({"source_id": "other-org-source"}, 409),
+    ],
+)
+def test_a_refused_change_keeps_the_stored_credentials(
+    system: Any, db: Database, api: Api, refused_with: dict[str, Any], status: int
+) -> None:
+    """The credentials are written only once the whole change is taken: a refused PUT with a
+    new address and a new secret must not leave the new secret stored for the old address."""
+    if status == 409:
+        other = uuid.uuid4()
+        with db.connect() as conn:
+            conn.execute("insert into organizations (id, name) values (%s, 'Other')", (other,))
+            conn.execute(
+                "insert into integration_configs (organization_id, source_id) values (%s, %s)",
+                (other, "other-org-source"),
+            )
+    first = "first-secret-" + uuid.uuid4().hex
+    connection = {
+        "base_url": "https://hlf.crm4.dynamics.com",
+        "auth_type": "oauth_client_credentials",
+        "tenant_id": TENANT,
+        "client_id": "portal-sync",
+    }
+    assert put_dynamics(system, api, **connection, client_secret=first).status_code == 200
+    before = stored_connection(db, api.org_id)
+
+    refused = api.call(
+        "PUT",
+        f"/orgs/{api.org_id}/integration",
+        system.seed.org_admin_token,
+        json={
+            "dynamics": {
+                **connection,
+                "base_url": "https://hlf-test.crm4.dynamics.com",
+                "client_secret": "second-secret-" + uuid.uuid4().hex,
+            },
+            **refused_with,
+        },
+    )
+
+    assert refused.status_code == status, refused.text
+    assert stored_connection(db, api.org_id) == before
+    assert first in stored_secret(api.org_id)
+
+
+def test_a_null_reconcile_interval_is_refused_at_its_field(
+    system: Any, db: Database, api: Api
+) -> None:
+    response = api.call(
+        "PUT",
+        f"/orgs/{api.org_id}/integration",
+        system.seed.org_admin_token,
+        json={"reconcile_interval_minutes": None},
+    )
+
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"] == [
+        {
+            "path": "reconcile_interval_minutes",
+            "message": "cannot be null; leave it out to keep the current value",
+        }
+    ]
+    row = db.one(
+        "select reconcile_interval_minutes from integration_configs where organization_id = %s",
+        api.org_id,
+    )
+    assert row == {"reconcile_interval_minutes": 15}
+
+
 @pytest.mark.parametrize(
     ("changed", "named"),
     [

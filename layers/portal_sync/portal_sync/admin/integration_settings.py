@@ -56,6 +56,7 @@ _NOT_NULL_SETTINGS = frozenset(
         "feature_ownership",
         "deep_links",
         "website_visibility_column",
+        "reconcile_interval_minutes",
     }
 )
 
@@ -124,8 +125,9 @@ class IntegrationSettings:
             key: value for key, value in sent.items() if key != "dynamics"
         }
         audit: dict[str, Any] = {"changed": sorted(sent)}
+        new_secret = update.dynamics.secret() if update.dynamics is not None else None
         if update.dynamics is not None:
-            changes.update(self._dynamics_changes(organization_id, record, update.dynamics, audit))
+            changes.update(self._dynamics_changes(record, update.dynamics, audit))
 
         merged = record.changed(changes)
         _check_features(merged)
@@ -139,6 +141,10 @@ class IntegrationSettings:
 
         if changes:
             self._repo.update_integration(organization_id, changes)
+        if new_secret is not None:
+            # Only once every check passed, after the row (whose transaction a failed write
+            # rolls back): a refused change must leave the stored credentials as they were.
+            self._vault.write_dynamics_credentials(organization_id, new_secret)
         if rebinds:
             audit["members_moved"] = self._rebind_members(organization_id, record, merged)
         self._sync_source(organization_id, record.source_id, merged)
@@ -168,7 +174,6 @@ class IntegrationSettings:
 
     def _dynamics_changes(
         self,
-        organization_id: UUID,
         record: IntegrationRecord,
         dynamics: DynamicsConnectionUpdate,
         audit: dict[str, Any],
@@ -208,8 +213,7 @@ class IntegrationSettings:
             # Other credentials may act as another application user: WhoAmI is asked again.
             changes["dynamics_application_user_id"] = None
             changes["dynamics_application_user_learned_at"] = None
-        if secret is not None:
-            self._vault.write_dynamics_credentials(organization_id, secret)
+        if secret is not None:  # written to the vault by update(), once all checks passed
             changes["dynamics_credentials_fingerprint"] = fingerprint(secret)
             changes["dynamics_credentials_updated_at"] = self._clock()
             audit["dynamics_credentials"] = "replaced"
