@@ -18,7 +18,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-python$(RUNTIME)
 
 .PHONY: install run migrate test lint typecheck template-lint imports unit integration \
-	reliability clean build bench-cold bench bench-report deploy-check browser-tools browser
+	reliability clean build bench-cold bench bench-report deploy-check browser-tools browser \
+	deploy-console console-lint
 
 $(STAMP): pyproject.toml layers/portal_sync/pyproject.toml
 	@# A venv of another Python (made before the runtime changed) is made again, not reused.
@@ -74,11 +75,15 @@ browser: $(STAMP) browser-tools
 
 # What the browser tests need beside the venv: Debian's Chromium (apt) and axe-core (npm ci from
 # console/package-lock.json); each script does nothing when its install is there already.
+# The console's files as prettier formats them (console/package-lock.json pins it).
+console-lint: browser-tools
+	cd console && npx --no-install prettier --check .
+
 browser-tools:
 	bash tools/browser/install-chromium.sh
 	bash tools/browser/install-axe.sh
 
-test: lint typecheck template-lint imports deploy-check browser-tools
+test: lint typecheck template-lint imports deploy-check browser-tools console-lint
 	$(BIN)/pytest
 
 # -- deployment and benchmarks --------------------------------------------------------------------
@@ -97,6 +102,14 @@ deploy-check: $(STAMP) $(TOOLS)/.installed
 	SAM_CLI_TELEMETRY=0 $(TOOLS)/bin/sam validate --lint --template template.yaml
 	SAM_CLI_TELEMETRY=0 $(TOOLS)/bin/sam build --template template.yaml --build-dir .aws-sam/deploy-check
 	$(TOOLS)/bin/checkov --config-file .checkov.yaml --file template.yaml
+
+# The admin console into a deployed stack's bucket, behind its CloudFront distribution
+# (docs/deploy.md, "Console"): the lockfile's npm install (supabase-js's browser bundle), then
+# the files and a config.json written from the stack's outputs. STACK names the stack.
+STACK ?= portal-sync-prod
+deploy-console: $(STAMP)
+	bash tools/browser/install-axe.sh
+	$(BIN)/python -m portal_sync_dev.console_deploy --stack $(STACK) $(if $(AWS_REGION),--region $(AWS_REGION))
 
 # Deployment artifacts in .aws-sam/build (what `sam deploy` takes) and .aws-sam/dist (zips),
 # without the SAM CLI or Docker: tools/portal_sync_dev/build.py.

@@ -125,3 +125,51 @@ export function facts(pairs) {
       ),
   );
 }
+
+/**
+ * A modal dialog that says what an action will do before it is done. `ask()` opens it and
+ * resolves true once confirmed, false when cancelled (the button or Escape), when focus goes
+ * back to `opener`; a confirmed action moves focus to its own result.
+ */
+export function confirmation() {
+  const titleId = uid("confirm-title");
+  const bodyId = uid("confirm-body");
+  const title = h("h2", { id: titleId });
+  const body = h("p", { id: bodyId });
+  const yes = h("button", { type: "button", class: "button button-primary" });
+  const no = h("button", { type: "button", class: "button button-secondary" }, t("common.cancel"));
+  const dialog = h(
+    "dialog",
+    { class: "dialog", "aria-labelledby": titleId, "aria-describedby": bodyId },
+    title,
+    body,
+    h("div", { class: "actions" }, yes, no),
+  );
+  let settle = null;
+  const finish = (answer) => {
+    const resolve = settle;
+    settle = null;
+    if (dialog.open) dialog.close();
+    resolve?.(answer);
+  };
+  yes.addEventListener("click", () => finish(true));
+  no.addEventListener("click", () => finish(false));
+  // Escape closes the dialog by itself: that is a cancel (after a confirm, settle is gone).
+  dialog.addEventListener("close", () => finish(false));
+  return {
+    element: dialog,
+    ask({ heading, text, confirm, danger = false }, opener = null) {
+      title.textContent = heading;
+      body.textContent = text;
+      yes.textContent = confirm;
+      yes.className = danger ? "button button-danger" : "button button-primary";
+      dialog.showModal();
+      return new Promise((resolve) => {
+        settle = (answer) => {
+          if (!answer) opener?.focus();
+          resolve(answer);
+        };
+      });
+    },
+  };
+}

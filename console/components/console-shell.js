@@ -1,11 +1,12 @@
 // The console's frame: skip link, header with who is signed in, the organisation's screens as
-// navigation, and the screen the route names in <main>.
+// navigation, and the screen the route names in <main>. Which organisations the administrator
+// works in, and their names, are the API's (GET /me, and GET /orgs on the Organisations page).
 import { Screen } from "./common.js";
-import { Api } from "../lib/api.js";
+import { Api, ApiError } from "../lib/api.js";
 import { fill, h } from "../lib/dom.js";
 import { t } from "../lib/i18n.js";
 import { currentRoute, isRoute, navigate, routeHref } from "../lib/router.js";
-import { currentSession, endSession, organizationsOf } from "../lib/session.js";
+import { currentSession, endSession } from "../lib/session.js";
 import "./sign-in.js";
 import "./organizations.js";
 import "./integration-settings.js";
@@ -63,19 +64,41 @@ class ConsoleShell extends HTMLElement {
 
   signOut(notice) {
     endSession();
+    this.caller = null;
     this.signedOutNotice = notice ?? null;
     navigate(["sign-in"]);
   }
 
-  render() {
+  /**
+   * GET /me, asked once per sign-in: who the administrator is and the organisations they
+   * administer or coordinate. A failure is not kept, so the next screen asks again.
+   */
+  whoAmI(api, session) {
+    if (this.caller?.token !== session.token) {
+      const answer = api.admin("GET", "/me");
+      this.caller = { token: session.token, answer };
+      answer.catch(() => {
+        if (this.caller?.answer === answer) this.caller = null;
+      });
+    }
+    return this.caller.answer;
+  }
+
+  async render() {
     const { parts, params } = currentRoute();
     const session = currentSession();
+    // Only the latest render shows anything: an earlier one may still wait for GET /me.
+    const current = (this.renders = (this.renders ?? 0) + 1);
+    const arrivedFromSignIn = this.signingIn;
+    this.signingIn = false;
     if (this.configError) {
       this.show(null, t("app.title"), this.configProblem());
       return;
     }
     if (!session || parts[0] === "sign-in") {
       if (session && parts[0] === "sign-in") endSession();
+      this.caller = null;
+      this.signingIn = true;
       const signIn = document.createElement("ps-sign-in");
       signIn.config = this.config;
       signIn.notice = this.signedOutNotice;
@@ -88,6 +111,7 @@ class ConsoleShell extends HTMLElement {
       token: session.token,
       onSignedOut: () => this.signOut(t("signin.session_ended")),
     });
+    const who = () => this.whoAmI(api, session);
     if (parts[0] === "orgs" && parts[1]) {
       const orgId = parts[1];
       const screen = SCREENS.find((candidate) => candidate.path === parts[2]);
@@ -95,7 +119,9 @@ class ConsoleShell extends HTMLElement {
         navigate(["orgs", orgId, SCREENS[0].path]);
         return;
       }
-      const organization = organizationsOf(session).find((candidate) => candidate.id === orgId);
+      const caller = await this.callerOrNull(who);
+      if (current !== this.renders) return;
+      const organization = organizationOf(caller, session, orgId);
       const element = document.createElement(screen.element);
       element.context = {
         api,
@@ -114,9 +140,30 @@ class ConsoleShell extends HTMLElement {
       this.show({ session }, t("onboarding.title"), onboarding);
       return;
     }
+    if (arrivedFromSignIn) {
+      // Straight from signing in, one organisation is the only place to go: its first screen
+      // the role may see (a coordinator's is the members view).
+      const caller = await this.callerOrNull(who);
+      if (current !== this.renders) return;
+      const [only, ...others] = caller?.organizations ?? [];
+      if (only && !others.length && !caller.is_global_admin) {
+        navigate(["orgs", only.id, only.role === "coordinator" ? "members" : SCREENS[0].path]);
+        return;
+      }
+    }
     const home = document.createElement("ps-organizations");
-    home.context = { session, organizations: organizationsOf(session) };
+    home.context = { api, session, who };
     this.show({ session }, t("orgs.title"), home);
+  }
+
+  /** GET /me's answer, or null when it failed (the screen then shows its own answer). */
+  async callerOrNull(who) {
+    try {
+      return await who();
+    } catch (error) {
+      if (!(error instanceof ApiError)) throw error;
+      return null;
+    }
   }
 
   show(navigation, title, element) {
@@ -224,6 +271,19 @@ class ConsoleShell extends HTMLElement {
       ),
     );
   }
+}
+
+/**
+ * The organisation as the API named it: one the administrator administers or coordinates (GET
+ * /me), else one listed on the Organisations page or onboarded in this session; null: only its
+ * id is known.
+ */
+function organizationOf(caller, session, orgId) {
+  return (
+    caller?.organizations?.find((candidate) => candidate.id === orgId) ??
+    session.organizations?.find((candidate) => candidate.id === orgId) ??
+    null
+  );
 }
 
 customElements.define("ps-console", ConsoleShell);

@@ -1,14 +1,40 @@
 // Integration settings (GET/PUT /orgs/{orgId}/integration): enabled, source id, signature
-// mode, and per feature its owner (app or portal) with its deep link beside it. A 422's field
-// errors are shown at their fields and summed up at the top of the form.
-import { Screen, errorNotice, errorSummary, facts, field, timeElement } from "./common.js";
+// mode, per feature its owner (app or portal) with its deep link beside it, the reconcile
+// interval, visibility column and application users, the field mapping (its editor in
+// field-mapping-editor.js), and, in a form of its own, the Dynamics connection (in
+// dynamics-connection.js). The screen holds both forms' drafts, saves them and shows a 422's
+// field errors at their fields and summed up at the top.
+import { Screen, errorNotice, errorSummary, field } from "./common.js";
+import {
+  connectionDraftOf,
+  connectionFieldId,
+  connectionPathLabel,
+  connectionUpdate,
+  dynamicsSection,
+} from "./dynamics-connection.js";
+import {
+  mappingBody,
+  mappingDraftOf,
+  mappingFieldId,
+  mappingPathLabel,
+  mappingSection,
+  splitPath,
+} from "./field-mapping-editor.js";
 import { ApiError, segment } from "../lib/api.js";
 import { fill, h } from "../lib/dom.js";
-import { formatDateTime, has, t } from "../lib/i18n.js";
+import { has, t } from "../lib/i18n.js";
+import { routeHref } from "../lib/router.js";
 
 const FEATURE_NAME = /^[a-z][a-z0-9_]{1,49}$/;
 const MODES = ["standard-webhooks", "header-key"];
 const OWNERS = ["app", "portal"];
+
+// The settings form's further fields by the API's error path.
+const SYNC_FIELDS = {
+  reconcile_interval_minutes: "integration-reconcile-interval",
+  website_visibility_column: "integration-visibility-column",
+  application_user_ids: "integration-application-users",
+};
 
 class IntegrationSettings extends Screen {
   async start() {
@@ -26,6 +52,9 @@ class IntegrationSettings extends Screen {
       return;
     }
     this.draft = draftOf(this.view);
+    this.connection = connectionDraftOf(this.view);
+    // Which form the errors shown are of: "settings" or "connection".
+    this.errorsOf = "settings";
     this.render();
   }
 
@@ -36,6 +65,8 @@ class IntegrationSettings extends Screen {
       { novalidate: true, onsubmit: (event) => this.save(event) },
       this.webhookSection(view, draft),
       this.featureSection(draft),
+      this.syncSection(view, draft),
+      mappingSection(this, view, draft),
       h(
         "div",
         { class: "actions" },
@@ -61,7 +92,84 @@ class IntegrationSettings extends Screen {
       this.failure ? errorNotice(this.failure) : null,
       this.errors.size ? this.summary() : null,
       form,
-      this.dynamicsSection(view),
+      dynamicsSection(this, view),
+    );
+  }
+
+  /** The message the last save's 422 has for a field (by its element id). */
+  errorAt(id) {
+    const messages = [...this.errors]
+      .filter(([path]) => this.fieldIdFor(path) === id)
+      .map(([path, message]) => lineOf(path, message));
+    return messages.length ? messages.join(" ") : null;
+  }
+
+  /** The field an API error path names, to show it there and link the summary to it. */
+  fieldIdFor(path) {
+    if (this.errorsOf === "connection") return connectionFieldId(path);
+    const [head, rest] = splitPath(path);
+    if (head in SYNC_FIELDS) return SYNC_FIELDS[head];
+    if (head === "field_mapping") return mappingFieldId(this.draft.mapping, rest);
+    return fieldIdFor(path);
+  }
+
+  syncSection(view, draft) {
+    const interval = h("input", {
+      type: "number",
+      name: "reconcile_interval_minutes",
+      min: "5",
+      max: "1440",
+      step: "1",
+      inputmode: "numeric",
+      class: "input-short",
+      value: draft.reconcile_interval,
+      oninput: (event) => (draft.reconcile_interval = event.target.value),
+    });
+    const column = h("input", {
+      type: "text",
+      name: "website_visibility_column",
+      value: draft.visibility_column,
+      autocomplete: "off",
+      spellcheck: "false",
+      oninput: (event) => (draft.visibility_column = event.target.value),
+    });
+    const users = h("textarea", {
+      name: "application_user_ids",
+      rows: "3",
+      autocomplete: "off",
+      spellcheck: "false",
+      class: "input-wide",
+      oninput: (event) => (draft.application_users = event.target.value),
+    });
+    users.value = draft.application_users;
+    const learned = view.dynamics?.application_user_id;
+    return h(
+      "section",
+      { class: "panel", "aria-labelledby": "sync-settings-heading" },
+      h("h2", { id: "sync-settings-heading" }, t("integration.sync_settings")),
+      field({
+        id: SYNC_FIELDS.reconcile_interval_minutes,
+        label: t("integration.reconcile_interval"),
+        hint: t("integration.reconcile_interval_hint"),
+        error: this.errorAt(SYNC_FIELDS.reconcile_interval_minutes),
+        input: interval,
+      }),
+      field({
+        id: SYNC_FIELDS.website_visibility_column,
+        label: t("integration.visibility_column"),
+        hint: t("integration.visibility_column_hint"),
+        error: this.errorAt(SYNC_FIELDS.website_visibility_column),
+        input: column,
+      }),
+      field({
+        id: SYNC_FIELDS.application_user_ids,
+        label: t("integration.application_users"),
+        hint: learned
+          ? t("integration.application_users_hint_learned", { id: learned })
+          : t("integration.application_users_hint"),
+        error: this.errorAt(SYNC_FIELDS.application_user_ids),
+        input: users,
+      }),
     );
   }
 
@@ -266,37 +374,19 @@ class IntegrationSettings extends Screen {
     );
   }
 
-  dynamicsSection(view) {
-    const dynamics = view.dynamics;
-    const credentials = dynamics?.credentials;
-    return h(
-      "section",
-      { class: "panel", "aria-labelledby": "dynamics-heading" },
-      h("h2", { id: "dynamics-heading" }, t("integration.dynamics")),
-      dynamics
-        ? facts([
-            [t("integration.dynamics.base_url"), h("code", {}, dynamics.base_url)],
-            [t("integration.dynamics.auth_type"), t(`integration.auth.${dynamics.auth_type}`)],
-            [
-              t("integration.dynamics.credentials"),
-              credentials?.configured
-                ? t("integration.dynamics.configured", {
-                    fingerprint: credentials.fingerprint ?? "",
-                  })
-                : t("integration.dynamics.not_configured"),
-            ],
-            [t("integration.updated_at"), timeElement(view.updated_at, formatDateTime)],
-          ])
-        : h("p", {}, t("integration.dynamics.none")),
-    );
+  summary() {
+    const connection = this.errorsOf === "connection";
+    const items = [...this.errors].map(([path, message]) => ({
+      target: this.fieldIdFor(path),
+      text: `${connection ? connectionPathLabel(path) : this.pathLabel(path)}: ${lineOf(path, message)}`,
+    }));
+    return errorSummary(connection ? t("connection.not_saved") : t("integration.not_saved"), items);
   }
 
-  summary() {
-    const items = [...this.errors].map(([path, message]) => ({
-      target: fieldIdFor(path),
-      text: `${pathLabel(path)}: ${message}`,
-    }));
-    return errorSummary(t("integration.not_saved"), items);
+  pathLabel(path) {
+    const [head, rest] = splitPath(path);
+    if (head === "field_mapping") return mappingPathLabel(this.draft.mapping, rest);
+    return pathLabel(path);
   }
 
   addFeature(value) {
@@ -317,6 +407,8 @@ class IntegrationSettings extends Screen {
 
   discard() {
     this.draft = draftOf(this.view);
+    this.connection = connectionDraftOf(this.view);
+    this.newTableError = null;
     this.errors = new Map();
     this.failure = null;
     this.saved = null;
@@ -328,6 +420,7 @@ class IntegrationSettings extends Screen {
   async save(event) {
     event.preventDefault();
     const update = changes(this.view, this.draft);
+    this.errorsOf = "settings";
     this.errors = new Map();
     this.failure = null;
     this.saved = null;
@@ -355,6 +448,56 @@ class IntegrationSettings extends Screen {
     this.render();
     this.querySelector(".error-summary, .notice-error, .notice-success")?.focus();
   }
+
+  /** Saves the Dynamics connection alone: `dynamics` is sent whole, the secret only if typed. */
+  async saveConnection(event) {
+    event.preventDefault();
+    const dynamics = connectionUpdate(this.view, this.connection);
+    this.errorsOf = "connection";
+    this.errors = new Map();
+    this.failure = null;
+    this.saved = null;
+    if (!dynamics) {
+      this.saved = t("connection.nothing_to_save");
+      this.render();
+      this.querySelector(".notice-success")?.focus();
+      return;
+    }
+    const before = this.view.dynamics?.base_url ?? null;
+    try {
+      this.view = await this.context.api.admin(
+        "PUT",
+        `/orgs/${segment(this.context.orgId)}/integration`,
+        { body: { dynamics } },
+      );
+      // The secret is gone from the page once sent; the settings' own edits are kept.
+      this.connection = connectionDraftOf(this.view);
+      const moved = this.view.dynamics?.base_url !== before && this.view.enabled;
+      this.saved = [
+        t("connection.saved"),
+        moved
+          ? [
+              " ",
+              t("connection.import_started"),
+              " ",
+              h(
+                "a",
+                { href: routeHref(["orgs", this.context.orgId, "sync"]) },
+                t("connection.follow_import"),
+              ),
+            ]
+          : null,
+      ];
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 422 && error.errors.length) {
+        this.errors = error.fieldErrors();
+      } else {
+        this.failure = error;
+      }
+    }
+    this.render();
+    this.querySelector(".error-summary, .notice-error, .notice-success")?.focus();
+  }
 }
 
 function draftOf(view) {
@@ -365,7 +508,19 @@ function draftOf(view) {
     header_name: view.header_name ?? "",
     owners: { ...view.feature_ownership },
     links: { ...view.deep_links },
+    reconcile_interval: String(view.reconcile_interval_minutes ?? ""),
+    visibility_column: view.website_visibility_column ?? "",
+    application_users: (view.application_user_ids ?? []).join("\n"),
+    mapping: mappingDraftOf(view),
   };
+}
+
+/** An error of one of the application users' lines says which line. */
+function lineOf(path, message) {
+  const match = /^application_user_ids\.(\d+)$/.exec(path);
+  return match
+    ? t("integration.application_users_line", { number: Number(match[1]) + 1, message })
+    : message;
 }
 
 /** What the form changed, as the PUT body: a field left out keeps its value. */
@@ -390,6 +545,29 @@ function changes(view, draft) {
       .filter(([, link]) => link),
   );
   if (!sameEntries(links, view.deep_links)) update.deep_links = links;
+  const interval = draft.reconcile_interval.trim();
+  if (interval !== String(view.reconcile_interval_minutes)) {
+    // Not a whole number: sent as typed, and the API's 422 says what it needs.
+    update.reconcile_interval_minutes = /^\d+$/.test(interval) ? Number(interval) : interval;
+  }
+  const column = draft.visibility_column.trim();
+  if (column !== view.website_visibility_column) update.website_visibility_column = column;
+  const users = draft.application_users
+    .split(/[\s,;]+/)
+    .map((line) => line.trim())
+    .filter(Boolean);
+  if (users.join("\n") !== (view.application_user_ids ?? []).join("\n")) {
+    update.application_user_ids = users;
+  }
+  if (draft.mapping.useDefault) {
+    // null: the platform's default mapping again.
+    if (!view.field_mapping_is_default) update.field_mapping = null;
+  } else {
+    const mapping = mappingBody(draft.mapping);
+    if (JSON.stringify(mapping) !== JSON.stringify(mappingBody(mappingDraftOf(view)))) {
+      update.field_mapping = mapping;
+    }
+  }
   return update;
 }
 
@@ -423,11 +601,6 @@ function pathLabel(path) {
     return t("integration.owner_of", { feature: featureLabel(rest) });
   const key = `integration.path.${head}`;
   return has(key) ? t(key) : path;
-}
-
-function splitPath(path) {
-  const dot = path.indexOf(".");
-  return dot < 0 ? [path, ""] : [path.slice(0, dot), path.slice(dot + 1)];
 }
 
 customElements.define("ps-integration-settings", IntegrationSettings);

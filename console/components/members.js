@@ -1,8 +1,10 @@
 // Members (GET /orgs/{orgId}/members, coordinators and administrators): each member's name,
 // role, active or inactive and last sync, paged by the API's cursor; for peer mentors their
 // website visibility (GET /functions/v1/website-sync/{mentorId}/status) and a link to the
-// mentor's own view (`?mentor=<profileId>`: hide, restore, retry and the history).
-import { Screen, errorNotice, timeElement } from "./common.js";
+// mentor's own view (`?mentor=<profileId>`: hide, restore, pause, the certificate, retry and
+// the history); and every failed delivery of the organisation retried at once (POST
+// /functions/v1/website-sync/retry-failed), confirmed first.
+import { Screen, confirmation, errorNotice, timeElement } from "./common.js";
 import { MENTOR_ROLE, memberName, rememberMember, visibilityBadges } from "./mentor-visibility.js";
 import { segment } from "../lib/api.js";
 import { fill, h } from "../lib/dom.js";
@@ -10,6 +12,10 @@ import { formatDateTime, has, t } from "../lib/i18n.js";
 import { routeHref } from "../lib/router.js";
 
 const PAGE_SIZE = 25;
+// After "Retry all failed deliveries", the page is read again this often while a mentor on it
+// is being delivered, up to FOLLOW_LIMIT times (then "Refresh").
+const FOLLOW_MS = 1000;
+const FOLLOW_LIMIT = 20;
 
 class Members extends Screen {
   async start() {
@@ -28,7 +34,10 @@ class Members extends Screen {
     // The cursors of the pages before the one shown: "Previous page" goes back one.
     this.cursors = [];
     this.cursor = null;
+    this.following = 0;
     this.listOutput = h("div", { class: "members-list" });
+    this.retryOutput = h("div", { class: "retry-result" });
+    this.dialog = confirmation();
     try {
       await this.loadPage();
     } catch (error) {
@@ -59,7 +68,80 @@ class Members extends Screen {
         ),
         this.listOutput,
       ),
+      h(
+        "section",
+        { class: "panel", "aria-labelledby": "deliveries-heading" },
+        h("h2", { id: "deliveries-heading" }, t("members.deliveries_heading")),
+        h("p", { class: "hint" }, t("members.retry_failed_hint")),
+        this.retryOutput,
+        h(
+          "div",
+          { class: "actions" },
+          h(
+            "button",
+            {
+              type: "button",
+              class: "button button-primary",
+              onclick: (event) => this.retryFailed(event.currentTarget),
+            },
+            t("members.retry_failed"),
+          ),
+        ),
+      ),
+      this.dialog.element,
     );
+  }
+
+  /** Every failed mentor of the organisation delivered again now, once confirmed. */
+  async retryFailed(opener) {
+    const confirmed = await this.dialog.ask(
+      {
+        heading: t("members.retry_failed.confirm_title"),
+        text: t("members.retry_failed.confirm_body", {
+          organization: this.context.organizationName,
+        }),
+        confirm: t("members.retry_failed.confirm"),
+      },
+      opener,
+    );
+    if (!confirmed) return;
+    this.following += 1;
+    const follow = this.following;
+    let notice;
+    let retried = 0;
+    try {
+      const result = await this.context.api.websiteSync("POST", "/retry-failed", {
+        query: { organization_id: this.context.orgId },
+      });
+      retried = result.retried;
+      notice = h(
+        "div",
+        { class: "notice notice-success", role: "status", tabindex: "-1" },
+        h(
+          "p",
+          { class: "notice-title" },
+          retried
+            ? t("members.retry_failed.done", { count: retried })
+            : t("members.retry_failed.none"),
+        ),
+        retried ? h("p", {}, t("members.retry_failed.following")) : null,
+      );
+    } catch (error) {
+      notice = errorNotice(error, { headingLevel: "h3" });
+      notice.tabIndex = -1;
+    }
+    fill(this.retryOutput, notice);
+    notice.focus();
+    if (!retried) return;
+    // The page shows the deliveries as they go, until none on it is under way.
+    for (let round = 0; round < FOLLOW_LIMIT; round += 1) {
+      await this.show(() => this.loadPage());
+      if (!this.isConnected || follow !== this.following) return;
+      if (!this.statuses?.some((status) => status?.state === "pending")) break;
+      await new Promise((resolve) => setTimeout(resolve, FOLLOW_MS));
+      if (!this.isConnected || follow !== this.following) return;
+    }
+    this.context.announce(t("members.refreshed"));
   }
 
   /** Loads and shows the page at `this.cursor`; raises what the member list's call raised. */
@@ -77,6 +159,7 @@ class Members extends Screen {
       ),
     );
     for (const member of page.items) rememberMember(this.context.orgId, member);
+    this.statuses = statuses;
     fill(this.listOutput, this.table(page.items, statuses), this.pager());
   }
 

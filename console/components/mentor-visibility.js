@@ -1,10 +1,10 @@
 // A peer mentor's website visibility (the website-sync API, docs/website-visibility.md):
 // what the website should show and what Dynamics shows, the delivery's state and error; hide,
-// restore and retry, each confirmed first and followed until Dynamics answered; and the
-// mentor's visibility history, newest first. Shown by the members screen at
-// `#/orgs/<id>/members?mentor=<profileId>`.
-import { Screen, errorNotice, facts, timeElement } from "./common.js";
-import { segment } from "../lib/api.js";
+// restore, pause, resume, the certificate's expiry and retry, each confirmed first and
+// followed until Dynamics answered; and the mentor's visibility history, newest first. Shown
+// by the members screen at `#/orgs/<id>/members?mentor=<profileId>`.
+import { Screen, confirmation, errorNotice, facts, field, timeElement } from "./common.js";
+import { ApiError, segment } from "../lib/api.js";
 import { fill, h } from "../lib/dom.js";
 import { formatDateTime, formatNumber, has, locale, t } from "../lib/i18n.js";
 import { routeHref } from "../lib/router.js";
@@ -16,10 +16,6 @@ const HISTORY_PAGE = 20;
 // FOLLOW_LIMIT times (locally Dynamics answers within seconds; after that, "Refresh").
 const FOLLOW_MS = 1000;
 const FOLLOW_LIMIT = 20;
-// The mentor's name can be looked up in this many pages of the member list (when the mentor
-// was not on the list page just seen): the API has no route for one member.
-const LOOKUP_PAGES = 5;
-
 // Members seen on the list, by organisation and profile id, so the mentor's view names them.
 const seen = new Map();
 
@@ -59,12 +55,15 @@ function deliveryBadge(state) {
   );
 }
 
-// What each button does: its route, its words, and when it is offered.
+// What each button does (POST /<mentorId>/<name>), and when it is offered.
 const ACTIONS = {
   hide: { offered: (status) => !status.hidden_manually, danger: true },
   restore: { offered: (status) => status.hidden_manually, danger: false },
+  pause: { offered: (status) => !status.paused, danger: true },
+  resume: { offered: (status) => status.paused, danger: false },
   retry: { offered: (status) => status.state === "failed", danger: false },
 };
+const CERTIFICATE_FIELD = "mentor-certificate-date";
 
 class MentorVisibility extends Screen {
   async start() {
@@ -74,6 +73,9 @@ class MentorVisibility extends Screen {
     this.historyFailure = null;
     this.result = null;
     this.following = 0;
+    this.certificateError = null;
+    this.shownCertificate = undefined;
+    this.dialog = confirmation();
     let member;
     try {
       [this.status, member] = await Promise.all([this.fetchStatus(), this.findMember(mentorId)]);
@@ -84,6 +86,7 @@ class MentorVisibility extends Screen {
     this.name = member ? memberName(member) : t("mentor.unknown_name");
     this.statusOutput = h("div", { class: "mentor-status" });
     this.actionsOutput = h("div", { class: "mentor-actions" });
+    this.certificateOutput = h("div", { class: "mentor-certificate" });
     this.resultOutput = h("div", { class: "mentor-result" });
     this.historyOutput = h("div", { class: "mentor-history" });
     fill(
@@ -113,6 +116,7 @@ class MentorVisibility extends Screen {
         h("p", { class: "hint" }, t("mentor.actions_intro")),
         this.resultOutput,
         this.actionsOutput,
+        this.certificateOutput,
       ),
       h(
         "section",
@@ -120,7 +124,7 @@ class MentorVisibility extends Screen {
         h("h2", { id: "mentor-history-heading" }, t("mentor.history_heading")),
         this.historyOutput,
       ),
-      this.confirmDialog(),
+      this.dialog.element,
     );
     this.renderStatus();
     await this.loadHistory();
@@ -139,26 +143,19 @@ class MentorVisibility extends Screen {
     return this.context.api.websiteSync("GET", `${this.base}/status`, { query: this.query });
   }
 
+  /** The mentor as the member list shows them: from the list just seen, else asked for. */
   async findMember(mentorId) {
     const known = seen.get(`${this.context.orgId}/${mentorId}`);
     if (known) return known;
-    let cursor = null;
     try {
-      for (let page = 0; page < LOOKUP_PAGES; page += 1) {
-        const answer = await this.context.api.admin(
-          "GET",
-          `/orgs/${segment(this.context.orgId)}/members`,
-          { query: { limit: 200, cursor } },
-        );
-        const found = answer.items.find((member) => member.profile_id === mentorId);
-        if (found) return found;
-        if (!answer.next_cursor) return null;
-        cursor = answer.next_cursor;
-      }
+      return await this.context.api.admin(
+        "GET",
+        `/orgs/${segment(this.context.orgId)}/members/${segment(mentorId)}`,
+      );
     } catch {
-      // The status call says whether the mentor may be seen; without the list it is unnamed.
+      // The status call says whether the mentor may be seen; without the member it is unnamed.
+      return null;
     }
-    return null;
   }
 
   backLink() {
@@ -209,6 +206,8 @@ class MentorVisibility extends Screen {
         ],
       ]),
     );
+    // Not while a delivery is followed: a date being typed would be lost at each reading.
+    if (this.shownCertificate !== status.certified_until) this.renderCertificate();
     fill(
       this.actionsOutput,
       h(
@@ -223,7 +222,7 @@ class MentorVisibility extends Screen {
                 type: "button",
                 class: action.danger ? "button button-danger" : "button button-primary",
                 "data-action": name,
-                onclick: (event) => this.confirm(name, event.target),
+                onclick: (event) => this.confirm(name, event.currentTarget),
               },
               t(`mentor.${name}`),
             ),
@@ -232,80 +231,144 @@ class MentorVisibility extends Screen {
     );
   }
 
-  confirmDialog() {
-    this.dialogTitle = h("h2", { id: "mentor-confirm-heading" }, "");
-    this.dialogBody = h("p", { id: "mentor-confirm-body" }, "");
-    this.dialogConfirm = h("button", { type: "button", class: "button button-primary" }, "");
-    this.dialog = h(
-      "dialog",
+  /** The certificate's expiry: a date to set (a renewal reinstates), or none at all. */
+  renderCertificate() {
+    const status = this.status;
+    this.shownCertificate = status.certified_until;
+    const date = h("input", {
+      type: "date",
+      name: "certified_until",
+      value: status.certified_until ?? "",
+      required: true,
+    });
+    const form = h(
+      "form",
       {
-        class: "dialog",
-        "aria-labelledby": "mentor-confirm-heading",
-        "aria-describedby": "mentor-confirm-body",
+        class: "certificate-form",
+        novalidate: true,
+        "aria-labelledby": "mentor-certificate-heading",
+        onsubmit: (event) => {
+          event.preventDefault();
+          this.confirmCertificate(date.value, event.submitter ?? date);
+        },
       },
-      this.dialogTitle,
-      this.dialogBody,
+      h("h3", { id: "mentor-certificate-heading" }, t("mentor.certificate_heading")),
+      field({
+        id: CERTIFICATE_FIELD,
+        label: t("mentor.certificate_label"),
+        hint: t("mentor.certificate_hint"),
+        error: this.certificateError,
+        input: date,
+      }),
       h(
         "div",
         { class: "actions" },
-        this.dialogConfirm,
         h(
           "button",
-          {
-            type: "button",
-            class: "button button-secondary",
-            onclick: () => {
-              this.dialog.close();
-              this.opener?.focus();
-            },
-          },
-          t("common.cancel"),
+          { type: "submit", class: "button button-primary" },
+          t("mentor.certificate_save"),
         ),
+        status.certified_until
+          ? h(
+              "button",
+              {
+                type: "button",
+                class: "button button-danger",
+                onclick: (event) => this.confirmCertificate(null, event.currentTarget),
+              },
+              t("mentor.certificate_remove"),
+            )
+          : null,
       ),
     );
-    return this.dialog;
+    fill(this.certificateOutput, form);
+  }
+
+  async confirmCertificate(value, opener) {
+    if (value === "") {
+      // A date input holds "" until a whole date is entered: nothing to send yet.
+      this.certificateError = t("mentor.certificate_missing");
+      this.renderCertificate();
+      this.querySelector(`#${CERTIFICATE_FIELD}`)?.focus();
+      return;
+    }
+    const words = { name: this.name, date: value ? formatDate(value) : "" };
+    const which = value ? "set" : "remove";
+    const confirmed = await this.dialog.ask(
+      {
+        heading: t(`mentor.certificate.${which}.confirm_title`, words),
+        text: t(`mentor.certificate.${which}.confirm_body`, words),
+        confirm: t(`mentor.certificate.${which}.confirm`),
+        danger: !value,
+      },
+      opener,
+    );
+    if (!confirmed) return;
+    this.certificateError = null;
+    await this.act(`certificate.${which}`, {
+      method: "PUT",
+      route: "certificate",
+      body: { certified_until: value },
+      words,
+    });
   }
 
   /** Says what the action will do, and does it only once the reader confirms. */
-  confirm(name, opener) {
+  async confirm(name, opener) {
     const words = {
       name: this.name,
       state: this.status.desired ? t("mentor.word.visible") : t("mentor.word.hidden"),
     };
-    this.opener = opener;
-    this.dialogTitle.textContent = t(`mentor.${name}.confirm_title`, words);
-    this.dialogBody.textContent = t(`mentor.${name}.confirm_body`, words);
-    this.dialogConfirm.textContent = t(`mentor.${name}.confirm`);
-    this.dialogConfirm.className = ACTIONS[name].danger
-      ? "button button-danger"
-      : "button button-primary";
-    this.dialogConfirm.onclick = () => {
-      this.dialog.close();
-      this.act(name);
-    };
-    this.dialog.showModal();
+    const confirmed = await this.dialog.ask(
+      {
+        heading: t(`mentor.${name}.confirm_title`, words),
+        text: t(`mentor.${name}.confirm_body`, words),
+        confirm: t(`mentor.${name}.confirm`),
+        danger: ACTIONS[name].danger,
+      },
+      opener,
+    );
+    if (confirmed) await this.act(name);
   }
 
-  async act(name) {
+  /** Makes the change (`name`'s route, unless told), shows the answer, follows its delivery. */
+  async act(name, { method = "POST", route = name, body, words = { name: this.name } } = {}) {
     this.following += 1;
     const follow = this.following;
     let notice;
     try {
-      this.status = await this.context.api.websiteSync("POST", `${this.base}/${name}`, {
+      this.status = await this.context.api.websiteSync(method, `${this.base}/${route}`, {
         query: this.query,
+        body,
       });
       notice = h(
         "div",
         { class: noticeClass(this.status), role: "status", tabindex: "-1" },
-        h("p", { class: "notice-title" }, t(`mentor.${name}.done`, { name: this.name })),
+        h("p", { class: "notice-title" }, t(`mentor.${name}.done`, words)),
         h("p", { class: "delivery-news" }, deliveryNews(this.status)),
       );
     } catch (error) {
+      const invalid =
+        error instanceof ApiError && error.status === 422 ? error.fieldErrors() : null;
+      if (invalid && route === "certificate") {
+        // The API's word on the date, at the field (and in the notice).
+        this.certificateError = [...invalid.values()].join(" ");
+      }
       notice = errorNotice(error, { headingLevel: "h3" });
+      if (invalid?.size) {
+        notice.append(
+          h(
+            "ul",
+            {},
+            [...invalid.values()].map((message) => h("li", {}, message)),
+          ),
+        );
+      }
       notice.tabIndex = -1;
     }
     fill(this.resultOutput, notice);
     this.renderStatus();
+    if (route === "certificate") this.renderCertificate();
     notice.focus();
     await this.loadHistory();
     await this.followDelivery(follow);

@@ -1,10 +1,10 @@
 // Onboarding (POST /orgs, global administrators): a new organisation from the platform
-// default template, shown before it is created; its name, source id, Dynamics environment id
+// default template (GET /onboarding-template, which serves what POST /orgs applies), shown
+// before it is created; its name, source id, Dynamics environment id
 // and, optionally, its Dynamics connection (then its members are imported at once). A 422's
 // field errors are shown at their fields and summed up at the top; a source id in use (409) at
 // its field. Not an organisation's screen: it is reached from the Organisations page.
 import { Screen, errorNotice, errorSummary, facts, field } from "./common.js";
-import { defaultTemplate } from "./onboarding-template.js";
 import { ApiError } from "../lib/api.js";
 import { fill, h } from "../lib/dom.js";
 import { has, t } from "../lib/i18n.js";
@@ -34,7 +34,13 @@ class Onboarding extends Screen {
     this.errors = new Map();
     this.failure = null;
     this.created = null;
-    this.template = await defaultTemplate();
+    this.refusal = null;
+    try {
+      this.template = await this.context.api.admin("GET", "/onboarding-template");
+    } catch (error) {
+      // Not a global administrator (403), say: nothing to fill in, the API's answer instead.
+      this.refusal = error;
+    }
     this.render();
   }
 
@@ -43,7 +49,11 @@ class Onboarding extends Screen {
       this,
       this.heading(t("onboarding.title")),
       h("p", { class: "lead" }, t("onboarding.intro")),
-      this.created ? this.createdNotice(this.created) : this.form(),
+      this.refusal
+        ? errorNotice(this.refusal)
+        : this.created
+          ? this.createdNotice(this.created)
+          : this.form(),
     );
   }
 
@@ -123,9 +133,9 @@ class Onboarding extends Screen {
         [t("onboarding.template.secret"), t("onboarding.template.no_secret")],
         [
           t("onboarding.template.mapping"),
-          template.field_mapping
-            ? t("onboarding.template.mapping_custom")
-            : t("onboarding.template.mapping_default"),
+          template.field_mapping_is_default
+            ? t("onboarding.template.mapping_default")
+            : t("onboarding.template.mapping_custom"),
         ],
       ]),
       h(
@@ -166,6 +176,7 @@ class Onboarding extends Screen {
           }),
         ),
       ),
+      mappingTable(template.field_mapping),
     );
   }
 
@@ -324,7 +335,7 @@ class Onboarding extends Screen {
       }
     }
     if (this.created) {
-      // Listed on the Organisations page, by its name, for the rest of the session.
+      // Its screens are titled with its name for the rest of the session.
       const session = currentSession();
       if (session) rememberOrganization(session, this.created.id, this.created.name);
       this.draft = emptyDraft();
@@ -437,6 +448,90 @@ function bodyOf(draft) {
     body.dynamics = dynamics;
   }
   return JSON.parse(JSON.stringify(body));
+}
+
+/** The field mapping the template starts with: per Dynamics table, what a row is and the
+ * columns read from it. */
+function mappingTable(mapping) {
+  const columnLabel = t("onboarding.mapping.col.columns");
+  return h(
+    "table",
+    { class: "log-table template-table mapping-table" },
+    h("caption", {}, t("onboarding.mapping.caption")),
+    h(
+      "thead",
+      {},
+      h(
+        "tr",
+        {},
+        [
+          "onboarding.mapping.col.table",
+          "onboarding.mapping.col.kind",
+          "onboarding.mapping.col.columns",
+        ].map((key) => h("th", { scope: "col" }, t(key))),
+      ),
+    ),
+    h(
+      "tbody",
+      {},
+      Object.entries(mapping?.tables ?? {}).map(([name, table]) =>
+        h(
+          "tr",
+          { "data-table": name, "data-kind": table.kind },
+          h("td", { "data-label": t("onboarding.mapping.col.table") }, h("code", {}, name)),
+          h(
+            "td",
+            { "data-label": t("onboarding.mapping.col.kind") },
+            t(`onboarding.mapping.kind.${table.kind}`),
+          ),
+          h(
+            "td",
+            { "data-label": columnLabel },
+            h(
+              "ul",
+              { class: "mapping-columns" },
+              mappingColumns(table).map((text) => h("li", {}, text)),
+            ),
+          ),
+        ),
+      ),
+    ),
+  );
+}
+
+function mappingColumns(table) {
+  const lines = [];
+  if (table.contact_column) {
+    lines.push(t("onboarding.mapping.contact", { column: table.contact_column }));
+  }
+  for (const [profileField, column] of Object.entries(table.profile_columns ?? {})) {
+    const key = `onboarding.mapping.field.${profileField}`;
+    lines.push(
+      t("onboarding.mapping.profile", { field: has(key) ? t(key) : profileField, column }),
+    );
+  }
+  if (table.role_column) {
+    const values = Object.entries(table.role_values ?? {})
+      .map(([value, role]) => t("onboarding.mapping.role_value", { value, role: roleLabel(role) }))
+      .join(", ");
+    lines.push(t("onboarding.mapping.role", { column: table.role_column, values }));
+  }
+  if (table.course_column) {
+    lines.push(t("onboarding.mapping.course", { column: table.course_column }));
+  }
+  lines.push(
+    t("onboarding.mapping.state", {
+      column: table.state_column,
+      active: (table.active_states ?? []).join(", "),
+      inactive: (table.inactive_states ?? []).join(", "),
+    }),
+  );
+  return lines;
+}
+
+function roleLabel(role) {
+  const key = `members.role.${role}`;
+  return has(key) ? t(key) : role;
 }
 
 function featureLabel(feature) {

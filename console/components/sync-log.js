@@ -1,8 +1,9 @@
 // Sync status and log (GET /orgs/{orgId}/sync/status, GET .../sync/events, POST
-// .../sync/events/{id}/reprocess): the figures, the log newest first with status and type
-// filters (kept in the address), cursor paging, each entry's description, and reprocessing
-// an error.
-import { Screen, errorNotice, facts, field, timeElement } from "./common.js";
+// .../sync/events/{id}/reprocess, POST .../sync/import and .../sync/reconcile): the figures,
+// an import or reconciliation started (confirmed first) and followed until it ends, the log
+// newest first with status and type filters (kept in the address), cursor paging, each
+// entry's description, and reprocessing an error.
+import { Screen, confirmation, errorNotice, facts, field, timeElement } from "./common.js";
 import { segment } from "../lib/api.js";
 import { fill, h } from "../lib/dom.js";
 import { formatDateTime, formatNumber, t } from "../lib/i18n.js";
@@ -11,6 +12,16 @@ import { routeHref } from "../lib/router.js";
 const STATUSES = ["success", "error", "skipped"];
 const PAGE_SIZES = [10, 25, 50, 100];
 const DEFAULT_PAGE_SIZE = 25;
+// A run is followed by reading sync/status this often: every 2 s for its first minute, then
+// every 10 s (an import of a large organisation takes many minutes), until it ends.
+const FOLLOW_FAST_MS = 2000;
+const FOLLOW_FAST_ROUNDS = 30;
+const FOLLOW_SLOW_MS = 10000;
+// What each start button asks for (its route), in the order shown.
+const RUNS = [
+  { kind: "import", route: "sync/import" },
+  { kind: "reconcile", route: "sync/reconcile" },
+];
 // The event types the product logs (docs/inbound.md), offered as suggestions for the filter
 // (the API lists none: docs/console.md, "What the API lacks"). Dataverse rows the mapping
 // skips are logged as dataverse.<table>.<message>.
@@ -39,8 +50,13 @@ class SyncLog extends Screen {
     this.cursors = [];
     this.cursor = null;
     this.reprocessed = new Map();
+    this.following = 0;
     this.statusOutput = h("div", { class: "sync-status" });
+    // A refusal to start a run, and apart from it the run started here, still followed.
+    this.refusalOutput = h("div", { class: "run-refusal" });
+    this.runOutput = h("div", { class: "run-result" });
     this.logOutput = h("div", { class: "sync-log" });
+    this.dialog = confirmation();
     let status;
     try {
       status = await this.fetchStatus();
@@ -68,6 +84,9 @@ class SyncLog extends Screen {
           ),
         ),
         this.statusOutput,
+        this.runActions(),
+        this.refusalOutput,
+        this.runOutput,
       ),
       h(
         "section",
@@ -76,8 +95,123 @@ class SyncLog extends Screen {
         this.filterForm(),
         this.logOutput,
       ),
+      this.dialog.element,
     );
+    // A run under way when the screen opens (the schedule's, onboarding's) is followed too.
+    const running = [status.full_import, status.reconciliation].find(
+      (run) => run?.phase === "running",
+    );
+    if (running) this.follow(running, { notice: false });
     await this.loadPage();
+  }
+
+  runActions() {
+    return h(
+      "div",
+      { class: "run-actions" },
+      h("p", { class: "hint" }, t("sync.start.hint")),
+      h(
+        "div",
+        { class: "actions" },
+        RUNS.map(({ kind, route }) =>
+          h(
+            "button",
+            {
+              type: "button",
+              class: "button button-primary",
+              "data-run": kind,
+              onclick: (event) => this.startRun(kind, route, event.currentTarget),
+            },
+            t(`sync.start.${kind}`),
+          ),
+        ),
+      ),
+    );
+  }
+
+  /** Asks first; then starts the run, shows it, and follows it until it ends. */
+  async startRun(kind, route, opener) {
+    const confirmed = await this.dialog.ask(
+      {
+        heading: t(`sync.start.${kind}.confirm_title`),
+        text: t(`sync.start.${kind}.confirm_body`),
+        confirm: t(`sync.start.${kind}.confirm`),
+      },
+      opener,
+    );
+    if (!confirmed) return;
+    let run;
+    try {
+      run = await this.context.api.admin("POST", `/orgs/${segment(this.context.orgId)}/${route}`);
+    } catch (error) {
+      // Refused (one is running, the integration is disabled or not connected): the API's words.
+      const notice = errorNotice(error, { headingLevel: "h3" });
+      notice.tabIndex = -1;
+      fill(this.refusalOutput, notice);
+      notice.focus();
+      return;
+    }
+    this.refusalOutput.replaceChildren();
+    // A reconciliation of an organisation never read is its full import: the run says which.
+    fill(this.runOutput, this.runNotice(run, kind));
+    this.runOutput.querySelector(".run-notice")?.focus();
+    this.context.announce(t(`sync.run_started.${run.kind}`));
+    await this.loadStatus();
+    await this.follow(run, { notice: true, requested: kind });
+  }
+
+  /** Reads sync/status until the run ends, showing its progress as it goes. */
+  async follow(run, { notice, requested = run.kind }) {
+    this.following += 1;
+    const follow = this.following;
+    let current = run;
+    for (let round = 0; current.phase === "running"; round += 1) {
+      const wait = round < FOLLOW_FAST_ROUNDS ? FOLLOW_FAST_MS : FOLLOW_SLOW_MS;
+      await new Promise((resolve) => setTimeout(resolve, wait));
+      // Left, or another run was started meanwhile: that one is followed instead.
+      if (!this.isConnected || follow !== this.following) return;
+      let status;
+      try {
+        status = await this.fetchStatus();
+      } catch (error) {
+        if (notice) fill(this.runOutput, errorNotice(error, { headingLevel: "h3" }));
+        return;
+      }
+      if (!this.isConnected || follow !== this.following) return;
+      fill(this.statusOutput, ...statusFigures(status));
+      const latest = [status.full_import, status.reconciliation].find(
+        (candidate) => candidate?.id === run.id,
+      );
+      // No longer the latest of its kind: a newer run replaced it, shown in the status above.
+      if (!latest) return;
+      current = latest;
+      if (notice) fill(this.runOutput, this.runNotice(current, requested));
+    }
+    if (!notice) return;
+    this.context.announce(t(`sync.run_ended.${current.kind}.${current.phase}`));
+    // The rows an import applied are in the log now.
+    await this.loadPage();
+  }
+
+  /** The run this screen started: what it is, how far it got, and how it ended. */
+  runNotice(run, requested) {
+    const kinds = { succeeded: "notice-success", failed: "notice-error" };
+    const headingId = `run-${run.id}-heading`;
+    return h(
+      "div",
+      {
+        class: `notice run-notice ${kinds[run.phase] ?? ""}`.trim(),
+        role: "region",
+        "aria-labelledby": headingId,
+        tabindex: "-1",
+        "data-run-id": run.id,
+        "data-phase": run.phase,
+      },
+      h("h3", { id: headingId, class: "notice-title" }, t(`sync.run_title.${run.kind}`)),
+      requested !== run.kind ? h("p", {}, t("sync.run.import_instead")) : null,
+      h("p", {}, runSummary(run)),
+      run.phase === "running" ? h("p", { class: "hint" }, t("sync.run.following")) : null,
+    );
   }
 
   async refresh() {
@@ -431,6 +565,7 @@ function runSummary(run) {
     if (run.current_table) parts.push(" ", t("sync.run.reading", { table: run.current_table }));
     parts.push(" ", h("progress", { "aria-label": t("sync.run.progress") }));
   }
+  if (run.pages_read) parts.push(" ", t("sync.run.pages", { count: run.pages_read }));
   if (run.rows_drift) parts.push(" ", t("sync.run.drift", { count: run.rows_drift }));
   if (run.finished_at)
     parts.push(" ", t("sync.run.finished", { time: formatDateTime(run.finished_at) }));

@@ -1,5 +1,6 @@
 // The admin API and website-sync API over fetch, with the signed-in administrator's bearer
 // token. Errors are the API's `{"code", "message", "errors"?}`, raised as ApiError.
+import { bearerToken } from "./session.js";
 
 export class ApiError extends Error {
   /** status 0: the API could not be reached at all. */
@@ -24,7 +25,9 @@ export class ApiError extends Error {
 export class Api {
   /**
    * baseUrl: where the functions are served ("" for the console's own origin, as under
-   * `make run`); onSignedOut: called on a 401, when the token expired or is refused.
+   * `make run`); token: the session's at sign-in (each request sends the session's current
+   * one: a Supabase session's is refreshed); onSignedOut: called on a 401, when the token
+   * expired or is refused, or the Supabase session has ended.
    */
   constructor({ baseUrl, token, onSignedOut }) {
     this.baseUrl = (baseUrl ?? "").replace(/\/+$/, "");
@@ -47,7 +50,7 @@ export class Api {
     }
     const queryString = search.toString();
     const url = `${this.baseUrl}${path}${queryString ? `?${queryString}` : ""}`;
-    const headers = { authorization: `Bearer ${this.token}` };
+    const headers = { authorization: `Bearer ${await this.bearer()}` };
     if (body !== undefined) headers["content-type"] = "application/json";
     let response;
     try {
@@ -75,6 +78,23 @@ export class Api {
       throw error;
     }
     return data;
+  }
+
+  async bearer() {
+    let token;
+    try {
+      token = await bearerToken();
+    } catch {
+      throw new ApiError(0, null); // the Supabase project could not be reached to refresh
+    }
+    if (token === undefined) return this.token;
+    if (token === null) {
+      const error = new ApiError(401, null);
+      this.onSignedOut?.(error);
+      throw error;
+    }
+    this.token = token;
+    return token;
   }
 }
 

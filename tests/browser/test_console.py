@@ -181,7 +181,6 @@ def test_the_secret_test_explains_a_refusal_and_a_zero_grace_rotation_asks_first
     page = console.page
     other = onboard(system, "Fjordby chapter")
     console.sign_in("global_admin")
-    page.get_by_role("link", name="Change organisation").click()
     expect(console.heading()).to_have_text("Organisations")
     expect(page.get_by_role("link", name="HLF demo chapter")).to_be_visible()
     page.get_by_label("Organisation id").fill("not-an-id")
@@ -345,6 +344,62 @@ def test_an_org_admin_is_refused_another_organisations_screens(
     expect(page.get_by_role("button", name="Save settings")).to_be_visible()
 
 
+def test_the_organisations_page_lists_what_the_api_says_each_may_open(
+    console: Console, system: Any, db: Database
+) -> None:
+    page = console.page
+    onboard(system, "Fjordby chapter")
+    with db.connect() as conn:  # more than a page of the console's (50)
+        for number in range(1, 51):
+            conn.execute("insert into organizations (name) values (%s)", (f"HLF lag {number:02}",))
+    listed = []
+    cursor = None
+    while True:
+        answer = admin_api(
+            system,
+            "GET",
+            "/orgs?limit=200" + (f"&cursor={cursor}" if cursor else ""),
+            system.seed.admin_token,
+        ).json()
+        listed += [organization["name"] for organization in answer["items"]]
+        if not (cursor := answer["next_cursor"]):
+            break
+    assert len(listed) == 52
+
+    # A global administrator: every organisation, by name as GET /orgs lists them, 50 a page.
+    console.sign_in("global_admin")
+    expect(console.heading()).to_have_text("Organisations")
+    expect(
+        page.get_by_text("As a global administrator you may open every organisation.")
+    ).to_be_visible()
+    links = page.locator(".organization-list li a")
+    expect(links).to_have_count(50)
+    page.get_by_role("button", name="Show more organisations").click()
+    expect(links).to_have_count(52)
+    expect(links.nth(50)).to_be_focused()
+    assert links.all_inner_texts() == listed
+    expect(page.get_by_role("button", name="Show more organisations")).to_have_count(0)
+    expect(page.get_by_role("link", name="New organisation")).to_be_visible()
+    page.get_by_role("link", name="Fjordby chapter").click()
+    expect(console.heading()).to_have_text("Integration settings")
+    # Its name, as the list had it, titles its screens.
+    expect(page.get_by_role("navigation")).to_contain_text("Fjordby chapter")
+
+    # An organisation administrator: theirs (GET /me), with their role, and no onboarding.
+    me = admin_api(system, "GET", "/me", system.seed.org_admin_token).json()
+    assert [o["name"] for o in me["organizations"]] == ["HLF demo chapter"]
+    page.get_by_role("button", name="Sign out").click()
+    console.sign_in("org_admin")
+    expect(console.heading()).to_have_text("Integration settings")  # their only one
+    page.get_by_role("link", name="Change organisation").click()
+    expect(console.heading()).to_have_text("Organisations")
+    expect(links).to_have_text(["HLF demo chapter"])
+    expect(page.locator(".organization-list li")).to_contain_text("Your role: Administrator")
+    expect(page.get_by_role("link", name="New organisation")).to_have_count(0)
+    console.screenshot("organisations-org-admin")
+    console.assert_accessible()
+
+
 # -- signing in and out ------------------------------------------------------------------------
 
 
@@ -355,7 +410,9 @@ def test_sign_in_lists_the_demo_identities_and_a_refused_token_signs_out(
     console.open()
     expect(console.heading()).to_have_text("Sign in")
     expect(page.get_by_role("button", name="Sign in as Global administrator")).to_be_visible()
+    expect(page.get_by_role("button", name="Sign in as Coordinator")).to_be_visible()
     expect(page.get_by_text("org-admin@example.org")).to_be_visible()
+    expect(page.get_by_text("coordinator@example.org")).to_be_visible()
     console.screenshot("sign-in")
     console.assert_accessible()
 

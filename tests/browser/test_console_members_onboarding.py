@@ -11,18 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import time
-import uuid
 from typing import Any
 
 import httpx
-import jwt
 from browser_console import PHONE, Console, admin_api, chromium, console_tab  # noqa: F401
 from conftest import Database, eventually
 from peer_mentors import calm_standin
 from playwright.sync_api import expect
 from portal_sync_dev.local.seed import DEMO_MENTOR_CONTACT_ID, VISIBILITY_COLUMN
-from support import add_member
 
 DELIVERED = 20_000  # ms: a delivery through the state machine to the stand-in, locally
 
@@ -47,26 +43,6 @@ def website_column(system: Any) -> bool | None:
     """What the Dynamics contact's visibility column (the public website's source) holds."""
     contact = system.dynamics.contact(DEMO_MENTOR_CONTACT_ID)
     return contact.get(VISIBILITY_COLUMN) if contact else None
-
-
-def sign_in_with_token(console: Console, system: Any, token: str, role: str) -> None:
-    """A session as the local sign-in starts one, for an identity it does not list (the demo
-    seed has no coordinator)."""
-    console.open("/sign-in")
-    # Rendered first: the sign-in page ends any session it finds, so the session comes after.
-    expect(console.heading()).to_have_text("Sign in")
-    console.page.evaluate(
-        """([token, role, org]) => sessionStorage.setItem("portal-sync-console.session",
-            JSON.stringify({token, role, email: "kari@example.org",
-                            organizations: [{id: org, name: "HLF demo chapter"}]}))""",
-        [token, role, str(system.seed.org_id)],
-    )
-
-
-def user_token(system: Any, user_id: uuid.UUID) -> str:
-    now = int(time.time())
-    claims = {"sub": str(user_id), "aud": "authenticated", "role": "authenticated"}
-    return jwt.encode({**claims, "exp": now + 600}, system.jwt_secret, algorithm="HS256")
 
 
 def onboard(system: Any, name: str) -> str:
@@ -96,7 +72,7 @@ def test_a_mentor_hidden_and_restored_in_the_console_is_hidden_and_shown_by_dyna
     expect(console.heading()).to_be_focused()
 
     rows = page.locator(".members-table tbody tr")
-    expect(rows).to_have_count(2)
+    expect(rows).to_have_count(3)  # the demo administrator, coordinator and peer mentor
     mentor_row = page.locator(f'tr[data-profile-id="{mentor}"]')
     expect(mentor_row.locator('td[data-label="Name"]')).to_have_text("Demo Mentor")
     expect(mentor_row.locator('td[data-label="Role"]')).to_have_text("Peer mentor")
@@ -214,22 +190,20 @@ def test_a_failed_delivery_is_retried_and_a_refused_restore_says_why(
 
 
 def test_a_coordinator_sees_the_members_and_a_mentors_visibility_but_not_the_settings(
-    console: Console, system: Any, db: Database
+    console: Console, system: Any
 ) -> None:
     page = console.page
     calm_standin(system)
-    coordinator = add_member(
-        db, system.seed.org_id, "coordinator", first_name="Kari", last_name="Koordinator"
-    )
-    sign_in_with_token(console, system, user_token(system, coordinator), "coordinator")
+    console.open("/sign-in")
+    page.get_by_role("button", name="Sign in as Coordinator").click()
 
-    console.go(f"/orgs/{system.seed.org_id}/members")
-
+    # GET /me names one organisation the coordinator coordinates: its members view opens.
     expect(console.heading()).to_have_text("Members")
     expect(page.get_by_text("(Coordinator)")).to_be_visible()
+    expect(page.get_by_role("navigation")).to_contain_text("HLF demo chapter")
     rows = page.locator(".members-table tbody tr")
     expect(rows).to_have_count(3)
-    expect(rows.filter(has_text="Kari Koordinator").locator('td[data-label="Role"]')).to_have_text(
+    expect(rows.filter(has_text="Demo Coordinator").locator('td[data-label="Role"]')).to_have_text(
         "Coordinator"
     )
     console.screenshot("members-coordinator")
@@ -244,7 +218,7 @@ def test_a_coordinator_sees_the_members_and_a_mentors_visibility_but_not_the_set
     expect(refusal).to_contain_text("You do not have access to this organisation")
     expect(page.get_by_role("button", name="Save settings")).to_have_count(0)
     settings = admin_api(
-        system, "GET", f"/orgs/{system.seed.org_id}/integration", user_token(system, coordinator)
+        system, "GET", f"/orgs/{system.seed.org_id}/integration", system.seed.coordinator_token
     )
     assert settings.status_code == 403
     console.assert_accessible()
@@ -265,19 +239,22 @@ def test_an_org_admin_is_refused_another_organisations_members_and_onboarding(
     console.screenshot("members-refused")
     console.assert_accessible()
 
-    # Onboarding is not offered to an organisation administrator, and refused if tried.
+    # Onboarding is not offered to an organisation administrator (GET /me: not a global
+    # administrator), and its address shows the API's refusal of the template instead of a form.
     console.go("/")
     expect(console.heading()).to_have_text("Organisations")
+    expect(page.get_by_role("link", name="HLF demo chapter")).to_be_visible()
     expect(page.get_by_role("link", name="New organisation")).to_have_count(0)
     before = organization_count(db)
     console.go("/new-organization")
     expect(console.heading()).to_have_text("New organisation")
-    page.get_by_label("Name", exact=True).fill("Sneaky chapter")
-    page.get_by_role("button", name="Create organisation").click()
-
     refused = page.get_by_role("alert").filter(has_text="Access refused")
     expect(refused).to_contain_text("Only platform administrators may do this")
+    expect(page.get_by_role("button", name="Create organisation")).to_have_count(0)
+    template = admin_api(system, "GET", "/onboarding-template", system.seed.org_admin_token)
+    assert template.status_code == 403
     assert organization_count(db) == before
+    console.assert_accessible()
 
 
 # -- onboarding -------------------------------------------------------------------------------
@@ -287,8 +264,10 @@ def test_an_organisation_onboarded_in_the_console_starts_from_the_default_templa
     console: Console, system: Any
 ) -> None:
     page = console.page
+    served = admin_api(system, "GET", "/onboarding-template", system.seed.admin_token).json()
     console.sign_in("global_admin")
-    page.get_by_role("link", name="Change organisation").click()
+    # A global administrator starts on the organisations GET /orgs lists.
+    expect(console.heading()).to_have_text("Organisations")
     page.get_by_role("link", name="New organisation").click()
     expect(console.heading()).to_have_text("New organisation")
     expect(console.heading()).to_be_focused()
@@ -296,12 +275,23 @@ def test_an_organisation_onboarded_in_the_console_starts_from_the_default_templa
     template = page.get_by_role("region", name=re.compile("the platform default template"))
     expect(template).to_contain_text("The default mapping")
     expect(template).to_contain_text("Standard Webhooks")
-    preview = template.locator("tbody tr").evaluate_all(
+    preview = template.locator("tbody tr[data-feature]").evaluate_all(
         """rows => rows.map(row => [row.dataset.feature,
                                    row.querySelector('[data-label="Owner"]').innerText,
                                    row.querySelector('code')?.innerText ?? null])"""
     )
-    assert preview, "the template's features are shown"
+    owners = {"App": "app", "Portal": "portal"}
+    # What the page shows is what the API serves as the template ...
+    assert {feature: owners[owner] for feature, owner, _ in preview} == served["feature_ownership"]
+    assert {feature: link for feature, _, link in preview if link} == served["deep_links"]
+    mapping = template.locator("tbody tr[data-table]").evaluate_all(
+        "rows => rows.map(row => [row.dataset.table, row.dataset.kind, row.innerText])"
+    )
+    assert [(table, kind) for table, kind, _ in mapping] == [
+        (table, spec["kind"]) for table, spec in served["field_mapping"]["tables"].items()
+    ]
+    membership = dict((table, text) for table, _, text in mapping)["hlf_membership"]
+    assert "Contact: hlf_contactid" in membership and "100000002 = Coordinator" in membership
     console.screenshot("onboarding")
     console.assert_accessible()
 
@@ -330,8 +320,8 @@ def test_an_organisation_onboarded_in_the_console_starts_from_the_default_templa
     assert integration["field_mapping_is_default"] is True
     assert integration["webhook_secret"]["configured"] is False
     assert integration["dynamics"] is None
-    # What the screen showed before saving is what the organisation started with.
-    owners = {"App": "app", "Portal": "portal"}
+    assert integration["field_mapping"] == served["field_mapping"]
+    # ... and what the organisation started with.
     assert {feature: owners[owner] for feature, owner, _ in preview} == integration[
         "feature_ownership"
     ]

@@ -146,7 +146,8 @@ def test_the_site_is_read_only(site: int) -> None:
 
 
 def test_make_runs_console_config_lists_the_demo_identities(system: Any) -> None:
-    """The local sign-in's identities are run.json's demo tokens, each with its organisation."""
+    """The local sign-in's identities are run.json's demo tokens; which organisations each may
+    open is the API's answer (GET /me), not the configuration's."""
     info = system.run_info()
     page = httpx.get(info["console_url"], timeout=10)
     config = httpx.get(f"{info['console_url']}config.json", timeout=10).json()
@@ -155,9 +156,25 @@ def test_make_runs_console_config_lists_the_demo_identities(system: Any) -> None
     assert "connect-src 'self'" in page.headers["content-security-policy"]
     assert config["mode"] == "local" and config["api_base_url"] == ""
     tokens = {identity["role"]: identity["token"] for identity in config["identities"]}
-    assert tokens == {"global_admin": info["admin_token"], "org_admin": info["org_admin_token"]}
+    assert tokens == {
+        "global_admin": info["admin_token"],
+        "org_admin": info["org_admin_token"],
+        "coordinator": info["coordinator_token"],
+    }
+    demo = {"id": info["org_id"], "name": "HLF demo chapter"}
+    expected = {
+        "global_admin": (True, []),
+        "org_admin": (False, [{**demo, "role": "admin"}]),
+        "coordinator": (False, [{**demo, "role": "coordinator"}]),
+    }
     for identity in config["identities"]:
-        assert identity["organizations"] == [{"id": info["org_id"], "name": "HLF demo chapter"}]
+        assert "organizations" not in identity
+        me = httpx.get(
+            f"{info['base_url']}/functions/v1/admin-api/me",
+            headers={"authorization": f"Bearer {identity['token']}"},
+            timeout=10,
+        ).json()
+        assert (me["is_global_admin"], me["organizations"]) == expected[identity["role"]]
 
 
 def test_every_string_the_console_names_is_in_the_english_strings_file() -> None:

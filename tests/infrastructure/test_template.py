@@ -1006,3 +1006,130 @@ def test_every_accepted_checkov_finding_says_why() -> None:
     assert skipped
     for index in skipped:
         assert lines[index - 1].strip().startswith("#"), lines[index]
+
+
+# -- the admin console (docs/deploy.md, "Console") ----------------------------------------------
+
+CONSOLE_RESOURCES = {
+    "ConsoleSiteBucket": "AWS::S3::Bucket",
+    "ConsoleSiteBucketPolicy": "AWS::S3::BucketPolicy",
+    "ConsoleOriginAccessControl": "AWS::CloudFront::OriginAccessControl",
+    "ConsoleHeaders": "AWS::CloudFront::ResponseHeadersPolicy",
+    "ConsoleDistribution": "AWS::CloudFront::Distribution",
+}
+API_ORIGIN = "https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}"
+
+
+def test_the_console_is_a_part_the_stack_may_leave_out() -> None:
+    assert set(PARAMETERS["Console"]["AllowedValues"]) == {"Deployed", "None"}
+    assert TEMPLATE["Conditions"]["HasConsole"] == {"Fn::Equals": [{"Ref": "Console"}, "Deployed"]}
+    found = {name: r["Type"] for name, r in RESOURCES.items() if name.startswith("Console")}
+    assert found == CONSOLE_RESOURCES
+    assert all(RESOURCES[name]["Condition"] == "HasConsole" for name in found)
+    outputs = TEMPLATE["Outputs"]
+    assert outputs["ConsoleUrl"]["Value"] == {
+        "Fn::Sub": "https://${ConsoleDistribution.DomainName}/"
+    }
+    assert outputs["ConsoleBucket"]["Value"] == {"Ref": "ConsoleSiteBucket"}
+    for name in ("ConsoleUrl", "ConsoleBucket", "ConsoleDistributionId", "ConsoleSupabaseUrl"):
+        assert outputs[name]["Condition"] == "HasConsole", name
+    # A console that cannot sign anybody in is refused at deploy time.
+    rule = TEMPLATE["Rules"]["ConsoleKnowsItsSupabaseProject"]
+    assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "Console"}, "Deployed"]}
+    [assertion] = rule["Assertions"]
+    assert {"Fn::Equals": [{"Ref": "SupabaseUrl"}, ""]} in assertion["Assert"]["Fn::Not"][0][
+        "Fn::Or"
+    ]
+
+
+def test_the_console_bucket_is_private_and_read_by_its_distribution_only() -> None:
+    props = RESOURCES["ConsoleSiteBucket"]["Properties"]
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert props["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    assert "WebsiteConfiguration" not in props and "AccessControl" not in props
+    [rule] = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+
+    policy = RESOURCES["ConsoleSiteBucketPolicy"]["Properties"]
+    assert policy["Bucket"] == {"Ref": "ConsoleSiteBucket"}
+    allows = [s for s in policy["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"]
+    assert allows == [
+        {
+            "Sid": "ReadByTheConsoleDistributionOnly",
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudfront.amazonaws.com"},
+            "Action": "s3:GetObject",
+            "Resource": {"Fn::Sub": "${ConsoleSiteBucket.Arn}/*"},
+            "Condition": {
+                "StringEquals": {
+                    "AWS:SourceArn": {
+                        "Fn::Sub": "arn:${AWS::Partition}:cloudfront::${AWS::AccountId}"
+                        ":distribution/${ConsoleDistribution}"
+                    }
+                }
+            },
+        }
+    ]
+    [deny] = [s for s in policy["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_cloudfront_reads_the_bucket_through_origin_access_control() -> None:
+    oac = RESOURCES["ConsoleOriginAccessControl"]["Properties"]["OriginAccessControlConfig"]
+    assert oac["OriginAccessControlOriginType"] == "s3"
+    assert (oac["SigningBehavior"], oac["SigningProtocol"]) == ("always", "sigv4")
+    config = RESOURCES["ConsoleDistribution"]["Properties"]["DistributionConfig"]
+    [origin] = config["Origins"]
+    assert origin["DomainName"] == {"Fn::GetAtt": ["ConsoleSiteBucket", "RegionalDomainName"]}
+    assert origin["OriginAccessControlId"] == {"Fn::GetAtt": ["ConsoleOriginAccessControl", "Id"]}
+    # No legacy origin access identity.
+    assert origin["S3OriginConfig"] == {"OriginAccessIdentity": ""}
+    assert config["DefaultRootObject"] == "index.html"
+    behaviour = config["DefaultCacheBehavior"]
+    assert behaviour["TargetOriginId"] == origin["Id"]
+    assert behaviour["ViewerProtocolPolicy"] == "redirect-to-https"
+    assert behaviour["AllowedMethods"] == ["GET", "HEAD"]
+    assert behaviour["ResponseHeadersPolicyId"] == {"Ref": "ConsoleHeaders"}
+
+
+def test_cloudfront_sends_the_local_servers_csp_with_the_api_and_supabase_origins() -> None:
+    from portal_sync_dev.local.system import CONSOLE_CSP, console_csp
+
+    headers = RESOURCES["ConsoleHeaders"]["Properties"]["ResponseHeadersPolicyConfig"][
+        "SecurityHeadersConfig"
+    ]
+    assert headers["ContentSecurityPolicy"] == {
+        "ContentSecurityPolicy": {"Fn::Sub": console_csp(API_ORIGIN, "${SupabaseUrl}")},
+        "Override": True,
+    }
+    # The API's origin is the one the console's config.json names (the ApiBaseUrl output).
+    assert TEMPLATE["Outputs"]["ApiBaseUrl"]["Value"] == {"Fn::Sub": API_ORIGIN}
+    assert console_csp() == CONSOLE_CSP
+    assert "frame-ancestors 'none'" in CONSOLE_CSP and "script-src 'self';" in CONSOLE_CSP
+    hsts = headers["StrictTransportSecurity"]
+    assert hsts["AccessControlMaxAgeSec"] >= 365 * 24 * 3600
+    assert hsts["IncludeSubdomains"] is True and hsts["Override"] is True
+    assert headers["ContentTypeOptions"] == {"Override": True}
+    assert headers["FrameOptions"] == {"FrameOption": "DENY", "Override": True}
+    # No path: a URL with one would not be an origin in connect-src.
+    assert re.fullmatch(PARAMETERS["SupabaseUrl"]["AllowedPattern"], "https://abc.supabase.co")
+    assert not re.fullmatch(PARAMETERS["SupabaseUrl"]["AllowedPattern"], "https://a.co/auth/v1")
+
+
+def test_the_console_deploy_step_reads_outputs_the_template_has() -> None:
+    from portal_sync_dev.console_deploy import ConsoleStack
+
+    stack = ConsoleStack.from_outputs({name: f"<{name}>" for name in TEMPLATE["Outputs"]})
+    assert (stack.bucket, stack.distribution_id) == ("<ConsoleBucket>", "<ConsoleDistributionId>")
+    assert stack.config() == {
+        "mode": "supabase",
+        "api_base_url": "<ApiBaseUrl>",
+        "supabase_url": "<ConsoleSupabaseUrl>",
+        "supabase_anon_key": "<ConsoleSupabaseAnonKey>",
+    }
+    assert not PARAMETERS["SupabaseAnonKey"].get("NoEcho")  # public: every browser has it

@@ -6,6 +6,7 @@ Secrets Manager, events through the real queue and consumer.
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import uuid
@@ -81,9 +82,17 @@ ORG_ROUTES = [
     ("GET", "/orgs/{org}/webhook-health", None),
     ("GET", "/orgs/{org}/features", None),
     ("GET", "/orgs/{org}/members", None),
+    ("GET", f"/orgs/{{org}}/members/{uuid.uuid4()}", None),
     ("GET", "/orgs/{org}/audit-log", None),
     ("POST", "/orgs/{org}/sync/import", None),
     ("POST", "/orgs/{org}/sync/reconcile", None),
+]
+# The routes of no organisation, and who may call them.
+CALLER_ROUTES = [
+    ("GET", "/me", "anyone"),
+    ("GET", "/orgs", "anyone"),
+    ("POST", "/orgs", "platform-admin"),
+    ("GET", "/onboarding-template", "platform-admin"),
 ]
 
 
@@ -134,6 +143,10 @@ def test_roles_inside_the_organisation(system: Any, db: Database, api: Api) -> N
     assert api.call("GET", f"/orgs/{org}/features", member).status_code == 200
     assert api.call("GET", f"/orgs/{org}/members", member).status_code == 403
     assert api.call("GET", f"/orgs/{org}/members", coordinator).status_code == 200
+    mentor = f"/orgs/{org}/members/{system.seed.mentor_id}"
+    assert api.call("GET", mentor, member).status_code == 403
+    assert api.call("GET", mentor, coordinator).status_code == 200
+    assert api.call("GET", mentor, deactivated_admin).status_code == 403
     assert api.call("GET", f"/orgs/{org}/integration", coordinator).status_code == 403
     assert api.call("GET", f"/orgs/{org}/integration", deactivated_admin).status_code == 403
     # Webhook health is for platform administrators only.
@@ -156,8 +169,17 @@ def test_openapi_document_describes_every_route(api: Api) -> None:
         template = path.replace("{org}", "{org_id}")
         if "reprocess" in template:
             template = "/orgs/{org_id}/sync/events/{event_id}/reprocess"
+        elif "/members/" in template:
+            template = "/orgs/{org_id}/members/{profile_id}"
         assert method.lower() in paths[template], template
-    assert "post" in paths["/orgs"]
+    for method, path, _ in CALLER_ROUTES:
+        assert method.lower() in paths[path], path
+        responses = paths[path][method.lower()]["responses"]
+        assert {"200" if method == "GET" else "201", "401", "403"} <= set(responses), path
+    member = paths["/orgs/{org_id}/members/{profile_id}"]["get"]["responses"]
+    assert "404" in member
+    schemas = document["components"]["schemas"]
+    assert {"CallerView", "OrganizationPage", "OnboardingTemplate", "MemberView"} <= set(schemas)
     assert document["servers"][0]["url"] == "/functions/v1/admin-api"
 
 
@@ -651,13 +673,205 @@ def test_members_view_and_audit_log(system: Any, db: Database, api: Api) -> None
     by_contact = {m["dynamics_contact_id"]: m for m in members["items"]}
     assert (by_contact[contact]["role"], by_contact[contact]["status"]) == ("coordinator", "active")
     assert by_contact[contact]["first_name"] == "Kari" and by_contact[contact]["last_synced_at"]
-    # The seeded administrator and the demo peer mentor are members too.
-    assert sorted(m["role"] for m in members["items"]) == ["admin", "coordinator", "peer_mentor"]
+    # The seeded administrator, coordinator and the demo peer mentor are members too.
+    assert sorted(m["role"] for m in members["items"]) == [
+        "admin",
+        "coordinator",
+        "coordinator",
+        "peer_mentor",
+    ]
     assert [e["action"] for e in audit["items"] + rest["items"]] == ["integration.updated"] * 2
     # Enabled again with a Dynamics connection: its members are imported, and the entry says so.
     assert audit["items"][0]["details"]["changed"] == ["enabled"]
     assert set(audit["items"][0]["details"]) == {"changed", "import_started"}
     assert audit["items"][0]["actor"] != rest["items"][0]["id"]
+
+
+def add_membership(
+    db: Database, org_id: uuid.UUID, user_id: uuid.UUID, role: str, status: str = "active"
+) -> None:
+    """Another membership of a user add_member made."""
+    with db.connect() as conn:
+        conn.execute(
+            "insert into organization_memberships (organization_id, profile_id, role, status)"
+            " select %s, id, %s, %s from profiles where auth_user_id = %s",
+            (org_id, role, status, user_id),
+        )
+
+
+def test_me_says_who_is_calling_and_which_organisations_they_administer(
+    system: Any, db: Database, api: Api
+) -> None:
+    # One person: admin of one chapter, coordinator of another, a plain member of a third,
+    # and a former admin of a fourth.
+    bergen, alta, molde, narvik = (
+        add_org(db, name) for name in ("HLF Bergen", "HLF Alta", "HLF Molde", "HLF Narvik")
+    )
+    person = add_member(db, bergen, "admin")
+    add_membership(db, alta, person, "coordinator")
+    add_membership(db, molde, person, "member")
+    add_membership(db, narvik, person, "admin", status="inactive")
+
+    def me(bearer: str | None) -> dict[str, Any]:
+        response = api.call("GET", "/me", bearer)
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    assert me(token(system, person)) == {
+        "user_id": str(person),
+        "is_global_admin": False,
+        "organizations": [  # by name
+            {"id": str(alta), "name": "HLF Alta", "role": "coordinator"},
+            {"id": str(bergen), "name": "HLF Bergen", "role": "admin"},
+        ],
+    }
+    demo = {"id": str(api.org_id), "name": "HLF demo chapter"}
+    assert me(system.seed.org_admin_token)["organizations"] == [{**demo, "role": "admin"}]
+    coordinator = me(system.seed.coordinator_token)
+    assert coordinator["is_global_admin"] is False
+    assert coordinator["organizations"] == [{**demo, "role": "coordinator"}]
+    # The global administrator is no member anywhere: the flag says what they may do.
+    assert me(system.seed.admin_token)["is_global_admin"] is True
+    assert me(system.seed.admin_token)["organizations"] == []
+    assert me(token(system, add_member(db, api.org_id, "peer_mentor")))["organizations"] == []
+    # Authority is the database's, whatever the token claims.
+    claims = token(system, person, org_roles={str(molde): "admin"})
+    assert [o["name"] for o in me(claims)["organizations"]] == ["HLF Alta", "HLF Bergen"]
+    missing = api.call("GET", "/me", None)
+    assert missing.status_code == 401
+    assert missing.json() == {"code": 401, "message": "Missing authorization header"}
+
+
+def test_orgs_lists_every_organisation_for_a_global_admin_by_name_and_theirs_for_others(
+    system: Any, db: Database, api: Api
+) -> None:
+    alta, bergen = add_org(db, "HLF Alta"), add_org(db, "HLF Bergen")
+    outsider = add_member(db, bergen, "admin")
+    with db.connect() as conn:
+        conn.execute("insert into organizations (name) values ('HLF zero')")  # no integration
+
+    pages, cursor = [], None
+    while True:
+        query = "/orgs?limit=2" + (f"&cursor={cursor}" if cursor else "")
+        page = api.call("GET", query, system.seed.admin_token)
+        assert page.status_code == 200, page.text
+        pages.append(page.json()["items"])
+        cursor = page.json()["next_cursor"]
+        if cursor is None:
+            break
+
+    listed = [item for items in pages for item in items]
+    assert [len(items) for items in pages] == [2, 2]
+    assert [item["name"] for item in listed] == [
+        "HLF Alta",
+        "HLF Bergen",
+        "HLF demo chapter",
+        "HLF zero",
+    ]
+    by_name = {item["name"]: item for item in listed}
+    assert by_name["HLF demo chapter"] == {
+        "id": str(api.org_id),
+        "name": "HLF demo chapter",
+        "source_id": system.seed.source_id,
+        "enabled": True,
+    }
+    assert by_name["HLF Alta"]["id"] == str(alta)
+    assert by_name["HLF zero"]["source_id"] is None and by_name["HLF zero"]["enabled"] is False
+
+    def names(bearer: str) -> list[str]:
+        response = api.call("GET", "/orgs", bearer)
+        assert response.status_code == 200, response.text
+        assert response.json()["next_cursor"] is None
+        return [item["name"] for item in response.json()["items"]]
+
+    # Anyone else sees the organisations they administer or coordinate, and no other.
+    assert names(system.seed.org_admin_token) == ["HLF demo chapter"]
+    assert names(system.seed.coordinator_token) == ["HLF demo chapter"]
+    assert names(token(system, outsider)) == ["HLF Bergen"]
+    assert names(token(system, add_member(db, alta, "member"))) == []
+    assert names(token(system, add_member(db, alta, "admin", status="inactive"))) == []
+
+    def crafted(value: Any) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+    someone = str(uuid.uuid4())
+    for bad in (
+        "zzz",
+        crafted(["2026-11-20T10:00:00+00:00", someone]),  # the sync log's kind of cursor
+        crafted(["name", "HLF\x00", someone]),
+        crafted(["name", "\ud800", someone]),
+        crafted(["name", "HLF", 5]),
+    ):
+        refused = api.call("GET", f"/orgs?cursor={bad}", system.seed.admin_token)
+        assert refused.status_code == 422, (bad, refused.text)
+        assert refused.json()["errors"][0]["path"] == "cursor"
+    assert api.call("GET", "/orgs?limit=0", system.seed.admin_token).status_code == 422
+    assert api.call("GET", "/orgs", None).status_code == 401
+
+
+def test_the_onboarding_template_is_what_post_orgs_creates(system: Any, api: Api) -> None:
+    from portal_sync.admin.onboarding import PLATFORM_DEFAULT_TEMPLATE
+    from portal_sync.inbound.dataverse.mapping import DEFAULT_FIELD_MAPPING
+
+    response = api.call("GET", "/onboarding-template", system.seed.admin_token)
+
+    assert response.status_code == 200, response.text
+    template = response.json()
+    assert template["feature_ownership"] == PLATFORM_DEFAULT_TEMPLATE["feature_ownership"]
+    assert template["deep_links"] == PLATFORM_DEFAULT_TEMPLATE["deep_links"]
+    assert template["field_mapping_is_default"] is True
+    assert template["field_mapping"] == DEFAULT_FIELD_MAPPING.model_dump(mode="json")
+    created = api.call("POST", "/orgs", system.seed.admin_token, json={"name": "HLF Hamar"})
+    assert created.status_code == 201, created.text
+    integration = created.json()["integration"]
+    assert {key: integration[key] for key in template} == template
+    for refused in (system.seed.org_admin_token, system.seed.coordinator_token):
+        answer = api.call("GET", "/onboarding-template", refused)
+        assert answer.status_code == 403
+        assert answer.json() == {"code": 403, "message": "Only platform administrators may do this"}
+    assert api.call("GET", "/onboarding-template", None).status_code == 401
+
+
+def test_one_member_is_the_member_lists_item_and_only_of_its_organisation(
+    system: Any, db: Database, api: Api
+) -> None:
+    other_org = add_org(db)
+    elsewhere = add_member(db, other_org, "peer_mentor", first_name="Ola")
+    elsewhere_profile = db.one("select id from profiles where auth_user_id = %s", elsewhere)
+    former = add_member(db, api.org_id, "peer_mentor", status="inactive", first_name="Per")
+    former_profile = db.one("select id from profiles where auth_user_id = %s", former)
+    coordinator = system.seed.coordinator_token
+    listed = api.call("GET", f"/orgs/{api.org_id}/members", coordinator).json()["items"]
+
+    for item in listed:
+        one = api.call("GET", f"/orgs/{api.org_id}/members/{item['profile_id']}", coordinator)
+        assert one.status_code == 200, one.text
+        assert one.json() == item
+    mentor = api.call("GET", f"/orgs/{api.org_id}/members/{system.seed.mentor_id}", coordinator)
+    assert (mentor.json()["first_name"], mentor.json()["role"]) == ("Demo", "peer_mentor")
+    gone = api.call("GET", f"/orgs/{api.org_id}/members/{former_profile['id']}", coordinator)
+    assert (gone.json()["first_name"], gone.json()["status"]) == ("Per", "inactive")
+
+    # Another organisation's member is not found here, as a profile that does not exist.
+    for profile in (elsewhere_profile["id"], uuid.uuid4()):
+        for bearer in (coordinator, system.seed.admin_token):
+            missing = api.call("GET", f"/orgs/{api.org_id}/members/{profile}", bearer)
+            assert missing.status_code == 404
+            assert missing.json() == {"code": 404, "message": "No such member in this organisation"}
+    # ... and their own organisation's admin finds them only there.
+    theirs = token(system, add_member(db, other_org, "admin"))
+    found = api.call("GET", f"/orgs/{other_org}/members/{elsewhere_profile['id']}", theirs)
+    assert found.status_code == 200 and found.json()["first_name"] == "Ola"
+    refused = api.call("GET", f"/orgs/{api.org_id}/members/{system.seed.mentor_id}", theirs)
+    assert refused.status_code == 403
+    assert (
+        api.call(
+            "GET", f"/orgs/{uuid.uuid4()}/members/{uuid.uuid4()}", system.seed.admin_token
+        ).status_code
+        == 404
+    )
+    assert api.call("GET", f"/orgs/{api.org_id}/members/not-an-id", coordinator).status_code == 422
 
 
 def test_logs_never_contain_secrets_tokens_or_member_details(

@@ -83,7 +83,11 @@ ADMIN_ROUTES = [
     ("POST", "/orgs", "organization"),
     ("GET", "/orgs/{org}/features", None),
     ("GET", "/orgs/{org}/members", None),
+    ("GET", "/orgs/{org}/members/{mentor}", None),
     ("GET", "/orgs/{org}/audit-log", None),
+    ("GET", "/me", None),
+    ("GET", "/orgs", None),
+    ("GET", "/onboarding-template", None),
 ]
 WEBSITE_ROUTES = [
     ("GET", "/{mentor}/status", None),

@@ -20,7 +20,9 @@ tests/integration/test_admin_api.py::test_an_admin_of_another_organisation_gets_
 the exact 401 bodies for several malformed tokens on one route (same file), and what coordinators,
 deactivated admins and organisation admins may do inside their own organisation (same file,
 test_roles_inside_the_organisation). A plain member may read `GET /orgs/{org}/features`: that
-route is the app's own, so it is not in the matrix.
+route is the app's own, so it is not in the matrix; nor are `GET /me` and `GET /orgs`, which
+answer anyone signed in with what they themselves may see (same file: what each caller is
+shown, and nothing of another organisation).
 """
 
 from __future__ import annotations
@@ -53,8 +55,10 @@ ADMIN_ROUTES = [
     ("POST", f"/orgs/{ORG}/sync/events/{{event}}/reprocess", None, "org-admin"),
     ("GET", f"/orgs/{ORG}/webhook-health", None, "platform-admin"),
     ("GET", f"/orgs/{ORG}/members", None, "org-admin"),
+    ("GET", f"/orgs/{ORG}/members/{MENTOR}", None, "org-admin"),
     ("GET", f"/orgs/{ORG}/audit-log", None, "org-admin"),
     ("POST", "/orgs", {"name": "Sneaky chapter"}, "platform-admin"),
+    ("GET", "/onboarding-template", None, "platform-admin"),
 ]
 WEBSITE_ROUTES = [
     ("GET", f"/{MENTOR}/status", None),
@@ -149,7 +153,7 @@ def _admin_cases() -> Iterator[Any]:
     for method, path, body, rightful in ADMIN_ROUTES:
         route = f"{method} {path}"
         callers = ["member", *TOKEN_PROBLEMS]
-        if path == "/orgs":  # the organisation routes' outsiders are covered in test_admin_api
+        if ORG not in path:  # the organisation routes' outsiders are covered in test_admin_api
             callers.insert(0, "other-org-admin")
         for kind in callers:
             yield pytest.param(method, path, body, rightful, kind, id=f"{route} [{kind}]")

@@ -262,3 +262,33 @@ def test_the_runtime_stand_in_provides_the_snapstart_hooks_library(tmp_path: Pat
     runtime = bench.runtime_dir(tmp_path / "runtime")
     assert (runtime / "snapshot_restore_py.py").is_file()
     assert (runtime / "boto3" / "__init__.py").is_file()
+
+
+def test_the_console_is_found_in_an_artifact_that_carries_it(tmp_path: Path) -> None:
+    """The cold-start section says how many of the console's files each artifact holds: none
+    as built (the console is hosted on S3), and a copy smuggled into a function is found by its
+    content whatever its name."""
+    from portal_sync_dev.console_deploy import CONSOLE
+
+    clean, carrying, layer = tmp_path / "AdminApi", tmp_path / "WebsiteSync", tmp_path / "python"
+    for directory in (clean, carrying, layer):
+        directory.mkdir()
+        (directory / "app.py").write_text("def handler(event, context): ...\n")
+    (carrying / "static.js").write_bytes((CONSOLE / "app.js").read_bytes())
+    host = bench.Host("x86_64", "3.13", "linux")
+    plain = layout(bench.TWIN, host)
+    with_dirs = replace(
+        plain, functions={"AdminApi": clean, "WebsiteSync": carrying}, layer_python=layer
+    )
+
+    served, size, rows = bench.console_in_artifacts(with_dirs)
+    assert served > 10 and size > 10_000
+    assert {row.name: row.console_files for row in rows} == {
+        "AdminApi": 0,
+        "WebsiteSync": 1,
+        "layer (python/)": 0,
+    }
+    results = [measured(bench.Scenario("boto3", None, "", mode=bench.BOTO3), 200, 0)]
+    text = bench.render(results, with_dirs, repeat=7)
+    assert "| WebsiteSync | 2 | 0.0 | 1 |" in text
+    assert "files whose content is one of the console's, 1 in all" in text

@@ -51,6 +51,7 @@ around the tables are methods.md's `cold start` sections.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.util
 import json
 import os
@@ -841,6 +842,44 @@ def prepare(
     return Layout(functions, python, runtime, source, target, host)
 
 
+@dataclass(frozen=True)
+class ArtifactContents:
+    """One directory a function loads code from (its own, or the layer's python/): its files,
+    their bytes, and how many of them are the console's (the same content as a file the
+    console serves)."""
+
+    name: str
+    files: int
+    size: int
+    console_files: int
+
+
+def console_in_artifacts(layout: Layout) -> tuple[int, int, list[ArtifactContents]]:
+    """The console's served files (count, bytes) and what each artifact holds of them: the
+    console adds nothing to a cold start only if it is in no function's artifact."""
+    from portal_sync_dev.console_deploy import served_files
+
+    served = list(served_files(bundle_required=False).values())
+    digests = {hashlib.sha256(path.read_bytes()).digest() for path in served}
+    places = {**layout.functions, "layer (python/)": layout.layer_python}
+    rows = []
+    for name, root in places.items():
+        files = [path for path in root.rglob("*") if path.is_file()]
+        rows.append(
+            ArtifactContents(
+                name,
+                len(files),
+                sum(path.stat().st_size for path in files),
+                sum(
+                    1
+                    for path in files
+                    if path.stat().st_size and hashlib.sha256(path.read_bytes()).digest() in digests
+                ),
+            )
+        )
+    return len(served), sum(path.stat().st_size for path in served), rows
+
+
 def own_modules(function_dir: Path) -> set[str]:
     """The top-level modules of a function's own code (its CodeUri)."""
     return {p.stem for p in function_dir.glob("*.py")} | {
@@ -1118,6 +1157,23 @@ def render(results: list[Measurement], layout: Layout, repeat: int) -> str:
             f"| {r.total_cpu_ms / boto3_cpu_ms:.2f} | {statistics.median(r.process_ms):.0f} |"
         )
     lines += _floors_table(results, prose)
+    console_files, console_size, artifacts = console_in_artifacts(layout)
+    table = ["| artifact | files | size (MB) | console files in it |", "|---|---:|---:|---:|"]
+    table += [
+        f"| {a.name} | {a.files:,} | {a.size / 1e6:.1f} | {a.console_files} |" for a in artifacts
+    ]
+    lines += [
+        "",
+        prose.fill(
+            "cold start, the console",
+            {
+                "console_files": str(console_files),
+                "console_kb": f"{console_size / 1e3:.0f}",
+                "in_artifacts": str(sum(a.console_files for a in artifacts)),
+                "table": "\n".join(table),
+            },
+        ),
+    ]
     lines += [
         "",
         prose.fill("cold start, by package", {"runs": str(IMPORTTIME_RUNS)}),

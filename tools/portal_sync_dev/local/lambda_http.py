@@ -150,14 +150,16 @@ class StaticSite:
     """The files of one folder under a path prefix, read-only (GET and HEAD).
 
     `documents` are files made per request (the console's config.json, from the running
-    system); `excluded` names top-level entries of the folder that are not the site (its npm
-    tooling). A request naming anything outside the folder, a hidden file or an unknown type
-    answers 404, whatever its encoding.
+    system); `files` are files kept elsewhere served under a name of the site (supabase-js's
+    bundle from the npm install, as the deploy step uploads it); `excluded` names top-level
+    entries of the folder that are not the site (its npm tooling). A request naming anything
+    outside the folder, a hidden file or an unknown type answers 404, whatever its encoding.
     """
 
     prefix: str
     root: Path
     documents: dict[str, Callable[[], bytes]] = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)
     excluded: tuple[str, ...] = ()
     headers: dict[str, str] = field(default_factory=dict)
 
@@ -185,6 +187,11 @@ class StaticSite:
             return self._plain(404, "Not found")
         if name in self.documents:
             return self._file(STATIC_TYPES[suffix], self.documents[name]())
+        if name in self.files:
+            # Missing until `npm ci` in console/ (tools/browser/install-axe.sh) has run.
+            if not self.files[name].is_file():
+                return self._plain(404, "Not found")
+            return self._file(STATIC_TYPES[suffix], self.files[name].read_bytes())
         root = self.root.resolve()
         candidate = root.joinpath(*parts).resolve()
         # resolve() follows symbolic links too: a link out of the folder is outside it.

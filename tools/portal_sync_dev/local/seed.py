@@ -1,4 +1,5 @@
-"""The demo organisation, its webhook source and the demo users `make run` hands out tokens for."""
+"""The demo organisation, its webhook source and the demo users `make run` hands out tokens for:
+the global administrator, the organisation's administrator and its coordinator."""
 
 from __future__ import annotations
 
@@ -26,8 +27,10 @@ DEMO_ORG_ID = uuid.uuid5(_NAMESPACE, "demo-organization")
 DEMO_SOURCE_ID = "demo-portal"
 DEMO_ADMIN_USER_ID = uuid.uuid5(_NAMESPACE, "global-admin")
 DEMO_ORG_ADMIN_USER_ID = uuid.uuid5(_NAMESPACE, "org-admin")
+DEMO_COORDINATOR_USER_ID = uuid.uuid5(_NAMESPACE, "coordinator")
 DEMO_ADMIN_EMAIL = "admin@example.org"
 DEMO_ORG_ADMIN_EMAIL = "org-admin@example.org"
+DEMO_COORDINATOR_EMAIL = "coordinator@example.org"
 TOKEN_LIFETIME_SECONDS = 30 * 24 * 3600
 DEMO_MENTOR_CONTACT_ID = str(uuid.uuid5(_NAMESPACE, "demo-mentor-contact"))
 DEMO_MENTOR_MEMBERSHIP_ID = str(uuid.uuid5(_NAMESPACE, "demo-mentor-membership"))
@@ -49,6 +52,8 @@ class DemoSeed:
     webhook_secret: str
     admin_token: str
     org_admin_token: str
+    # The demo organisation's coordinator: the members view, not the settings.
+    coordinator_token: str
     mentor_id: uuid.UUID | None = None
     # The stand-in's credentials of the demo environment, for a person onboarding an
     # organisation against it.
@@ -118,6 +123,7 @@ def seed_demo(
             conn.execute(
                 "insert into auth.users (id, aud, role, email, email_confirmed_at, created_at)"
                 " values (%s, 'authenticated', 'authenticated', %s, now(), now()),"
+                " (%s, 'authenticated', 'authenticated', %s, now(), now()),"
                 " (%s, 'authenticated', 'authenticated', %s, now(), now())"
                 " on conflict (id) do nothing",
                 (
@@ -125,19 +131,25 @@ def seed_demo(
                     DEMO_ADMIN_EMAIL,
                     DEMO_ORG_ADMIN_USER_ID,
                     DEMO_ORG_ADMIN_EMAIL,
+                    DEMO_COORDINATOR_USER_ID,
+                    DEMO_COORDINATOR_EMAIL,
                 ),
             )
-        profile = conn.execute(
-            "insert into profiles (auth_user_id, first_name, last_name, email) values (%s, %s, %s, %s)"
-            " on conflict (auth_user_id) do update set updated_at = now() returning id",
-            (DEMO_ORG_ADMIN_USER_ID, "Demo", "Administrator", DEMO_ORG_ADMIN_EMAIL),
-        ).fetchone()
-        assert profile is not None
-        conn.execute(
-            "insert into organization_memberships (organization_id, profile_id, role) values (%s, %s, 'admin')"
-            " on conflict (organization_id, profile_id) do nothing",
-            (DEMO_ORG_ID, profile[0]),
-        )
+        for user_id, last_name, email, role in (
+            (DEMO_ORG_ADMIN_USER_ID, "Administrator", DEMO_ORG_ADMIN_EMAIL, "admin"),
+            (DEMO_COORDINATOR_USER_ID, "Coordinator", DEMO_COORDINATOR_EMAIL, "coordinator"),
+        ):
+            profile = conn.execute(
+                "insert into profiles (auth_user_id, first_name, last_name, email) values (%s, 'Demo', %s, %s)"
+                " on conflict (auth_user_id) do update set updated_at = now() returning id",
+                (user_id, last_name, email),
+            ).fetchone()
+            assert profile is not None
+            conn.execute(
+                "insert into organization_memberships (organization_id, profile_id, role) values (%s, %s, %s)"
+                " on conflict (organization_id, profile_id) do nothing",
+                (DEMO_ORG_ID, profile[0], role),
+            )
         if dynamics is not None:
             mentor_id, client_secret = _seed_dynamics(conn, dynamics, demo_members)
     put_source_secret(
@@ -155,6 +167,7 @@ def seed_demo(
         webhook_secret=webhook_secret,
         admin_token=user_token(jwt_secret, DEMO_ADMIN_USER_ID, DEMO_ADMIN_EMAIL),
         org_admin_token=user_token(jwt_secret, DEMO_ORG_ADMIN_USER_ID, DEMO_ORG_ADMIN_EMAIL),
+        coordinator_token=user_token(jwt_secret, DEMO_COORDINATOR_USER_ID, DEMO_COORDINATOR_EMAIL),
         mentor_id=mentor_id,
         dynamics_client_secret=client_secret,
     )

@@ -7,16 +7,17 @@ import json
 import os
 import secrets
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from portal_sync import bootstrap
 
 from portal_sync_dev import ROOT
+from portal_sync_dev.console_deploy import CONSOLE, SUPABASE_JS, SUPABASE_JS_SOURCE
+from portal_sync_dev.console_deploy import TOOLING as CONSOLE_TOOLING
 from portal_sync_dev.database.migrations import migrate
 from portal_sync_dev.database.supabase_project import login_functions_role
 from portal_sync_dev.local.aws_local import (
@@ -42,6 +43,7 @@ from portal_sync_dev.local.on_call import OnCallAlerts
 from portal_sync_dev.local.postgres import EmbeddedPostgres
 from portal_sync_dev.local.seed import (
     DEMO_ADMIN_EMAIL,
+    DEMO_COORDINATOR_EMAIL,
     DEMO_DYNAMICS_CLIENT_ID,
     DEMO_DYNAMICS_HEADER,
     DEMO_DYNAMICS_MEMBERS,
@@ -176,7 +178,7 @@ class LocalSystem:
                 ("/api/v1/website-sync", self.functions["website_sync"]),
             ],
             verbose=self.verbose,
-            sites=(self._console_site(),),
+            sites=(self.console_site(),),
         )
         self.port = int(self._api.server_address[1])
         # Known only now when the port was chosen by the OS (tests); the settings are re-read.
@@ -213,15 +215,9 @@ class LocalSystem:
     def console_config(self) -> dict[str, Any]:
         """The console's config.json under `make run`: the local sign-in's demo identities
         (docs/console.md, "Signing in"). Served on loopback only, as run.json's tokens are
-        readable by this machine's user."""
-        assert self.seed is not None and self.database_url is not None
-        with psycopg.connect(self.database_url) as conn:
-            row = conn.execute(
-                "select name from organizations where id = %s", (self.seed.org_id,)
-            ).fetchone()
-        # The API lists no organisations (docs/console.md, "What the API lacks"): the local
-        # sign-in names the demo organisation each identity administers.
-        organizations = [{"id": str(self.seed.org_id), "name": row[0] if row else None}]
+        readable by this machine's user. Which organisations each may open the console asks
+        the API (GET /me, GET /orgs)."""
+        assert self.seed is not None
         return {
             "mode": "local",
             # The functions are served from the console's own origin.
@@ -232,26 +228,43 @@ class LocalSystem:
                     "role": "global_admin",
                     "email": DEMO_ADMIN_EMAIL,
                     "token": self.seed.admin_token,
-                    "organizations": organizations,
                 },
                 {
                     "id": "org-admin",
                     "role": "org_admin",
                     "email": DEMO_ORG_ADMIN_EMAIL,
                     "token": self.seed.org_admin_token,
-                    "organizations": organizations,
+                },
+                {
+                    "id": "coordinator",
+                    "role": "coordinator",
+                    "email": DEMO_COORDINATOR_EMAIL,
+                    "token": self.seed.coordinator_token,
                 },
             ],
         }
 
-    def _console_site(self) -> StaticSite:
+    def console_site(
+        self,
+        config: Callable[[], dict[str, Any]] | None = None,
+        connect_src: tuple[str, ...] = (),
+    ) -> StaticSite:
+        """The console as the local server serves it: config.json from `config` (the local
+        sign-in's by default), and a CSP that lets it call `connect_src` too (a console in
+        supabase mode calls its project's Auth, on another origin)."""
+        make_config = config or self.console_config
         return StaticSite(
             prefix=CONSOLE_PREFIX,
-            root=ROOT / "console",
-            documents={"config.json": lambda: json.dumps(self.console_config()).encode()},
-            # The console's npm tooling (axe-core for the browser tests) is not the site.
-            excluded=("node_modules", "package.json", "package-lock.json"),
-            headers={"content-security-policy": CONSOLE_CSP, "referrer-policy": "no-referrer"},
+            root=CONSOLE,
+            documents={"config.json": lambda: json.dumps(make_config()).encode()},
+            # The console's npm tooling is not the site; supabase-js's browser bundle from it
+            # is, where the deploy step puts it (tools/portal_sync_dev/console_deploy.py).
+            excluded=CONSOLE_TOOLING,
+            files={SUPABASE_JS: CONSOLE / SUPABASE_JS_SOURCE},
+            headers={
+                "content-security-policy": console_csp(*connect_src),
+                "referrer-policy": "no-referrer",
+            },
         )
 
     def run_schedule(self) -> Any:
@@ -323,6 +336,7 @@ class LocalSystem:
             "webhook_secret": self.seed.webhook_secret,
             "admin_token": self.seed.admin_token,
             "org_admin_token": self.seed.org_admin_token,
+            "coordinator_token": self.seed.coordinator_token,
             "dynamics_sandbox_url": self.dynamics.url if self.dynamics else None,
             "dynamics_sandbox_token": self.dynamics_token or None,
             "dynamics_sandbox_gateway_url": self.dynamics.gateway_url if self.dynamics else None,
@@ -414,14 +428,23 @@ class LocalSystem:
 
 
 CONSOLE_PREFIX = "/console"
-# Everything the console loads is its own (no CDN, no inline script or style); it calls the
-# functions on its own origin. A deployment's CloudFront sends the same policy with the API's
-# origin added to connect-src (docs/console.md, "Deployment").
-CONSOLE_CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
-    "form-action 'self'; frame-ancestors 'none'"
-)
+
+
+def console_csp(*connect_src: str) -> str:
+    """The console's Content-Security-Policy. Everything it loads is its own (no CDN, no inline
+    script or style); it calls its own origin and the origins named: the functions' and the
+    Supabase project's when they are elsewhere. A deployment's CloudFront sends the same policy
+    (template.yaml, ConsoleHeaders; docs/console.md, "Deployment")."""
+    connect = " ".join(("'self'", *connect_src))
+    return (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        f"connect-src {connect}; font-src 'self'; object-src 'none'; base-uri 'none'; "
+        "form-action 'self'; frame-ancestors 'none'"
+    )
+
+
+# Under `make run` the functions are on the console's origin.
+CONSOLE_CSP = console_csp()
 
 _SCHEDULED_EVENT = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
 

@@ -46,6 +46,15 @@ class Authority:
         if access is None or access < level:
             raise Forbidden("You do not have access to this organisation")
 
+    def roles_with(self, level: Access) -> dict[UUID, str]:
+        """The organisations whose active membership gives `level` or more, with the role
+        (memberships only: a global administrator's authority elsewhere is not one)."""
+        return {
+            organization_id: role
+            for organization_id, role in self.org_roles.items()
+            if _ROLE_ACCESS.get(role, Access.MEMBER) >= level
+        }
+
     def require_global_admin(self) -> None:
         if not self.is_global_admin:
             raise Forbidden("Only platform administrators may do this")

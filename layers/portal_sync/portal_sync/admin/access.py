@@ -33,6 +33,11 @@ class AdminAccess:
     def is_platform_admin(self, caller: Caller) -> bool:
         return self._authority(caller).is_global_admin
 
+    def memberships(self, caller: Caller, level: Access) -> dict[UUID, str]:
+        """The organisations the caller has `level` in through an active membership, with
+        their role there."""
+        return self._authority(caller).roles_with(level)
+
     def _authority(self, caller: Caller) -> Authority:
         if caller.user_id not in self._authorities:
             self._authorities[caller.user_id] = self._repo.authority(caller.user_id)

@@ -10,6 +10,7 @@ from portal_sync.access.authority import Access
 from portal_sync.access.caller import Caller
 from portal_sync.admin import deep_links
 from portal_sync.admin.access import AdminAccess
+from portal_sync.admin.errors import NotFound
 from portal_sync.admin.integrations import Integrations
 from portal_sync.admin.models import Feature, FeatureList, MemberPage, MemberView
 from portal_sync.admin.ports import MemberDirectory
@@ -53,3 +54,13 @@ class Members:
             items=[MemberView.model_validate(row) for row in page.rows],
             next_cursor=page.next_cursor,
         )
+
+    @tracer.capture_method
+    def member(self, caller: Caller, organization_id: UUID, profile_id: UUID) -> MemberView:
+        """One member of the list. A profile that is not a member of this organisation is
+        not found, whether it exists elsewhere or not."""
+        self._access.require(caller, organization_id, Access.COORDINATOR)
+        row = self._directory.member(organization_id, profile_id)
+        if row is None:
+            raise NotFound("No such member in this organisation")
+        return MemberView.model_validate(row)

@@ -414,6 +414,55 @@ class MemberPage(BaseModel):
     next_cursor: str | None
 
 
+class CallerOrganization(BaseModel):
+    id: UUID
+    name: str
+    role: Literal["admin", "coordinator"] = Field(
+        description="The caller's role there: admin (every organisation route) or "
+        "coordinator (the members view)"
+    )
+
+
+class CallerView(BaseModel):
+    """Who the caller is, from the database (never from the token's claims)."""
+
+    user_id: UUID
+    is_global_admin: bool = Field(
+        description="A platform administrator: may do everything in every organisation "
+        "(GET /orgs lists them all) and onboard new ones"
+    )
+    organizations: list[CallerOrganization] = Field(
+        description="The organisations the caller administers or coordinates through an "
+        "active membership, by name"
+    )
+
+
+class OrganizationSummary(BaseModel):
+    id: UUID
+    name: str
+    source_id: str | None = Field(description="Its webhook source; null: no integration yet")
+    enabled: bool = Field(description="Its integration accepts webhooks")
+
+
+class OrganizationPage(BaseModel):
+    items: list[OrganizationSummary]
+    next_cursor: str | None
+
+
+class OnboardingTemplate(BaseModel):
+    """What POST /orgs gives a new organisation's integration (its webhook secret is none yet;
+    a Dynamics connection only when the request names one)."""
+
+    enabled: bool
+    signature_mode: SignatureMode
+    field_mapping: FieldMapping = Field(description="The mapping it starts with")
+    field_mapping_is_default: bool = Field(
+        description="The platform's default mapping (which follows the platform's changes)"
+    )
+    feature_ownership: dict[str, Owner]
+    deep_links: dict[str, str]
+
+
 class AuditEntry(BaseModel):
     id: UUID
     actor: str

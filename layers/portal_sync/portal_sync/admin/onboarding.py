@@ -13,8 +13,14 @@ from portal_sync.admin.access import AdminAccess
 from portal_sync.admin.errors import Conflict
 from portal_sync.admin.integration_settings import IntegrationSettings
 from portal_sync.admin.integrations import Integrations
-from portal_sync.admin.models import IntegrationUpdate, OrganizationCreate, OrganizationCreated
+from portal_sync.admin.models import (
+    IntegrationUpdate,
+    OnboardingTemplate,
+    OrganizationCreate,
+    OrganizationCreated,
+)
 from portal_sync.admin.ports import AuditLog, IntegrationRepository, NewIntegration, SecretVault
+from portal_sync.inbound.dataverse.mapping import DEFAULT_FIELD_MAPPING
 from portal_sync.inbound.source_config import SignatureMode, SourceConfig
 from portal_sync.observability import tracer
 from portal_sync.reconciliation.ports import Trigger
@@ -64,6 +70,20 @@ class Onboarding:
         self._repo = repo
         self._audit = audit
         self._vault = vault
+
+    @tracer.capture_method
+    def template(self, caller: Caller) -> OnboardingTemplate:
+        """What create_organization starts a new organisation from, for an administrator to
+        review first: the one template, its default mapping spelled out."""
+        self._access.require_platform_admin(caller)
+        mapping = PLATFORM_DEFAULT_TEMPLATE["field_mapping"]
+        return OnboardingTemplate.model_validate(
+            {
+                **PLATFORM_DEFAULT_TEMPLATE,
+                "field_mapping": mapping or DEFAULT_FIELD_MAPPING,
+                "field_mapping_is_default": not mapping,
+            }
+        )
 
     @tracer.capture_method
     def create_organization(

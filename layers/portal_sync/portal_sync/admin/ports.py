@@ -144,7 +144,20 @@ class ReceiptReader(Protocol):
 
 class MemberDirectory(Protocol):
     def members(self, organization_id: UUID, limit: int, cursor: str | None) -> Page: ...
+    def member(self, organization_id: UUID, profile_id: UUID) -> dict[str, Any] | None:
+        """The profile's membership of this organisation, as a row of `members`; None when
+        the profile is no member of it."""
+
     def contact_of(self, organization_id: UUID, user_id: UUID) -> str | None: ...
+
+
+class OrganizationDirectory(Protocol):
+    def organizations(self, *, only: list[UUID] | None, limit: int, cursor: str | None) -> Page:
+        """Organisations by name (then id), with their source id and enabled flag; `only`:
+        these and no others (None: all)."""
+
+    def organization_names(self, organization_ids: list[UUID]) -> dict[UUID, str]:
+        """Their names, in name order."""
 
 
 class AdminRepository(
@@ -154,6 +167,7 @@ class AdminRepository(
     SyncLogReader,
     ReceiptReader,
     MemberDirectory,
+    OrganizationDirectory,
     Protocol,
 ):
     """Everything the admin API keeps in PostgreSQL, in one transaction per request."""

@@ -23,6 +23,7 @@ from portal_sync.admin.integration_settings import IntegrationSettings
 from portal_sync.admin.integrations import Integrations
 from portal_sync.admin.members import Members
 from portal_sync.admin.onboarding import Onboarding
+from portal_sync.admin.organizations import Organizations
 from portal_sync.admin.sync_log import SyncLog
 from portal_sync.admin.sync_runs import SyncRuns
 from portal_sync.admin.webhook_secrets import WebhookSecrets
@@ -96,6 +97,7 @@ class AdminServices:
     members: Members
     audit_log: AuditTrail
     runs: SyncRuns
+    organizations: Organizations
 
 
 @contextmanager
@@ -132,6 +134,7 @@ def services(request_base_url: str) -> Iterator[AdminServices]:
             members=Members(access, integrations, repo),
             audit_log=AuditTrail(access, repo),
             runs=runs,
+            organizations=Organizations(access, repo),
         )
     _start_executions(runs.started)
 

@@ -37,6 +37,13 @@ _INTEGRATION_SELECT = (
     " from integration_configs"
 )
 _JSON_COLUMNS = {"field_mapping", "feature_ownership", "deep_links"}
+# An organisation's members (and one of them, with `and p.id = ...`): a MemberView per row.
+_MEMBERS_SELECT = """
+    select p.id as profile_id, p.dynamics_contact_id, p.first_name, p.last_name, p.email,
+           p.phone, m.role, m.status, m.last_synced_at, m.created_at, m.id
+      from organization_memberships m join profiles p on p.id = m.profile_id
+     where m.organization_id = %(org)s
+"""
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
@@ -225,12 +232,7 @@ class PostgresAdminRepository:
     @tracer.capture_method
     def members(self, organization_id: UUID, limit: int, cursor: str | None) -> Page:
         return self._page(
-            """
-            select p.id as profile_id, p.dynamics_contact_id, p.first_name, p.last_name, p.email,
-                   p.phone, m.role, m.status, m.last_synced_at, m.created_at, m.id
-              from organization_memberships m join profiles p on p.id = m.profile_id
-             where m.organization_id = %(org)s
-            """,
+            _MEMBERS_SELECT,
             "m.created_at",
             {"org": organization_id},
             limit,
@@ -238,6 +240,45 @@ class PostgresAdminRepository:
             id_column="m.id",
             time_key="created_at",
         )
+
+    @tracer.capture_method
+    def member(self, organization_id: UUID, profile_id: UUID) -> dict[str, Any] | None:
+        return self._one(
+            f"{_MEMBERS_SELECT} and p.id = %(profile)s",
+            {"org": organization_id, "profile": profile_id},
+        )
+
+    @tracer.capture_method
+    def organizations(self, *, only: list[UUID] | None, limit: int, cursor: str | None) -> Page:
+        params: dict[str, Any] = {"only": only, "limit": limit + 1, "name": None, "id": None}
+        if cursor:
+            try:
+                params["name"], params["id"] = cursors.decode_name_cursor(cursor)
+            except ValueError as exc:
+                raise InvalidCursor() from exc
+        rows = self._all(
+            """
+            select o.id, o.name, c.source_id, coalesce(c.enabled, false) as enabled
+              from organizations o left join integration_configs c on c.organization_id = o.id
+             where (%(only)s::uuid[] is null or o.id = any(%(only)s::uuid[]))
+               and (%(name)s::text is null or (o.name, o.id) > (%(name)s::text, %(id)s::uuid))
+             order by o.name, o.id limit %(limit)s
+            """,
+            params,
+        )
+        next_cursor = None
+        if len(rows) > limit:
+            rows = rows[:limit]
+            next_cursor = cursors.encode_name_cursor(rows[-1]["name"], rows[-1]["id"])
+        return Page(rows, next_cursor)
+
+    @tracer.capture_method
+    def organization_names(self, organization_ids: list[UUID]) -> dict[UUID, str]:
+        rows = self._all(
+            "select id, name from organizations where id = any(%s::uuid[]) order by name, id",
+            (organization_ids,),
+        )
+        return {row["id"]: row["name"] for row in rows}
 
     @tracer.capture_method
     def contact_of(self, organization_id: UUID, user_id: UUID) -> str | None:

@@ -21,7 +21,7 @@ Cursor = Annotated[str | None, Query(description="next_cursor of the previous pa
 _ERROR_DESCRIPTIONS = {
     401: "Missing or invalid token",
     403: "The caller may not do this",
-    404: "No such organisation (or event)",
+    404: "No such organisation (or event, or member)",
     409: "Conflicts with the current state",
     415: "The request body is not JSON (Content-Type must be application/json)",
     422: "The request is invalid; `errors` lists the fields",
