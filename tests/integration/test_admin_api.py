@@ -202,6 +202,20 @@ def test_integration_shows_secrets_only_as_configured_and_fingerprint(
     assert system.seed.webhook_secret.removeprefix("whsec_") not in response.text
 
 
+def test_a_query_parameter_the_route_does_not_have_is_refused(system: Any, api: Api) -> None:
+    """A misspelt filter is a 422 naming it, not an unfiltered page that looks filtered."""
+    token = system.seed.admin_token
+    misspelt = api.call("GET", f"/orgs/{api.org_id}/sync/events?stauts=error", token)
+    nameless = api.call("GET", "/orgs?=0.0", token)
+    known = api.call("GET", f"/orgs/{api.org_id}/sync/events?status=error&limit=5", token)
+
+    assert misspelt.status_code == 422, misspelt.text
+    assert misspelt.json()["errors"] == [{"path": "stauts", "message": "is not a parameter"}]
+    assert nameless.status_code == 422, nameless.text
+    assert nameless.json()["errors"] == [{"path": "query", "message": "is not a parameter"}]
+    assert known.status_code == 200, known.text
+
+
 def test_settings_are_validated_with_field_paths(system: Any, api: Api) -> None:
     path = f"/orgs/{api.org_id}/integration"
 

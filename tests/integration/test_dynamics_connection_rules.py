@@ -27,13 +27,15 @@ def api(system: Any) -> Api:
     return Api(system.base_url, system.seed.org_id)
 
 
-def put_dynamics(system: Any, api: Api, **dynamics: Any) -> httpx.Response:
+def put_integration(system: Any, api: Api, body: dict[str, Any]) -> httpx.Response:
+    """PUT /orgs/{orgId}/integration as the organisation administrator."""
     return api.call(
-        "PUT",
-        f"/orgs/{api.org_id}/integration",
-        system.seed.org_admin_token,
-        json={"dynamics": dynamics},
+        "PUT", f"/orgs/{api.org_id}/integration", system.seed.org_admin_token, json=body
     )
+
+
+def put_dynamics(system: Any, api: Api, **dynamics: Any) -> httpx.Response:
+    return put_integration(system, api, {"dynamics": dynamics})
 
 
 def stored_connection(db: Database, org: uuid.UUID) -> dict[str, Any] | None:
@@ -105,11 +107,10 @@ def test_a_refused_change_keeps_the_stored_credentials(
     assert put_dynamics(system, api, **connection, client_secret=first).status_code == 200
     before = stored_connection(db, api.org_id)
 
-    refused = api.call(
-        "PUT",
-        f"/orgs/{api.org_id}/integration",
-        system.seed.org_admin_token,
-        json={
+    refused = put_integration(
+        system,
+        api,
+        {
             "dynamics": {
                 **connection,
                 "base_url": "https://hlf-test.crm4.dynamics.com",
@@ -127,12 +128,7 @@ def test_a_refused_change_keeps_the_stored_credentials(
 def test_a_null_reconcile_interval_is_refused_at_its_field(
     system: Any, db: Database, api: Api
 ) -> None:
-    response = api.call(
-        "PUT",
-        f"/orgs/{api.org_id}/integration",
-        system.seed.org_admin_token,
-        json={"reconcile_interval_minutes": None},
-    )
+    response = put_integration(system, api, {"reconcile_interval_minutes": None})
 
     assert response.status_code == 422, response.text
     assert response.json()["errors"] == [

@@ -583,6 +583,7 @@ def test_without_a_valid_token_any_body_is_a_401(
         ("application/xml", b"<integration/>", 415, "Content-Type must be application/json"),
         ("application/x-www-form-urlencoded", b"enabled=true", 415, None),
         ("multipart/form-data; boundary=x", b"--x--", 415, None),
+        ("multipart/form-data", b"", 415, None),  # no body: Powertools' parser would fail
         ("application/json", DEEP, 422, "is not valid JSON (nested deeper than 32 levels)"),
         ("application/json", b"[" * 900 + b"]" * 900, 422, None),
         ("application/json", b'{"a":' * 900 + b"1" + b"}" * 900, 422, None),

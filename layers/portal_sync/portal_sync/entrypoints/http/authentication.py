@@ -23,7 +23,8 @@ def authenticated_api(
     service_role_paths: Collection[str] = (),
 ) -> list[Middleware]:
     """The middlewares of a JWT API, for `app.use`, in the order they run: the bearer token
-    (`bearer_authentication`), JSON bodies only (`json_bodies_only`), then Powertools' OpenAPI
+    (`bearer_authentication`), JSON bodies only (`json_bodies_only`), no query parameter the
+    route does not declare (`known_query_parameters`), then Powertools' OpenAPI
     request validation (path, query and body into the route's typed arguments; 422) and
     response validation (the route's return value into its documented JSON).
 
@@ -39,11 +40,12 @@ def authenticated_api(
         OpenAPIResponseValidationMiddleware,
     )
 
-    from portal_sync.entrypoints.http.responses import json_bodies_only
+    from portal_sync.entrypoints.http.responses import json_bodies_only, known_query_parameters
 
     return [
         bearer_authentication(verifier, public_paths, service_role_paths),
         json_bodies_only,
+        known_query_parameters,
         OpenAPIRequestValidationMiddleware(),  # type: ignore[no-untyped-call]
         OpenAPIResponseValidationMiddleware(),
     ]

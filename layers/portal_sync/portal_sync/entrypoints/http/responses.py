@@ -74,6 +74,32 @@ def parse_json_body(text: str) -> Any:
     return value
 
 
+def known_query_parameters(
+    router: APIGatewayHttpResolver, next_middleware: NextMiddleware
+) -> Response[Any]:
+    """A middleware: every query parameter must be one the route declares, as every body field
+    must be one its model declares. Powertools ignores the others, so a misspelt filter
+    (`?stauts=error`) would answer an unfiltered page as if it were the filtered one."""
+    from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+
+    route = router.context.get("_route")
+    event = router.current_event
+    sent = event.query_string_parameters or {}
+    # A CORS preflight is the resolver's, answered whatever its query.
+    if route is None or not sent or event.http_method == "OPTIONS":
+        return next_middleware(router)
+    declared = {param.alias for param in route.dependant.query_params}
+    unknown = sorted(name for name in sent if name not in declared)
+    if unknown:
+        raise RequestValidationError(
+            [
+                {"loc": ("query", name), "type": "extra_forbidden", "msg": "is not a parameter"}
+                for name in unknown
+            ]
+        )
+    return next_middleware(router)
+
+
 def json_bodies_only(
     router: APIGatewayHttpResolver, next_middleware: NextMiddleware
 ) -> Response[Any]:
@@ -89,8 +115,12 @@ def json_bodies_only(
     event = router.current_event
     content_type = event.headers.get("content-type") or ""
     media_type = content_type.split(";", 1)[0].strip().lower()
+    # A route that takes a body parses one even when none was sent (Powertools' multipart
+    # parser fails on an empty multipart body).
+    route = router.context.get("_route")
+    takes_body = route is not None and bool(route.dependant.body_params)
     if (
-        event.body
+        (event.body or takes_body)
         and event.http_method != "OPTIONS"
         and media_type not in ("", content_types.APPLICATION_JSON)
     ):
@@ -158,7 +188,8 @@ def install_api_error_handlers(
             location = [str(part) for part in error.get("loc", ())]
             # "body", "query", "path" say where; the rest is the field path one can fix.
             path = ".".join(location[1:]) if len(location) > 1 else ".".join(location)
-            errors.append({"path": path or "body", "message": error.get("msg", "is invalid")})
+            where = path or (location[0] if location else "body")  # a nameless one: "query"
+            errors.append({"path": where, "message": error.get("msg", "is invalid")})
         return error_response(422, INVALID_REQUEST, errors=errors)
 
     @app.exception_handler(RequestUnsupportedContentType)  # type: ignore[untyped-decorator]
