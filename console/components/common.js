@@ -1,5 +1,6 @@
 // What the screens share: their base class, the API's refusals shown in words, form fields
-// with their hint and error beside them, and the summary of a form's errors.
+// and groups of radio buttons with their hint and error beside them, and the summary of a
+// form's errors.
 import { ApiError } from "../lib/api.js";
 import { h, uid } from "../lib/dom.js";
 import { t } from "../lib/i18n.js";
@@ -66,6 +67,60 @@ export function field({ id, label, hint, error, input }) {
     error ? h("p", { class: "field-error", id: errorId }, error) : null,
     input,
   );
+}
+
+/**
+ * A group of radio buttons in a fieldset with its legend and (from the API's 422) its error.
+ * Ids follow `idPrefix`: `${idPrefix}-error` for the error, `${idPrefix}-${value}` for each
+ * value's radio; the arguments are those of `choices`.
+ */
+export function choiceGroup({ legend, error, ...group }) {
+  const errorId = `${group.idPrefix}-error`;
+  return h(
+    "fieldset",
+    {
+      class: error ? "field field-invalid" : "field",
+      "aria-describedby": error ? errorId : null,
+    },
+    h("legend", {}, legend),
+    error ? h("p", { class: "field-error", id: errorId }, error) : null,
+    choices(group),
+  );
+}
+
+/**
+ * A radio button for each of `values`, with its label and, when `hint` is given, a hint it is
+ * described by (`${id}-hint`). `label(value)` and `hint(value)` give their text; `onchange(value)`
+ * is called once a value is chosen (the caller updates its draft and what depends on it).
+ */
+export function choices({
+  name,
+  idPrefix,
+  values,
+  checked,
+  label,
+  hint,
+  onchange,
+  inline = false,
+}) {
+  return values.map((value) => {
+    const id = `${idPrefix}-${value}`;
+    return h(
+      "div",
+      { class: inline ? "choice choice-inline" : "choice" },
+      h("input", {
+        type: "radio",
+        name,
+        id,
+        value,
+        checked: checked === value,
+        "aria-describedby": hint ? `${id}-hint` : null,
+        onchange: () => onchange(value),
+      }),
+      h("label", { for: id }, label(value)),
+      hint ? h("p", { class: "hint", id: `${id}-hint` }, hint(value)) : null,
+    );
+  });
 }
 
 /** The errors of a form at its top, each a link to its field (focus moves here on submit). */

@@ -2,7 +2,7 @@
 // authentication, the credentials' fingerprint, the application user) and, in a form of its
 // own, the address and the OAuth client or API key to connect with (secrets write-only: never
 // filled from the API, sent only when typed). Its PUT body and its error paths' fields.
-import { facts, field, timeElement } from "./common.js";
+import { choiceGroup, facts, field, timeElement } from "./common.js";
 import { h } from "../lib/dom.js";
 import { formatDateTime, has, t } from "../lib/i18n.js";
 
@@ -114,41 +114,22 @@ export function dynamicsSection(screen, view) {
 }
 
 function authChoice(screen) {
-  const error = screen.errorAt(CONNECTION_FIELDS["dynamics.auth_type"]);
-  return h(
-    "fieldset",
-    {
-      class: error ? "field field-invalid" : "field",
-      "aria-describedby": error ? "connection-auth-error" : null,
+  return choiceGroup({
+    legend: t("integration.dynamics.auth_type"),
+    error: screen.errorAt(CONNECTION_FIELDS["dynamics.auth_type"]),
+    name: "auth_type",
+    idPrefix: "connection-auth",
+    values: AUTH_TYPES,
+    checked: screen.connection.auth_type,
+    label: (authType) => t(`integration.auth.${authType}`),
+    hint: (authType) => t(`connection.auth.${authType}.hint`),
+    // The form is drawn again with this type's credentials' fields: focus goes back here.
+    onchange: (authType) => {
+      screen.connection.auth_type = authType;
+      screen.render();
+      screen.querySelector(`#connection-auth-${authType}`)?.focus();
     },
-    h("legend", {}, t("integration.dynamics.auth_type")),
-    error ? h("p", { class: "field-error", id: "connection-auth-error" }, error) : null,
-    AUTH_TYPES.map((authType) =>
-      h(
-        "div",
-        { class: "choice" },
-        h("input", {
-          type: "radio",
-          name: "auth_type",
-          id: `connection-auth-${authType}`,
-          value: authType,
-          checked: screen.connection.auth_type === authType,
-          "aria-describedby": `connection-auth-${authType}-hint`,
-          onchange: () => {
-            screen.connection.auth_type = authType;
-            screen.render();
-            screen.querySelector(`#connection-auth-${authType}`)?.focus();
-          },
-        }),
-        h("label", { for: `connection-auth-${authType}` }, t(`integration.auth.${authType}`)),
-        h(
-          "p",
-          { class: "hint", id: `connection-auth-${authType}-hint` },
-          t(`connection.auth.${authType}.hint`),
-        ),
-      ),
-    ),
-  );
+  });
 }
 
 /** The credentials' fields: secrets in password fields, never filled from the API. */

@@ -4,7 +4,7 @@
 // field-mapping-editor.js), and, in a form of its own, the Dynamics connection (in
 // dynamics-connection.js). The screen holds both forms' drafts, saves them and shows a 422's
 // field errors at their fields and summed up at the top.
-import { Screen, errorNotice, errorSummary, field } from "./common.js";
+import { Screen, choiceGroup, choices, errorNotice, errorSummary, field } from "./common.js";
 import {
   connectionDraftOf,
   connectionFieldId,
@@ -125,14 +125,7 @@ class IntegrationSettings extends Screen {
       value: draft.reconcile_interval,
       oninput: (event) => (draft.reconcile_interval = event.target.value),
     });
-    const column = h("input", {
-      type: "text",
-      name: "website_visibility_column",
-      value: draft.visibility_column,
-      autocomplete: "off",
-      spellcheck: "false",
-      oninput: (event) => (draft.visibility_column = event.target.value),
-    });
+    const column = draftInput(draft, "visibility_column", "website_visibility_column");
     const users = h("textarea", {
       name: "application_user_ids",
       rows: "3",
@@ -188,23 +181,8 @@ class IntegrationSettings extends Screen {
         : "integration-enabled-hint",
     );
     if (enabledError) enabled.setAttribute("aria-invalid", "true");
-    const sourceId = h("input", {
-      type: "text",
-      name: "source_id",
-      value: draft.source_id,
-      autocomplete: "off",
-      spellcheck: "false",
-      class: "input-wide",
-      oninput: (event) => (draft.source_id = event.target.value),
-    });
-    const headerName = h("input", {
-      type: "text",
-      name: "header_name",
-      value: draft.header_name,
-      autocomplete: "off",
-      spellcheck: "false",
-      oninput: (event) => (draft.header_name = event.target.value),
-    });
+    const sourceId = draftInput(draft, "source_id", "source_id", { class: "input-wide" });
+    const headerName = draftInput(draft, "header_name", "header_name");
     const headerField = field({
       id: "integration-header-name",
       label: t("integration.header_name"),
@@ -213,40 +191,20 @@ class IntegrationSettings extends Screen {
       input: headerName,
     });
     headerField.hidden = draft.signature_mode !== "header-key";
-    const modeError = this.errors.get("signature_mode");
-    const modes = h(
-      "fieldset",
-      {
-        class: modeError ? "field field-invalid" : "field",
-        "aria-describedby": modeError ? "signature-mode-error" : null,
+    const modes = choiceGroup({
+      legend: t("integration.signature_mode"),
+      error: this.errors.get("signature_mode"),
+      name: "signature_mode",
+      idPrefix: "signature-mode",
+      values: MODES,
+      checked: draft.signature_mode,
+      label: (mode) => t(`integration.mode.${mode}`),
+      hint: (mode) => t(`integration.mode.${mode}.hint`),
+      onchange: (mode) => {
+        draft.signature_mode = mode;
+        headerField.hidden = mode !== "header-key";
       },
-      h("legend", {}, t("integration.signature_mode")),
-      modeError ? h("p", { class: "field-error", id: "signature-mode-error" }, modeError) : null,
-      MODES.map((mode) =>
-        h(
-          "div",
-          { class: "choice" },
-          h("input", {
-            type: "radio",
-            name: "signature_mode",
-            id: `signature-mode-${mode}`,
-            value: mode,
-            checked: draft.signature_mode === mode,
-            "aria-describedby": `signature-mode-${mode}-hint`,
-            onchange: () => {
-              draft.signature_mode = mode;
-              headerField.hidden = mode !== "header-key";
-            },
-          }),
-          h("label", { for: `signature-mode-${mode}` }, t(`integration.mode.${mode}`)),
-          h(
-            "p",
-            { class: "hint", id: `signature-mode-${mode}-hint` },
-            t(`integration.mode.${mode}.hint`),
-          ),
-        ),
-      ),
-    );
+    });
     return h(
       "section",
       { class: "panel", "aria-labelledby": "webhooks-heading" },
@@ -324,15 +282,10 @@ class IntegrationSettings extends Screen {
     const label = featureLabel(feature);
     const ownerError = this.errors.get(`feature_ownership.${feature}`);
     const linkError = this.errors.get(`deep_links.${feature}`);
-    const link = h("input", {
+    const link = draftInput(draft.links, feature, `deep_link_${feature}`, {
       type: "url",
-      name: `deep_link_${feature}`,
-      value: draft.links[feature] ?? "",
       inputmode: "url",
-      autocomplete: "off",
-      spellcheck: "false",
       placeholder: "https://",
-      oninput: (event) => (draft.links[feature] = event.target.value),
     });
     return h(
       "fieldset",
@@ -349,21 +302,15 @@ class IntegrationSettings extends Screen {
         ownerError
           ? h("p", { class: "field-error", id: `owner-${feature}-error` }, ownerError)
           : null,
-        OWNERS.map((owner) =>
-          h(
-            "div",
-            { class: "choice choice-inline" },
-            h("input", {
-              type: "radio",
-              name: `owner_${feature}`,
-              id: `owner-${feature}-${owner}`,
-              value: owner,
-              checked: draft.owners[feature] === owner,
-              onchange: () => (draft.owners[feature] = owner),
-            }),
-            h("label", { for: `owner-${feature}-${owner}` }, t(`integration.owner.${owner}`)),
-          ),
-        ),
+        choices({
+          name: `owner_${feature}`,
+          idPrefix: `owner-${feature}`,
+          values: OWNERS,
+          checked: draft.owners[feature],
+          label: (owner) => t(`integration.owner.${owner}`),
+          onchange: (owner) => (draft.owners[feature] = owner),
+          inline: true,
+        }),
       ),
       field({
         id: `deep-link-${feature}`,
@@ -420,74 +367,72 @@ class IntegrationSettings extends Screen {
   async save(event) {
     event.preventDefault();
     const update = changes(this.view, this.draft);
-    this.errorsOf = "settings";
-    this.errors = new Map();
-    this.failure = null;
-    this.saved = null;
-    if (!Object.keys(update).length) {
-      this.saved = t("integration.nothing_to_save");
-      this.render();
-      this.querySelector(".notice-success")?.focus();
-      return;
-    }
-    try {
-      this.view = await this.context.api.admin(
-        "PUT",
-        `/orgs/${segment(this.context.orgId)}/integration`,
-        { body: update },
-      );
-      this.draft = draftOf(this.view);
-      this.saved = t("integration.saved");
-    } catch (error) {
-      if (error instanceof ApiError && error.status === 422 && error.errors.length) {
-        this.errors = error.fieldErrors();
-      } else {
-        this.failure = error;
-      }
-    }
-    this.render();
-    this.querySelector(".error-summary, .notice-error, .notice-success")?.focus();
+    await this.submit({
+      form: "settings",
+      body: Object.keys(update).length ? update : null,
+      nothing: t("integration.nothing_to_save"),
+      done: () => {
+        this.draft = draftOf(this.view);
+        this.saved = t("integration.saved");
+      },
+    });
   }
 
   /** Saves the Dynamics connection alone: `dynamics` is sent whole, the secret only if typed. */
   async saveConnection(event) {
     event.preventDefault();
     const dynamics = connectionUpdate(this.view, this.connection);
-    this.errorsOf = "connection";
+    const before = this.view.dynamics?.base_url ?? null;
+    await this.submit({
+      form: "connection",
+      body: dynamics ? { dynamics } : null,
+      nothing: t("connection.nothing_to_save"),
+      done: () => {
+        // The secret is gone from the page once sent; the settings' own edits are kept.
+        this.connection = connectionDraftOf(this.view);
+        const moved = this.view.dynamics?.base_url !== before && this.view.enabled;
+        this.saved = [
+          t("connection.saved"),
+          moved
+            ? [
+                " ",
+                t("connection.import_started"),
+                " ",
+                h(
+                  "a",
+                  { href: routeHref(["orgs", this.context.orgId, "sync"]) },
+                  t("connection.follow_import"),
+                ),
+              ]
+            : null,
+        ];
+      },
+    });
+  }
+
+  /**
+   * Sends one of the two forms (`form`, whose errors are then shown) as the PUT's `body`, or
+   * says `nothing` when it is null; `done()` takes in the saved view (in `this.view`). A 422
+   * shows its field errors, any other refusal the API's answer; focus moves to the outcome.
+   */
+  async submit({ form, body, nothing, done }) {
+    this.errorsOf = form;
     this.errors = new Map();
     this.failure = null;
     this.saved = null;
-    if (!dynamics) {
-      this.saved = t("connection.nothing_to_save");
+    if (!body) {
+      this.saved = nothing;
       this.render();
       this.querySelector(".notice-success")?.focus();
       return;
     }
-    const before = this.view.dynamics?.base_url ?? null;
     try {
       this.view = await this.context.api.admin(
         "PUT",
         `/orgs/${segment(this.context.orgId)}/integration`,
-        { body: { dynamics } },
+        { body },
       );
-      // The secret is gone from the page once sent; the settings' own edits are kept.
-      this.connection = connectionDraftOf(this.view);
-      const moved = this.view.dynamics?.base_url !== before && this.view.enabled;
-      this.saved = [
-        t("connection.saved"),
-        moved
-          ? [
-              " ",
-              t("connection.import_started"),
-              " ",
-              h(
-                "a",
-                { href: routeHref(["orgs", this.context.orgId, "sync"]) },
-                t("connection.follow_import"),
-              ),
-            ]
-          : null,
-      ];
+      done();
     } catch (error) {
       if (error instanceof ApiError && error.status === 422 && error.errors.length) {
         this.errors = error.fieldErrors();
@@ -498,6 +443,19 @@ class IntegrationSettings extends Screen {
     this.render();
     this.querySelector(".error-summary, .notice-error, .notice-success")?.focus();
   }
+}
+
+/** An input for `draft[key]`, kept in step as it is typed; ids and names: no spell check. */
+function draftInput(draft, key, name, attributes = {}) {
+  return h("input", {
+    type: "text",
+    name,
+    value: draft[key] ?? "",
+    autocomplete: "off",
+    spellcheck: "false",
+    oninput: (event) => (draft[key] = event.target.value),
+    ...attributes,
+  });
 }
 
 function draftOf(view) {

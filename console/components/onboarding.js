@@ -4,7 +4,7 @@
 // and, optionally, its Dynamics connection (then its members are imported at once). A 422's
 // field errors are shown at their fields and summed up at the top; a source id in use (409) at
 // its field. Not an organisation's screen: it is reached from the Organisations page.
-import { Screen, errorNotice, errorSummary, facts, field } from "./common.js";
+import { Screen, choiceGroup, errorNotice, errorSummary, facts, field } from "./common.js";
 import { ApiError } from "../lib/api.js";
 import { fill, h } from "../lib/dom.js";
 import { has, t } from "../lib/i18n.js";
@@ -234,34 +234,20 @@ class Onboarding extends Screen {
   }
 
   authChoice() {
-    const error = this.errors.get("dynamics.auth_type");
-    return h(
-      "fieldset",
-      {
-        class: error ? "field field-invalid" : "field",
-        "aria-describedby": error ? "onboarding-auth-error" : null,
+    return choiceGroup({
+      legend: t("integration.dynamics.auth_type"),
+      error: this.errors.get("dynamics.auth_type"),
+      name: "auth_type",
+      idPrefix: "onboarding-auth",
+      values: AUTH_TYPES,
+      checked: this.draft.auth_type,
+      label: (authType) => t(`integration.auth.${authType}`),
+      // Only the credentials' fields are drawn again: focus stays on the radio button.
+      onchange: (authType) => {
+        this.draft.auth_type = authType;
+        this.querySelector("#onboarding-credentials")?.replaceWith(this.credentialFields());
       },
-      h("legend", {}, t("integration.dynamics.auth_type")),
-      error ? h("p", { class: "field-error", id: "onboarding-auth-error" }, error) : null,
-      AUTH_TYPES.map((authType) =>
-        h(
-          "div",
-          { class: "choice" },
-          h("input", {
-            type: "radio",
-            name: "auth_type",
-            id: `onboarding-auth-${authType}`,
-            value: authType,
-            checked: this.draft.auth_type === authType,
-            onchange: () => {
-              this.draft.auth_type = authType;
-              this.querySelector("#onboarding-credentials")?.replaceWith(this.credentialFields());
-            },
-          }),
-          h("label", { for: `onboarding-auth-${authType}` }, t(`integration.auth.${authType}`)),
-        ),
-      ),
-    );
+    });
   }
 
   credentialFields() {

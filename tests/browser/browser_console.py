@@ -11,10 +11,12 @@ only when Chromium cannot be launched at all.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -147,13 +149,21 @@ class Console:
         assert widths[0] <= widths[1], f"the page scrolls sideways: {widths}"
 
 
-@pytest.fixture(name="console")
-def console_tab(browser: Any, system: Any) -> Iterator[Console]:
+TabT = TypeVar("TabT", bound=Console)
+
+
+@contextmanager
+def open_tab(
+    browser: Any, make_tab: Callable[[Any], TabT], clipboard_origin: str | None = None
+) -> Iterator[TabT]:
+    """A tab (`make_tab(page)`) in a browser context of its own, laptop-sized and in British
+    English; what its page reports as a fault fails the test once the context is closed."""
     context = browser.new_context(viewport=LAPTOP, locale="en-GB")
-    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=system.base_url)
+    if clipboard_origin:
+        context.grant_permissions(["clipboard-read", "clipboard-write"], origin=clipboard_origin)
     page = context.new_page()
     page.set_default_timeout(10_000)
-    tab = Console(page, system.base_url)
+    tab = make_tab(page)
     page.on("pageerror", lambda error: tab.problems.append(f"page error: {error}"))
     page.on("console", lambda message: tab.console_message(message))
     page.on(
@@ -165,6 +175,13 @@ def console_tab(browser: Any, system: Any) -> Iterator[Console]:
     assert not tab.problems, "\n".join(tab.problems)
 
 
+@pytest.fixture(name="console")
+def console_tab(browser: Any, system: Any) -> Iterator[Console]:
+    make_tab = partial(Console, base_url=system.base_url)
+    with open_tab(browser, make_tab, clipboard_origin=system.base_url) as tab:
+        yield tab
+
+
 def admin_api(system: Any, method: str, path: str, token: str, **kwargs: Any) -> httpx.Response:
     return httpx.request(
         method,
@@ -173,3 +190,28 @@ def admin_api(system: Any, method: str, path: str, token: str, **kwargs: Any) ->
         timeout=15,
         **kwargs,
     )
+
+
+def website_sync(system: Any, method: str, path: str, token: str | None = None) -> httpx.Response:
+    """A website-sync route, as the organisation administrator unless `token` says otherwise."""
+    return httpx.request(
+        method,
+        f"{system.base_url}/functions/v1/website-sync{path}",
+        headers={"authorization": f"Bearer {token or system.seed.org_admin_token}"},
+        timeout=30,
+    )
+
+
+def mentor_status(system: Any) -> dict[str, Any]:
+    answer = website_sync(system, "GET", f"/{system.seed.mentor_id}/status")
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+def website_column(system: Any) -> bool | None:
+    """What the Dynamics contact's visibility column (the public website's source) holds."""
+    from portal_sync_dev.local.seed import DEMO_MENTOR_CONTACT_ID, VISIBILITY_COLUMN
+
+    contact = system.dynamics.contact(DEMO_MENTOR_CONTACT_ID)
+    return contact.get(VISIBILITY_COLUMN) if contact else None

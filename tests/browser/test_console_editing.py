@@ -20,12 +20,19 @@ import uuid
 from datetime import date, timedelta
 from typing import Any
 
-import httpx
-from browser_console import PHONE, Console, admin_api, chromium, console_tab  # noqa: F401
+from browser_console import (  # noqa: F401
+    PHONE,
+    Console,
+    admin_api,
+    chromium,
+    console_tab,
+    mentor_status,
+    website_column,
+    website_sync,
+)
 from conftest import Database, eventually
 from peer_mentors import calm_standin
 from playwright.sync_api import expect
-from portal_sync_dev.local.seed import DEMO_MENTOR_CONTACT_ID, VISIBILITY_COLUMN
 
 DELIVERED = 20_000  # ms: a delivery through the state machine to the stand-in, locally
 RUN_ENDED = 120_000  # ms: an import of the demo environment's members, locally
@@ -47,28 +54,6 @@ def sync_status(system: Any, org_id: Any = None) -> dict[str, Any]:
     assert answer.status_code == 200, answer.text
     body: dict[str, Any] = answer.json()
     return body
-
-
-def website_sync(system: Any, method: str, path: str) -> httpx.Response:
-    return httpx.request(
-        method,
-        f"{system.base_url}/functions/v1/website-sync{path}",
-        headers={"authorization": f"Bearer {system.seed.org_admin_token}"},
-        timeout=30,
-    )
-
-
-def mentor_status(system: Any) -> dict[str, Any]:
-    answer = website_sync(system, "GET", f"/{system.seed.mentor_id}/status")
-    assert answer.status_code == 200, answer.text
-    body: dict[str, Any] = answer.json()
-    return body
-
-
-def website_column(system: Any) -> bool | None:
-    """What the Dynamics contact's visibility column (the public website's source) holds."""
-    contact = system.dynamics.contact(DEMO_MENTOR_CONTACT_ID)
-    return contact.get(VISIBILITY_COLUMN) if contact else None
 
 
 # -- the Dynamics connection --------------------------------------------------------------------

@@ -13,36 +13,21 @@ import json
 import re
 from typing import Any
 
-import httpx
-from browser_console import PHONE, Console, admin_api, chromium, console_tab  # noqa: F401
+from browser_console import (  # noqa: F401
+    PHONE,
+    Console,
+    admin_api,
+    chromium,
+    console_tab,
+    mentor_status,
+    website_column,
+    website_sync,
+)
 from conftest import Database, eventually
 from peer_mentors import calm_standin
 from playwright.sync_api import expect
-from portal_sync_dev.local.seed import DEMO_MENTOR_CONTACT_ID, VISIBILITY_COLUMN
 
 DELIVERED = 20_000  # ms: a delivery through the state machine to the stand-in, locally
-
-
-def website_sync(system: Any, method: str, path: str, token: str | None = None) -> httpx.Response:
-    return httpx.request(
-        method,
-        f"{system.base_url}/functions/v1/website-sync{path}",
-        headers={"authorization": f"Bearer {token or system.seed.org_admin_token}"},
-        timeout=30,
-    )
-
-
-def mentor_status(system: Any) -> dict[str, Any]:
-    answer = website_sync(system, "GET", f"/{system.seed.mentor_id}/status")
-    assert answer.status_code == 200, answer.text
-    body: dict[str, Any] = answer.json()
-    return body
-
-
-def website_column(system: Any) -> bool | None:
-    """What the Dynamics contact's visibility column (the public website's source) holds."""
-    contact = system.dynamics.contact(DEMO_MENTOR_CONTACT_ID)
-    return contact.get(VISIBILITY_COLUMN) if contact else None
 
 
 def onboard(system: Any, name: str) -> str:

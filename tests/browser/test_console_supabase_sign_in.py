@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import jwt
 import pytest
-from browser_console import LAPTOP, Console, admin_api, chromium  # noqa: F401
+from browser_console import Console, admin_api, chromium, open_tab  # noqa: F401
 from playwright.sync_api import expect
 from portal_sync_dev.local.auth_standin import AuthStandIn
 from portal_sync_dev.local.lambda_http import LocalApiServer
@@ -66,19 +67,17 @@ def deployed_console(system: Any, auth: AuthStandIn) -> Iterator[str]:
 
 @pytest.fixture(name="console")
 def supabase_console(browser: Any, deployed_console: str) -> Iterator[SupabaseConsole]:
-    context = browser.new_context(viewport=LAPTOP, locale="en-GB")
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    tab = SupabaseConsole(page, deployed_console)
-    page.on("pageerror", lambda error: tab.problems.append(f"page error: {error}"))
-    page.on("console", lambda message: tab.console_message(message))
-    page.on(
-        "requestfailed",
-        lambda request: tab.problems.append(f"request failed: {request.url} {request.failure}"),
-    )
-    yield tab
-    context.close()
-    assert not tab.problems, "\n".join(tab.problems)
+    with open_tab(browser, partial(SupabaseConsole, base_url=deployed_console)) as tab:
+        yield tab
+
+
+def recorded(page: Any) -> tuple[list[Any], list[Any]]:
+    """The requests the page sends and the responses it is sent from now on, in order."""
+    requests: list[Any] = []
+    responses: list[Any] = []
+    page.on("request", lambda request: requests.append(request))
+    page.on("response", lambda response: responses.append(response))
+    return requests, responses
 
 
 def issued_tokens(responses: list[Any]) -> list[tuple[str, str]]:
@@ -103,10 +102,7 @@ def test_a_wrong_password_is_refused_in_supabase_auths_words_and_the_right_one_l
     console: SupabaseConsole, system: Any, auth: AuthStandIn
 ) -> None:
     page = console.page
-    requests: list[Any] = []
-    responses: list[Any] = []
-    page.on("request", lambda request: requests.append(request))
-    page.on("response", lambda response: responses.append(response))
+    requests, responses = recorded(page)
     console.open()
     expect(console.heading()).to_have_text("Sign in")
     console.screenshot("supabase-sign-in")
@@ -144,10 +140,7 @@ def test_a_short_lived_token_is_refreshed_and_the_next_screen_loads_with_the_new
 ) -> None:
     auth.access_token_seconds = 3
     page = console.page
-    requests: list[Any] = []
-    responses: list[Any] = []
-    page.on("request", lambda request: requests.append(request))
-    page.on("response", lambda response: responses.append(response))
+    requests, responses = recorded(page)
     console.open()
     console.sign_in_with(DEMO_ORG_ADMIN_EMAIL, PASSWORD)
     expect(console.heading()).to_have_text("Integration settings")
