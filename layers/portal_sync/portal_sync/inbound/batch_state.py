@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import replace
 from datetime import datetime
 from typing import NamedTuple
 from uuid import UUID
@@ -120,10 +119,12 @@ class LogEntries:
         return self._statuses[key]
 
     def write(self, entry: SyncLogEntry) -> None:
+        """`entry` is the batch's from here (its callers build one per write and leave it):
+        kept as it is, not copied, which an import would pay for each of its rows."""
         key = (entry.organization_id, entry.event_id)
         self._statuses[key] = entry.status
         earlier = self._entries.get(key)
-        self._entries[key] = replace(entry) if earlier is None else merge_log(earlier, entry)
+        self._entries[key] = entry if earlier is None else merge_log(earlier, entry)
 
     def entries(self) -> list[SyncLogEntry]:
         return list(self._entries.values())
