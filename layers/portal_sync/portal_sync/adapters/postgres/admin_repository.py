@@ -53,6 +53,13 @@ def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
         raise InvalidCursor() from exc
 
 
+def decode_name_cursor(cursor: str) -> tuple[str, UUID]:
+    try:
+        return cursors.decode_name_cursor(cursor)
+    except ValueError as exc:
+        raise InvalidCursor() from exc
+
+
 class PostgresAdminRepository:
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self._conn = conn
@@ -252,10 +259,7 @@ class PostgresAdminRepository:
     def organizations(self, *, only: list[UUID] | None, limit: int, cursor: str | None) -> Page:
         params: dict[str, Any] = {"only": only, "limit": limit + 1, "name": None, "id": None}
         if cursor:
-            try:
-                params["name"], params["id"] = cursors.decode_name_cursor(cursor)
-            except ValueError as exc:
-                raise InvalidCursor() from exc
+            params["name"], params["id"] = decode_name_cursor(cursor)
         rows = self._all(
             """
             select o.id, o.name, c.source_id, coalesce(c.enabled, false) as enabled
