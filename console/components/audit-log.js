@@ -1,7 +1,7 @@
 // The audit log (GET /orgs/{orgId}/audit-log?limit=&cursor=): who changed what and when, newest
 // first, paged by the API's cursor. The API offers no filters (docs/console.md, "What the API
 // lacks"), so the screen has only the page size, kept in the address.
-import { Screen, errorNotice, field, timeElement } from "./common.js";
+import { Screen, errorNotice, field, focusPager, pager, panel, timeElement } from "./common.js";
 import { segment } from "../lib/api.js";
 import { fill, h } from "../lib/dom.js";
 import { formatDateTime, formatNumber, has, t } from "../lib/i18n.js";
@@ -21,33 +21,20 @@ class AuditLog extends Screen {
     // The audit log names actors by user id; the signed-in administrator's own is "You".
     this.me = tokenClaims(currentSession()?.token ?? "")?.sub ?? null;
     this.output = h("div", { class: "audit-log" });
-    try {
+    const opened = await this.opened(t("audit.title"), async () => {
       this.page = await this.fetchPage();
-    } catch (error) {
-      // Refused (or no such organisation): the screen is the API's answer alone.
-      fill(this, this.heading(t("audit.title")), errorNotice(error));
-      return;
-    }
+    });
+    if (!opened) return;
     fill(
       this,
       this.heading(t("audit.title")),
-      h("p", { class: "lead" }, t("audit.intro", { organization: this.context.organizationName })),
-      h(
-        "section",
-        { class: "panel", "aria-labelledby": "audit-heading" },
-        h(
-          "div",
-          { class: "panel-heading" },
-          h("h2", { id: "audit-heading" }, t("audit.log_heading")),
-          h(
-            "button",
-            { type: "button", class: "button button-secondary", onclick: () => this.refresh() },
-            t("audit.refresh"),
-          ),
-        ),
-        this.sizeForm(),
-        this.output,
-      ),
+      this.lead("audit.intro"),
+      panel({
+        id: "audit-heading",
+        title: t("audit.log_heading"),
+        action: { label: t("audit.refresh"), onclick: () => this.refresh() },
+        children: [this.sizeForm(), this.output],
+      }),
     );
     this.show();
   }
@@ -171,38 +158,24 @@ class AuditLog extends Screen {
   }
 
   pager() {
-    const hasNewer = this.cursors.length > 0;
-    const hasOlder = Boolean(this.page.next_cursor);
-    if (!hasNewer && !hasOlder) return null;
-    return h(
-      "nav",
-      { class: "pager", "aria-label": t("audit.pages") },
-      h(
-        "button",
-        {
-          type: "button",
-          class: "button button-secondary",
-          disabled: !hasNewer,
-          onclick: () => this.turn(() => (this.cursor = this.cursors.pop() ?? null)),
-        },
-        t("audit.newer"),
-      ),
-      h("span", { class: "page-number" }, t("audit.page", { number: this.cursors.length + 1 })),
-      h(
-        "button",
-        {
-          type: "button",
-          class: "button button-secondary",
-          disabled: !hasOlder,
-          onclick: () =>
-            this.turn(() => {
-              this.cursors.push(this.cursor);
-              this.cursor = this.page.next_cursor;
-            }),
-        },
-        t("audit.older"),
-      ),
-    );
+    return pager({
+      label: t("audit.pages"),
+      page: t("audit.page", { number: this.cursors.length + 1 }),
+      back: {
+        label: t("audit.newer"),
+        enabled: this.cursors.length > 0,
+        onclick: () => this.turn(() => (this.cursor = this.cursors.pop() ?? null)),
+      },
+      forward: {
+        label: t("audit.older"),
+        enabled: Boolean(this.page.next_cursor),
+        onclick: () =>
+          this.turn(() => {
+            this.cursors.push(this.cursor);
+            this.cursor = this.page.next_cursor;
+          }),
+      },
+    });
   }
 
   async turn(move) {
@@ -210,9 +183,7 @@ class AuditLog extends Screen {
     await this.load();
     this.context.announce(t("audit.page", { number: this.cursors.length + 1 }));
     this.querySelector(".audit-table caption, .audit-log")?.scrollIntoView();
-    // Focus stays on a pager button (re-rendered): the one pressed, or the other at an end.
-    const buttons = [...this.querySelectorAll(".pager button:not([disabled])")];
-    buttons.at(-1)?.focus();
+    focusPager(this);
   }
 }
 

@@ -1,8 +1,8 @@
-// What the screens share: their base class, the API's refusals shown in words, form fields
-// and groups of radio buttons with their hint and error beside them, and the summary of a
-// form's errors.
+// What the screens share: their base class, the API's refusals shown in words, panels and the
+// pager of a cursor-paged list, form fields and groups of radio buttons with their hint and
+// error beside them, and the summary of a form's errors.
 import { ApiError } from "../lib/api.js";
-import { h, uid } from "../lib/dom.js";
+import { fill, h, uid } from "../lib/dom.js";
 import { t } from "../lib/i18n.js";
 
 /**
@@ -24,6 +24,81 @@ export class Screen extends HTMLElement {
   heading(text) {
     return h("h1", { tabindex: "-1", class: "screen-heading" }, text);
   }
+
+  /** The screen's lead paragraph: `key`'s text, about the organisation unless `values` say. */
+  lead(key, values = { organization: this.context.organizationName }) {
+    return h("p", { class: "lead" }, t(key, values));
+  }
+
+  /**
+   * Runs the screen's first request (`request` keeps what it needs) and resolves true; when it
+   * is refused (or there is no such organisation) the screen is `before`, the heading `title`
+   * and the API's answer alone, and it resolves false.
+   */
+  async opened(title, request, before = []) {
+    try {
+      await request();
+      return true;
+    } catch (error) {
+      fill(this, before, this.heading(title), errorNotice(error));
+      return false;
+    }
+  }
+}
+
+/**
+ * A section named by its h2 (`id`, `title`). With `action` ({label, onclick}) the heading
+ * shares a row with a secondary button (such as a refresh).
+ */
+export function panel({ id, title, action = null, children = [] }) {
+  const heading = h("h2", { id }, title);
+  return h(
+    "section",
+    { class: "panel", "aria-labelledby": id },
+    action
+      ? h(
+          "div",
+          { class: "panel-heading" },
+          heading,
+          h(
+            "button",
+            { type: "button", class: "button button-secondary", onclick: action.onclick },
+            action.label,
+          ),
+        )
+      : heading,
+    children,
+  );
+}
+
+/**
+ * The buttons to the pages either side of a cursor-paged list and the page number between
+ * them, or null when there is one page only. `back` and `forward` are ({label, enabled,
+ * onclick}); a button that cannot be used is shown disabled.
+ */
+export function pager({ label, page, back, forward }) {
+  if (!back.enabled && !forward.enabled) return null;
+  const button = ({ label: text, enabled, onclick }) =>
+    h(
+      "button",
+      { type: "button", class: "button button-secondary", disabled: !enabled, onclick },
+      text,
+    );
+  return h(
+    "nav",
+    { class: "pager", "aria-label": label },
+    button(back),
+    h("span", { class: "page-number" }, page),
+    button(forward),
+  );
+}
+
+/**
+ * After a page turn, focus stays on a pager button (re-rendered): the one pressed, or the other
+ * at an end.
+ */
+export function focusPager(root) {
+  [...root.querySelectorAll(".pager button:not([disabled])")].at(-1)?.focus();
 }
 
 /** What went wrong with a request, in words, with the API's own message when it sent one. */

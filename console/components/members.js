@@ -4,7 +4,15 @@
 // mentor's own view (`?mentor=<profileId>`: hide, restore, pause, the certificate, retry and
 // the history); and every failed delivery of the organisation retried at once (POST
 // /functions/v1/website-sync/retry-failed), confirmed first.
-import { Screen, confirmation, errorNotice, timeElement } from "./common.js";
+import {
+  Screen,
+  confirmation,
+  errorNotice,
+  focusPager,
+  pager,
+  panel,
+  timeElement,
+} from "./common.js";
 import { MENTOR_ROLE, memberName, rememberMember, visibilityBadges } from "./mentor-visibility.js";
 import { segment } from "../lib/api.js";
 import { fill, h } from "../lib/dom.js";
@@ -38,56 +46,38 @@ class Members extends Screen {
     this.listOutput = h("div", { class: "members-list" });
     this.retryOutput = h("div", { class: "retry-result" });
     this.dialog = confirmation();
-    try {
-      await this.loadPage();
-    } catch (error) {
-      // Refused (or no such organisation): the screen is the API's answer alone.
-      fill(this, this.heading(t("members.title")), errorNotice(error));
-      return;
-    }
+    if (!(await this.opened(t("members.title"), () => this.loadPage()))) return;
     fill(
       this,
       this.heading(t("members.title")),
-      h(
-        "p",
-        { class: "lead" },
-        t("members.intro", { organization: this.context.organizationName }),
-      ),
-      h(
-        "section",
-        { class: "panel", "aria-labelledby": "members-heading" },
-        h(
-          "div",
-          { class: "panel-heading" },
-          h("h2", { id: "members-heading" }, t("members.list_heading")),
+      this.lead("members.intro"),
+      panel({
+        id: "members-heading",
+        title: t("members.list_heading"),
+        action: { label: t("members.refresh"), onclick: () => this.refresh() },
+        children: [this.listOutput],
+      }),
+      panel({
+        id: "deliveries-heading",
+        title: t("members.deliveries_heading"),
+        children: [
+          h("p", { class: "hint" }, t("members.retry_failed_hint")),
+          this.retryOutput,
           h(
-            "button",
-            { type: "button", class: "button button-secondary", onclick: () => this.refresh() },
-            t("members.refresh"),
+            "div",
+            { class: "actions" },
+            h(
+              "button",
+              {
+                type: "button",
+                class: "button button-primary",
+                onclick: (event) => this.retryFailed(event.currentTarget),
+              },
+              t("members.retry_failed"),
+            ),
           ),
-        ),
-        this.listOutput,
-      ),
-      h(
-        "section",
-        { class: "panel", "aria-labelledby": "deliveries-heading" },
-        h("h2", { id: "deliveries-heading" }, t("members.deliveries_heading")),
-        h("p", { class: "hint" }, t("members.retry_failed_hint")),
-        this.retryOutput,
-        h(
-          "div",
-          { class: "actions" },
-          h(
-            "button",
-            {
-              type: "button",
-              class: "button button-primary",
-              onclick: (event) => this.retryFailed(event.currentTarget),
-            },
-            t("members.retry_failed"),
-          ),
-        ),
-      ),
+        ],
+      }),
       this.dialog.element,
     );
   }
@@ -277,38 +267,24 @@ class Members extends Screen {
   }
 
   pager() {
-    const hasPrevious = this.cursors.length > 0;
-    const hasNext = Boolean(this.page.next_cursor);
-    if (!hasPrevious && !hasNext) return null;
-    return h(
-      "nav",
-      { class: "pager", "aria-label": t("members.pages") },
-      h(
-        "button",
-        {
-          type: "button",
-          class: "button button-secondary",
-          disabled: !hasPrevious,
-          onclick: () => this.turn(() => (this.cursor = this.cursors.pop() ?? null)),
-        },
-        t("members.previous"),
-      ),
-      h("span", { class: "page-number" }, t("members.page", { number: this.cursors.length + 1 })),
-      h(
-        "button",
-        {
-          type: "button",
-          class: "button button-secondary",
-          disabled: !hasNext,
-          onclick: () =>
-            this.turn(() => {
-              this.cursors.push(this.cursor);
-              this.cursor = this.page.next_cursor;
-            }),
-        },
-        t("members.next"),
-      ),
-    );
+    return pager({
+      label: t("members.pages"),
+      page: t("members.page", { number: this.cursors.length + 1 }),
+      back: {
+        label: t("members.previous"),
+        enabled: this.cursors.length > 0,
+        onclick: () => this.turn(() => (this.cursor = this.cursors.pop() ?? null)),
+      },
+      forward: {
+        label: t("members.next"),
+        enabled: Boolean(this.page.next_cursor),
+        onclick: () =>
+          this.turn(() => {
+            this.cursors.push(this.cursor);
+            this.cursor = this.page.next_cursor;
+          }),
+      },
+    });
   }
 
   async turn(move) {
@@ -316,8 +292,7 @@ class Members extends Screen {
     await this.show(() => this.loadPage());
     this.context.announce(t("members.page", { number: this.cursors.length + 1 }));
     this.querySelector(".members-table caption, .members-list")?.scrollIntoView();
-    // Focus stays on a pager button (re-rendered): the one pressed, or the other at an end.
-    [...this.querySelectorAll(".pager button:not([disabled])")].at(-1)?.focus();
+    focusPager(this);
   }
 }
 

@@ -3,7 +3,7 @@
 // restore, pause, resume, the certificate's expiry and retry, each confirmed first and
 // followed until Dynamics answered; and the mentor's visibility history, newest first. Shown
 // by the members screen at `#/orgs/<id>/members?mentor=<profileId>`.
-import { Screen, confirmation, errorNotice, facts, field, timeElement } from "./common.js";
+import { Screen, confirmation, errorNotice, facts, field, panel, timeElement } from "./common.js";
 import { ApiError, segment } from "../lib/api.js";
 import { fill, h } from "../lib/dom.js";
 import { formatDateTime, formatNumber, has, locale, t } from "../lib/i18n.js";
@@ -77,12 +77,14 @@ class MentorVisibility extends Screen {
     this.shownCertificate = undefined;
     this.dialog = confirmation();
     let member;
-    try {
-      [this.status, member] = await Promise.all([this.fetchStatus(), this.findMember(mentorId)]);
-    } catch (error) {
-      fill(this, this.backLink(), this.heading(t("mentor.title_unknown")), errorNotice(error));
-      return;
-    }
+    const opened = await this.opened(
+      t("mentor.title_unknown"),
+      async () => {
+        [this.status, member] = await Promise.all([this.fetchStatus(), this.findMember(mentorId)]);
+      },
+      [this.backLink()],
+    );
+    if (!opened) return;
     this.name = member ? memberName(member) : t("mentor.unknown_name");
     this.statusOutput = h("div", { class: "mentor-status" });
     this.actionsOutput = h("div", { class: "mentor-actions" });
@@ -93,37 +95,28 @@ class MentorVisibility extends Screen {
       this,
       this.backLink(),
       this.heading(t("mentor.title", { name: this.name })),
-      h("p", { class: "lead" }, t("mentor.intro", { name: this.name })),
-      h(
-        "section",
-        { class: "panel", "aria-labelledby": "mentor-status-heading" },
-        h(
-          "div",
-          { class: "panel-heading" },
-          h("h2", { id: "mentor-status-heading" }, t("mentor.status_heading")),
-          h(
-            "button",
-            { type: "button", class: "button button-secondary", onclick: () => this.refresh() },
-            t("mentor.refresh"),
-          ),
-        ),
-        this.statusOutput,
-      ),
-      h(
-        "section",
-        { class: "panel", "aria-labelledby": "mentor-actions-heading" },
-        h("h2", { id: "mentor-actions-heading" }, t("mentor.actions_heading")),
-        h("p", { class: "hint" }, t("mentor.actions_intro")),
-        this.resultOutput,
-        this.actionsOutput,
-        this.certificateOutput,
-      ),
-      h(
-        "section",
-        { class: "panel", "aria-labelledby": "mentor-history-heading" },
-        h("h2", { id: "mentor-history-heading" }, t("mentor.history_heading")),
-        this.historyOutput,
-      ),
+      this.lead("mentor.intro", { name: this.name }),
+      panel({
+        id: "mentor-status-heading",
+        title: t("mentor.status_heading"),
+        action: { label: t("mentor.refresh"), onclick: () => this.refresh() },
+        children: [this.statusOutput],
+      }),
+      panel({
+        id: "mentor-actions-heading",
+        title: t("mentor.actions_heading"),
+        children: [
+          h("p", { class: "hint" }, t("mentor.actions_intro")),
+          this.resultOutput,
+          this.actionsOutput,
+          this.certificateOutput,
+        ],
+      }),
+      panel({
+        id: "mentor-history-heading",
+        title: t("mentor.history_heading"),
+        children: [this.historyOutput],
+      }),
       this.dialog.element,
     );
     this.renderStatus();

@@ -3,7 +3,17 @@
 // an import or reconciliation started (confirmed first) and followed until it ends, the log
 // newest first with status and type filters (kept in the address), cursor paging, each
 // entry's description, and reprocessing an error.
-import { Screen, confirmation, errorNotice, facts, field, timeElement } from "./common.js";
+import {
+  Screen,
+  confirmation,
+  errorNotice,
+  facts,
+  field,
+  focusPager,
+  pager,
+  panel,
+  timeElement,
+} from "./common.js";
 import { segment } from "../lib/api.js";
 import { fill, h } from "../lib/dom.js";
 import { formatDateTime, formatNumber, t } from "../lib/i18n.js";
@@ -58,43 +68,26 @@ class SyncLog extends Screen {
     this.logOutput = h("div", { class: "sync-log" });
     this.dialog = confirmation();
     let status;
-    try {
+    const opened = await this.opened(t("sync.title"), async () => {
       status = await this.fetchStatus();
-    } catch (error) {
-      // Refused (or no such organisation): the screen is the API's answer alone.
-      fill(this, this.heading(t("sync.title")), errorNotice(error));
-      return;
-    }
+    });
+    if (!opened) return;
     this.statusOutput.replaceChildren(...statusFigures(status));
     fill(
       this,
       this.heading(t("sync.title")),
-      h("p", { class: "lead" }, t("sync.intro", { organization: this.context.organizationName })),
-      h(
-        "section",
-        { class: "panel", "aria-labelledby": "status-heading" },
-        h(
-          "div",
-          { class: "panel-heading" },
-          h("h2", { id: "status-heading" }, t("sync.status_heading")),
-          h(
-            "button",
-            { type: "button", class: "button button-secondary", onclick: () => this.refresh() },
-            t("sync.refresh"),
-          ),
-        ),
-        this.statusOutput,
-        this.runActions(),
-        this.refusalOutput,
-        this.runOutput,
-      ),
-      h(
-        "section",
-        { class: "panel", "aria-labelledby": "log-heading" },
-        h("h2", { id: "log-heading" }, t("sync.log_heading")),
-        this.filterForm(),
-        this.logOutput,
-      ),
+      this.lead("sync.intro"),
+      panel({
+        id: "status-heading",
+        title: t("sync.status_heading"),
+        action: { label: t("sync.refresh"), onclick: () => this.refresh() },
+        children: [this.statusOutput, this.runActions(), this.refusalOutput, this.runOutput],
+      }),
+      panel({
+        id: "log-heading",
+        title: t("sync.log_heading"),
+        children: [this.filterForm(), this.logOutput],
+      }),
       this.dialog.element,
     );
     // A run under way when the screen opens (the schedule's, onboarding's) is followed too.
@@ -451,34 +444,20 @@ class SyncLog extends Screen {
   }
 
   pager() {
-    const hasNewer = this.cursors.length > 0;
-    const hasOlder = Boolean(this.page.next_cursor);
-    if (!hasNewer && !hasOlder) return null;
-    return h(
-      "nav",
-      { class: "pager", "aria-label": t("sync.pages") },
-      h(
-        "button",
-        {
-          type: "button",
-          class: "button button-secondary",
-          disabled: !hasNewer,
-          onclick: () => this.newer(),
-        },
-        t("sync.newer"),
-      ),
-      h("span", { class: "page-number" }, t("sync.page", { number: this.cursors.length + 1 })),
-      h(
-        "button",
-        {
-          type: "button",
-          class: "button button-secondary",
-          disabled: !hasOlder,
-          onclick: () => this.older(),
-        },
-        t("sync.older"),
-      ),
-    );
+    return pager({
+      label: t("sync.pages"),
+      page: t("sync.page", { number: this.cursors.length + 1 }),
+      back: {
+        label: t("sync.newer"),
+        enabled: this.cursors.length > 0,
+        onclick: () => this.newer(),
+      },
+      forward: {
+        label: t("sync.older"),
+        enabled: Boolean(this.page.next_cursor),
+        onclick: () => this.older(),
+      },
+    });
   }
 
   async older() {
@@ -496,9 +475,7 @@ class SyncLog extends Screen {
     await this.loadPage();
     this.context.announce(t("sync.page", { number: this.cursors.length + 1 }));
     this.querySelector(".log-table caption, .sync-log")?.scrollIntoView();
-    // Focus stays on a pager button (re-rendered): the one pressed, or the other at an end.
-    const buttons = [...this.querySelectorAll(".pager button:not([disabled])")];
-    buttons.at(-1)?.focus();
+    focusPager(this);
   }
 }
 
